@@ -1,0 +1,98 @@
+"""Settings: read once at start-up from the environment and `.env`, then passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names it and says how to fix it."""
+
+
+class Settings(BaseSettings):
+    """Every setting is listed, with a comment, in `.env.example`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # LLM
+    model: str = Field("openai/gpt-4o-mini", alias="CODEBOT_MODEL")
+    review_model: str | None = Field(None, alias="CODEBOT_REVIEW_MODEL")
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    llm_timeout_s: float = Field(60.0, alias="CODEBOT_LLM_TIMEOUT_S", gt=0)
+    llm_retries: int = Field(2, alias="CODEBOT_LLM_RETRIES", ge=0, le=10)
+    turn_deadline_s: float = Field(300.0, alias="CODEBOT_TURN_DEADLINE_S", gt=0)
+    temperature: float | None = Field(None, alias="CODEBOT_TEMPERATURE", ge=0, le=2)
+
+    # conversations
+    db: Path = Field(Path("codebot.db"), alias="CODEBOT_DB")
+    admin_ids: Annotated[tuple[str, ...], NoDecode] = Field((), alias="CODEBOT_ADMIN_IDS")
+    max_question_chars: int = Field(8000, alias="CODEBOT_MAX_QUESTION_CHARS", ge=10)
+    history_max_messages: int = Field(40, alias="CODEBOT_HISTORY_MAX_MESSAGES", ge=2)
+    history_max_tokens: int = Field(8000, alias="CODEBOT_HISTORY_MAX_TOKENS", ge=500)
+    max_concurrent_turns: int = Field(32, alias="CODEBOT_MAX_CONCURRENT_TURNS", ge=1)
+    shutdown_grace_s: float = Field(30.0, alias="CODEBOT_SHUTDOWN_GRACE_S", ge=0)
+    event_ttl_s: float = Field(86400.0, alias="CODEBOT_EVENT_TTL_S", gt=0)
+    log_level: str = Field("INFO", alias="CODEBOT_LOG_LEVEL")
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+
+    # Discord
+    discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
+    discord_api_url: str | None = Field(None, alias="DISCORD_API_URL")
+    discord_gateway_url: str | None = Field(None, alias="DISCORD_GATEWAY_URL")
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return tuple(p.strip() for p in v.split(",") if p.strip())
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return v
+
+    @property
+    def effective_review_model(self) -> str:
+        return self.review_model or self.model
+
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming every listed setting (by env name) that is unset."""
+        fields = type(self).model_fields
+        missing = []
+        for name in names:
+            value = getattr(self, name)
+            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+                missing.append(fields[name].alias or name)
+        if missing:
+            raise ConfigError(
+                f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
+                "(set it in the environment or in .env; see .env.example)"
+            )
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Build Settings, turning validation errors into one clear ConfigError."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"{loc}: {err['msg']}")
+        raise ConfigError("invalid setting " + "; ".join(problems)) from None

@@ -1,0 +1,181 @@
+"""The storage contract. SQLite implements it today; PostgreSQL will follow.
+
+Nothing outside `core.store` may depend on SQLite specifics. Every guarantee that must hold across
+replicas (event de-duplication, rate-limit slots) is one atomic call here, not in-process state.
+All timestamps are UNIX seconds (float) passed in by the caller, so tests control the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.types import ThreadKey
+
+
+class StoreError(RuntimeError):
+    """The store cannot serve a request (locked, full disk, corrupt file); the message is user-safe."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    platform: str
+    id: str
+
+    @classmethod
+    def of(cls, key: ThreadKey) -> Workspace:
+        return cls(key.platform, key.workspace)
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.id}"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One execution step: who asked, where, what code, the verdict and the outcome."""
+
+    key: ThreadKey
+    user_id: str
+    at: float
+    step: int
+    code: str
+    allowed: bool
+    risk: str
+    reasons: str  # "; "-joined
+    outcome: str  # "ok", "error", "timeout", "killed:<reason>", "refused", "sandbox-unavailable"
+    exit_code: int | None
+    duration_ms: float
+    id: int | None = None  # assigned by the store
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """Usage of one turn, added to the workspace's and the user's totals."""
+
+    workspace: Workspace
+    user_id: str
+    at: float
+    runs: int = 0
+    refusals: int = 0
+    tokens: int = 0
+    sandbox_ms: float = 0.0
+    questions: int = 1
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    questions: int = 0
+    runs: int = 0
+    refusals: int = 0
+    tokens: int = 0
+    sandbox_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class LimitChange:
+    workspace: Workspace
+    name: str
+    old: str | None
+    new: str
+    by: str
+    at: float
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    """Outcome of an atomic try-to-count in a rate-limit window."""
+
+    granted: bool
+    used: int  # count in the window after this call
+    limit: int
+    resets_at: float  # when the oldest counted slot leaves the window (or the window ends)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Everything one finished (or failed) turn writes, persisted in one transaction."""
+
+    key: ThreadKey
+    event_id: str
+    messages: Sequence[str]  # new history entries (codec JSON), appended in order
+    audits: Sequence[AuditRecord]
+    usage: UsageRecord
+
+
+class Store(Protocol):
+    """Conversation-shaped persistence. Methods raise StoreError, never driver exceptions."""
+
+    async def open(self) -> None:
+        """Open the database and apply pending migrations in order, inside a transaction."""
+        ...
+
+    async def close(self) -> None: ...
+
+    # conversations
+    async def load_messages(self, key: ThreadKey, limit: int) -> list[str]:
+        """Return the newest `limit` history entries of a thread, oldest first."""
+        ...
+
+    async def has_conversation(self, key: ThreadKey) -> bool: ...
+
+    async def reset_conversation(self, key: ThreadKey) -> int:
+        """Forget a thread's history; return how many entries were removed."""
+        ...
+
+    async def commit_turn(self, turn: Turn) -> None:
+        """Append history, audit records and usage, and mark the turn finished, atomically."""
+        ...
+
+    # de-duplication and turn bookkeeping (crash/restart recovery)
+    async def claim_event(self, platform: str, event_id: str, now: float, ttl_s: float) -> bool:
+        """Record an event id; True only for the first claim within ttl_s (atomic across replicas)."""
+        ...
+
+    async def start_turn(self, key: ThreadKey, event_id: str, user_id: str, question: str, now: float) -> None:
+        """Note that a turn began, so a crash or shutdown can be reported later."""
+        ...
+
+    async def abandon_turn(self, event_id: str, reason: str, now: float) -> None: ...
+
+    async def unfinished_turns(self) -> list[tuple[ThreadKey, str, str]]:
+        """Turns started but neither committed nor abandoned: (key, event_id, question)."""
+        ...
+
+    # audit and usage
+    async def audit(self, workspace: Workspace, limit: int = 20, before_id: int | None = None) -> list[AuditRecord]:
+        """Newest first."""
+        ...
+
+    async def audit_entry(self, workspace: Workspace, audit_id: int) -> AuditRecord | None: ...
+
+    async def export_audit(self, workspace: Workspace | None) -> list[AuditRecord]:
+        """Oldest first; all workspaces when None."""
+        ...
+
+    async def add_usage(self, usage: UsageRecord) -> None:
+        """Add usage outside a turn (e.g. tokens spent on a failed turn)."""
+        ...
+
+    async def usage(self, workspace: Workspace, since: float, user_id: str | None = None) -> UsageTotals: ...
+
+    # limits
+    async def limits(self, workspace: Workspace) -> dict[str, str]:
+        """Values admins set for this workspace (raw strings, validated by core.limits)."""
+        ...
+
+    async def set_limit(self, change: LimitChange) -> None:
+        """Store a new value and its change record atomically."""
+        ...
+
+    async def limit_changes(self, workspace: Workspace, limit: int = 20) -> list[LimitChange]: ...
+
+    async def take_slot(self, bucket: str, limit: int, window_s: float, now: float) -> SlotResult:
+        """Count one use in a sliding window if fewer than `limit` are counted; atomic."""
+        ...
+
+    async def add_to_bucket(self, bucket: str, amount: int, window_s: float, now: float) -> int:
+        """Add an amount (e.g. tokens) to a sliding-window total; return the new total."""
+        ...
+
+    async def bucket_total(self, bucket: str, window_s: float, now: float) -> int: ...

@@ -1,0 +1,151 @@
+"""Frozen values that cross the bot/core boundary. No SDK objects live here."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sandbox.types import OutputFile, RunResult
+
+Platform = Literal["slack", "discord", "console"]
+
+
+@dataclass(frozen=True)
+class ThreadKey:
+    """Identity of one conversation: a thread (or DM) on one platform and workspace."""
+
+    platform: str
+    workspace: str  # Slack team id, Discord guild id ("dm" for Discord DMs), "local" for the console
+    channel: str
+    thread: str  # Slack thread_ts, Discord thread id, DM channel id
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread}"
+
+
+@dataclass(frozen=True)
+class Author:
+    id: str
+    name: str = ""
+    is_admin: bool = False  # platform admin; CODEBOT_ADMIN_IDS is added by the core
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One question addressed to the bot, platform-neutral."""
+
+    key: ThreadKey
+    author: Author
+    text: str  # mention stripped
+    event_id: str  # platform event/message id used for de-duplication
+
+
+class Progress(enum.Enum):
+    QUEUED = "queued"
+    THINKING = "thinking"
+    REVIEWING = "reviewing"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+RiskLevel = Literal["low", "medium", "high"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One risky construct found by static analysis."""
+
+    rule: str  # e.g. "process", "network", "eval", "env", "dunder", "ctypes", "fs-write"
+    line: int
+    message: str  # readable by a chat user
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Safety review outcome for one piece of code."""
+
+    allowed: bool
+    risk: RiskLevel
+    reasons: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    checks: tuple[str, ...] = ()  # which checks ran: "static", "llm"
+    mode: str = "standard"  # strict / standard / off
+    cached: bool = False
+
+
+# ---- replies: what the core reports to a sink, in order -------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeReply:
+    step: int
+    code: str
+
+
+@dataclass(frozen=True)
+class VerdictReply:
+    step: int
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class ResultReply:
+    step: int
+    result: RunResult
+
+    @property
+    def files(self) -> tuple[OutputFile, ...]:
+        return self.result.files
+
+
+@dataclass(frozen=True)
+class AnswerReply:
+    text: str
+
+
+NoticeKind = Literal["error", "limit", "refused", "queued", "info", "abandoned"]
+
+
+@dataclass(frozen=True)
+class NoticeReply:
+    """A short message for the user that is not an answer: an error, a limit, a queue position."""
+
+    kind: NoticeKind
+    text: str
+
+
+Reply = CodeReply | VerdictReply | ResultReply | AnswerReply | NoticeReply
+
+
+# ---- commands (/codebot ...) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """A `/codebot <name> <args>` invocation, platform-neutral."""
+
+    platform: str
+    workspace: str
+    channel: str
+    author: Author
+    name: str  # help, limits, set, usage, reset, audit
+    args: tuple[str, ...] = ()
+    thread: ThreadKey | None = None  # set when invoked inside a conversation thread
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    text: str  # plain text with light markdown (*bold*, `code`); adapters render it
+    ok: bool = True
+    ephemeral: bool = True
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What `Codebot.submit` tells the adapter straight away."""
+
+    accepted: bool
+    reason: str = ""  # "duplicate", "empty", "too-long", "channel-not-allowed", ...
+    notices: tuple[NoticeReply, ...] = field(default_factory=tuple)

@@ -1,0 +1,91 @@
+"""Frozen values that cross the sandbox boundary: the limits of one run and its outcome."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+KilledReason = Literal["timeout", "cpu", "memory", "output"]
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """Caps applied to one run. Every cap has a unit in its name."""
+
+    timeout_s: float = 10.0  # wall clock, from the moment the code is handed over
+    cpu_s: float = 10.0  # CPU seconds, all threads and children together
+    memory_mb: int = 256  # address space / memory cgroup
+    max_processes: int = 32  # processes + threads (pids cgroup or RLIMIT_NPROC)
+    max_open_files: int = 256
+    max_output_bytes: int = 64 * 1024  # stdout + stderr kept; the run is killed on overflow
+    max_files: int = 10  # files returned from the working directory
+    max_file_bytes: int = 8 * MiB  # per returned file
+    max_files_total_bytes: int = 16 * MiB  # all returned files together
+    output_dir_mb: int = 32  # total size of the writable working directory
+    tmp_mb: int = 64  # private /tmp
+
+    def replace(self, **changes: Any) -> RunLimits:
+        """Return a copy with some caps changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A regular file the code left in its working directory."""
+
+    name: str  # sanitised base name, safe to show and to upload
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def is_image(self) -> bool:
+        return self.name.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of one run. User-code failures are values here, never exceptions."""
+
+    stdout: str = ""
+    stderr: str = ""
+    result: str | None = None  # repr() of the variable `result`, if the code set it
+    error: str | None = None  # the exception and traceback, if the code raised
+    exit_code: int = 0  # 128+N when killed by signal N (snekbox convention)
+    timed_out: bool = False
+    truncated: bool = False  # output exceeded max_output_bytes
+    killed_reason: KilledReason | None = None
+    duration_ms: float = 0.0
+    files: tuple[OutputFile, ...] = field(default_factory=tuple)
+    skipped_files: tuple[str, ...] = field(default_factory=tuple)  # names over a cap, symlinks, FIFOs...
+    isolation: str = "full"  # "full", or the name of a weaker mode the operator enabled
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.error is None and self.killed_reason is None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON shape used by `codebot run --json` (file contents omitted)."""
+        return {
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "result": self.result,
+            "error": self.error,
+            "exit_code": self.exit_code,
+            "timed_out": self.timed_out,
+            "truncated": self.truncated,
+            "killed_reason": self.killed_reason,
+            "duration_ms": round(self.duration_ms, 1),
+            "files": [{"name": f.name, "size": f.size} for f in self.files],
+            "skipped_files": list(self.skipped_files),
+            "isolation": self.isolation,
+        }
+
+
+class SandboxUnavailable(RuntimeError):
+    """Isolation cannot be set up here; the message says why and how to fix it."""
