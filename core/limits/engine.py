@@ -1,0 +1,180 @@
+"""Reads, changes and enforces a workspace's limits; every counter lives in the store.
+
+Windows: runs per user per hour and runs per workspace per day are *sliding* windows (a slot frees up
+exactly an hour / a day after it was taken). The token quota is per *UTC calendar day* and resets at
+midnight UTC. A question counts as one run however many times its code runs (the `steps` limit bounds
+those). A refused question takes no slot, so a user who hits a limit is not pushed further back.
+
+Reading a run window uses `Store.take_slot(bucket, 0, ...)`: with a limit of zero nothing is counted, and
+the result still carries the count and when the oldest slot frees up. Every Store must keep that so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.limits.defaults import LimitDefaults
+from core.limits.effective import DEFAULT_MARK, EffectiveLimits
+from core.limits.parse import display, parse_value, to_text
+from core.limits.spec import LimitError, spec_for
+from core.limits.timefmt import DAY_S, clock_time, day_key, in_words, next_midnight
+from core.store.base import LimitChange, SlotResult, Store, Workspace
+from core.types import Author, Incoming
+
+HOUR_S = 3600.0
+MAX_LISTED_CHANNELS = 10
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether a question may go ahead; when not, `notice` names the limit and when it resets."""
+
+    granted: bool
+    notice: str = ""
+    limit: str | None = None  # the limit that refused it
+
+
+@dataclass(frozen=True)
+class WindowUsage:
+    """The counters the rate limits look at, right now."""
+
+    user_runs_last_hour: int
+    workspace_runs_last_day: int
+    tokens_today: int
+
+
+def by_text(author: Author) -> str:
+    """Name who made a change, for the change log."""
+    if author.name and author.name != author.id:
+        return f"{author.name} ({author.id})"
+    return author.id
+
+
+class LimitsEngine:
+    """Per-workspace limits over a Store; stateless itself, so several replicas can share a store."""
+
+    def __init__(self, store: Store, defaults: LimitDefaults, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self.defaults = defaults
+        self._clock = clock
+
+    async def effective(self, ws: Workspace) -> EffectiveLimits:
+        """Return the limits in force for a workspace."""
+        return EffectiveLimits.resolve(self.defaults, await self._store.limits(ws))
+
+    async def set(self, ws: Workspace, name: str, raw: str, by: Author) -> str:
+        """Validate and store a new value; return the old -> new confirmation. Raises LimitError."""
+        spec = spec_for(name)
+        before = await self.effective(ws)
+        if raw.strip().lower().strip("`") in (DEFAULT_MARK, "reset"):
+            text = DEFAULT_MARK
+            new_value = self.defaults.default(spec.name)
+        else:
+            new_value = parse_value(spec, raw, self.defaults.ceiling(spec.name), self.defaults.safety_floor)
+            text = to_text(spec, new_value)
+        old_value = before.value(spec.name)
+        stored = (await self._store.limits(ws)).get(spec.name)
+        if stored == text or (stored is None and text == DEFAULT_MARK):
+            return f"*{spec.name}* is already `{display(spec, old_value)}`; nothing changed."
+        old_text = stored if stored is not None else to_text(spec, old_value)
+        change = LimitChange(ws, spec.name, old_text, text, by_text(by), self._clock())
+        await self._store.set_limit(change)
+        note = " (the operator's default)" if text == DEFAULT_MARK else ""
+        return (
+            f"*{spec.name}*: `{display(spec, old_value)}` → `{display(spec, new_value)}`{note}; "
+            "takes effect on the next question."
+        )
+
+    async def changes(self, ws: Workspace, limit: int = 20) -> list[LimitChange]:
+        """Return the newest limit changes of a workspace."""
+        return await self._store.limit_changes(ws, limit)
+
+    async def admit(self, incoming: Incoming, limits: EffectiveLimits) -> Admission:
+        """Check the channel list, run windows and token quota; count the run only when all pass."""
+        ws = Workspace.of(incoming.key)
+        now = self._clock()
+        if not limits.allows_channel(incoming.key.channel):
+            return Admission(False, _channels_notice(limits.channels), "channels")
+        tokens = await self._store.bucket_total(_tokens_bucket(ws, now), DAY_S, now)
+        if tokens >= limits.tokens_per_day:
+            return Admission(False, _tokens_notice(limits.tokens_per_day, now), "tokens_per_day")
+        # Peek first (a zero limit counts nothing) so a full workspace does not eat the user's slot.
+        peek = await self._store.take_slot(_ws_bucket(ws), 0, DAY_S, now)
+        if peek.used >= limits.workspace_runs_per_day:
+            return _ws_refusal(limits.workspace_runs_per_day, peek, now)
+        user = await self._store.take_slot(
+            _user_bucket(ws, incoming.author.id), limits.user_runs_per_hour, HOUR_S, now
+        )
+        if not user.granted:
+            notice = f"You have used your {_runs(user.limit)} for this hour; {_next_slot(user, now)}."
+            return Admission(False, notice, "user_runs_per_hour")
+        # Racing for the workspace's very last slot can still cost this user's hourly slot; the store
+        # protocol has no release, and the loss is one slot in a workspace that is full anyway.
+        workspace = await self._store.take_slot(_ws_bucket(ws), limits.workspace_runs_per_day, DAY_S, now)
+        if not workspace.granted:
+            return _ws_refusal(limits.workspace_runs_per_day, workspace, now)
+        return Admission(True)
+
+    async def record_tokens(self, ws: Workspace, tokens: int) -> None:
+        """Add LLM tokens spent by a workspace to today's quota."""
+        if tokens > 0:
+            now = self._clock()
+            await self._store.add_to_bucket(_tokens_bucket(ws, now), tokens, DAY_S, now)
+
+    async def window_usage(self, ws: Workspace, user_id: str) -> WindowUsage:
+        """Read the rate-limit counters without counting anything."""
+        now = self._clock()
+        user = await self._store.take_slot(_user_bucket(ws, user_id), 0, HOUR_S, now)
+        workspace = await self._store.take_slot(_ws_bucket(ws), 0, DAY_S, now)
+        tokens = await self._store.bucket_total(_tokens_bucket(ws, now), DAY_S, now)
+        return WindowUsage(user.used, workspace.used, tokens)
+
+
+def _user_bucket(ws: Workspace, user_id: str) -> str:
+    return f"runs:user:{ws}:{user_id}"
+
+
+def _ws_bucket(ws: Workspace) -> str:
+    return f"runs:workspace:{ws}"
+
+
+def _tokens_bucket(ws: Workspace, now: float) -> str:
+    # One bucket per UTC day makes the quota a calendar day; the sliding window only expires rows.
+    return f"tokens:{ws}:{day_key(now)}"
+
+
+def _runs(n: int) -> str:
+    return f"{n:,} run{'s' if n != 1 else ''}"
+
+
+def _next_slot(slot: SlotResult, now: float) -> str:
+    return (
+        f"the next slot frees up in {in_words(slot.resets_at - now)} (at {clock_time(slot.resets_at, now)})"
+    )
+
+
+def _ws_refusal(limit: int, slot: SlotResult, now: float) -> Admission:
+    notice = f"This workspace has used its {_runs(limit)} for the last 24 hours; {_next_slot(slot, now)}."
+    return Admission(False, notice, "workspace_runs_per_day")
+
+
+def _tokens_notice(limit: int, now: float) -> str:
+    reset = next_midnight(now)
+    return (
+        f"This workspace has used its {limit:,} LLM tokens for today; the quota resets at midnight UTC, "
+        f"in {in_words(reset - now)}."
+    )
+
+
+def _channels_notice(channels: tuple[str, ...]) -> str:
+    shown = ", ".join(f"`{c}`" for c in channels[:MAX_LISTED_CHANNELS])
+    more = f" and {len(channels) - MAX_LISTED_CHANNELS} more" if len(channels) > MAX_LISTED_CHANNELS else ""
+    return (
+        f"I don't answer in this channel; an admin limited me to {shown}{more}. "
+        "Admins can change that with `/codebot set channels`."
+    )
+
+
+__all__ = ["Admission", "LimitError", "LimitsEngine", "WindowUsage", "by_text"]
