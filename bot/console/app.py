@@ -1,0 +1,97 @@
+"""`codebot console`: chat with the bot in a terminal or through piped stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import uuid
+from pathlib import Path
+from typing import TextIO
+
+from bot.console.render import render
+from core.service import Codebot
+from core.types import Author, CommandRequest, Incoming, Progress, Reply, ResultReply, ThreadKey
+
+BANNER = "codebot console: ask a question; `/codebot help` lists commands; Ctrl-D or Ctrl-C quits."
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class ConsoleSink:
+    """Print replies to a stream and save returned files into a folder."""
+
+    def __init__(self, out: TextIO, files_dir: Path, show_progress: bool) -> None:
+        self._out = out
+        self._files_dir = files_dir
+        self._show_progress = show_progress
+
+    async def progress(self, state: Progress, detail: str = "") -> None:
+        if self._show_progress and state not in (Progress.DONE,):
+            print(f"… {state.value}{' ' + detail if detail else ''}", file=sys.stderr, flush=True)
+
+    async def post(self, reply: Reply) -> None:
+        print(render(reply), file=self._out, flush=True)
+        if isinstance(reply, ResultReply) and reply.files:
+            await asyncio.to_thread(self._save, reply)
+
+    def _save(self, reply: ResultReply) -> None:
+        self._files_dir.mkdir(parents=True, exist_ok=True)
+        for f in reply.files:
+            path = self._files_dir / (_SAFE_NAME.sub("_", f.name) or "file")
+            path.write_bytes(f.data)
+            print(f"  file: {f.name} ({f.size:,} bytes) saved to {path}", file=self._out, flush=True)
+
+
+async def _read_line(stream: TextIO) -> str | None:
+    line = await asyncio.to_thread(stream.readline)
+    return line if line else None
+
+
+async def run_console(
+    core: Codebot,
+    *,
+    thread: str | None = None,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+    files_dir: Path = Path("codebot-output"),
+) -> int:
+    """Read questions until EOF; one conversation per session (or the named thread, resumed)."""
+    interactive = stdin.isatty()
+    key = ThreadKey("console", "local", "console", thread or uuid.uuid4().hex[:12])
+    me = Author("console", "you", is_admin=True)  # whoever holds the terminal is the operator
+    sink = ConsoleSink(stdout, files_dir, show_progress=interactive)
+    if interactive:
+        print(BANNER, f"(conversation `{key.thread}`)", file=stdout, flush=True)
+    count = 0
+    while True:
+        if interactive:
+            print("> ", end="", file=stdout, flush=True)
+        line = await _read_line(stdin)
+        if line is None:
+            break
+        text = line.strip()
+        if not text:
+            continue
+        count += 1
+        if text.startswith("/codebot"):
+            await _command(core, key, me, text, stdout)
+            continue
+        incoming = Incoming(key, me, text, event_id=f"{key.thread}-{uuid.uuid4().hex}")
+        await core.submit(incoming, sink)
+        await core.wait_idle()
+    return 0
+
+
+async def _command(core: Codebot, key: ThreadKey, me: Author, text: str, stdout: TextIO) -> None:
+    words = text.split()[1:]
+    req = CommandRequest(
+        platform=key.platform,
+        workspace=key.workspace,
+        channel=key.channel,
+        author=me,
+        name=words[0] if words else "help",
+        args=tuple(words[1:]),
+        thread=key,
+    )
+    result = await core.command(req)
+    print(result.text, file=stdout, flush=True)

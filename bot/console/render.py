@@ -1,0 +1,67 @@
+"""Render replies as plain terminal text (pure functions)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from core.types import AnswerReply, CodeReply, NoticeReply, Reply, ResultReply, Verdict, VerdictReply
+from sandbox.types import RunResult
+
+MAX_SHOWN = 4000  # characters of stdout/stderr shown per step; the rest is summarised
+
+
+def _indent(text: str) -> str:
+    return textwrap.indent(text.rstrip("\n"), "    ")
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_SHOWN:
+        return text
+    return text[:MAX_SHOWN] + f"\n… ({len(text) - MAX_SHOWN:,} more characters not shown)"
+
+
+def render_verdict(step: int, v: Verdict) -> str:
+    status = "allowed" if v.allowed else "REFUSED"
+    checks = " + ".join(v.checks) or "none"
+    lines = [f"[step {step}] safety review: {status} (risk {v.risk}; checks: {checks}, mode {v.mode})"]
+    lines += [f"    - {reason}" for reason in v.reasons]
+    return "\n".join(lines)
+
+
+def render_result(step: int, r: RunResult) -> str:
+    if r.killed_reason:
+        status = f"killed ({r.killed_reason})"
+    elif r.ok:
+        status = "ok"
+    else:
+        status = f"failed, exit {r.exit_code}"
+    lines = [f"[step {step}] result: {status} in {r.duration_ms:.0f} ms"]
+    if r.stdout:
+        lines += ["  stdout:", _indent(_clip(r.stdout))]
+    if r.result is not None:
+        lines += ["  result:", _indent(_clip(r.result))]
+    if r.error:
+        lines += ["  error:", _indent(_clip(r.error))]
+    elif r.stderr:
+        lines += ["  stderr:", _indent(_clip(r.stderr))]
+    if r.truncated:
+        lines.append("  (output truncated)")
+    if r.isolation != "full":
+        lines.append(f"  (isolation: {r.isolation})")
+    return "\n".join(lines)
+
+
+def render(reply: Reply) -> str:
+    """Return the terminal text for one reply."""
+    match reply:
+        case CodeReply(step=step, code=code):
+            return f"[step {step}] code:\n    ```python\n{_indent(code)}\n    ```"
+        case VerdictReply(step=step, verdict=verdict):
+            return render_verdict(step, verdict)
+        case ResultReply(step=step, result=result):
+            return render_result(step, result)
+        case AnswerReply(text=text):
+            return f"answer: {text.strip()}"
+        case NoticeReply(kind=kind, text=text):
+            return f"({kind}) {text}"
+    raise TypeError(f"unknown reply {reply!r}")

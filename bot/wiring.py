@@ -1,0 +1,80 @@
+"""The composition root: the one place that names concrete classes and wires them together."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from core.agent import Agent
+from core.commands import Commands
+from core.limits import LimitDefaults, LimitsEngine, WorkspaceGate
+from core.llm import LLMClient
+from core.review.reviewer import Reviewer
+from core.service import Codebot
+from core.settings import ConfigError, Settings
+from core.store.sqlite import SQLiteStore
+from core.turn import TurnDeps, TurnRunner
+from sandbox import Sandbox, SandboxConfig
+
+
+def environment(env_file: str | Path | None = ".env") -> dict[str, str]:
+    """Return `.env` values overlaid by the process environment (the environment wins)."""
+    merged: dict[str, str] = {}
+    if env_file and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ)
+    return merged
+
+
+def sandbox_config(environ: Mapping[str, str], **overrides: object) -> SandboxConfig:
+    """Build the sandbox configuration, reporting a bad value as a ConfigError."""
+    try:
+        cfg = SandboxConfig.from_env(environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+
+def limit_defaults(environ: Mapping[str, str]) -> LimitDefaults:
+    try:
+        return LimitDefaults.from_env(environ)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@asynccontextmanager
+async def open_core(
+    settings: Settings, environ: Mapping[str, str], sandbox_cfg: SandboxConfig | None = None
+) -> AsyncIterator[Codebot]:
+    """Open the store, the LLM client and the sandbox, and yield a running Codebot."""
+    cfg = sandbox_cfg or sandbox_config(environ)
+    defaults = limit_defaults(environ)
+    llm_client = LLMClient(settings)
+    store = SQLiteStore(settings.db)
+    await store.open()
+    try:
+        async with Sandbox(cfg) as sandbox:
+            limits = LimitsEngine(store, defaults)
+            agent = Agent(llm_client, Reviewer(llm_client), sandbox)
+            deps = TurnDeps(
+                settings=settings,
+                store=store,
+                agent=agent,
+                limits=limits,
+                gate=WorkspaceGate(),
+                base_limits=cfg.default_limits,
+            )
+            commands = Commands(store, limits, settings.admin_ids)
+            core = Codebot(settings, store, TurnRunner(deps), commands)
+            try:
+                yield core
+            finally:
+                await core.shutdown()
+    finally:
+        await llm_client.aclose()
+        await store.close()

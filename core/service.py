@@ -1,0 +1,150 @@
+"""The platform-neutral entry point the adapters call: submit questions, run commands, shut down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from core.commands import Commands
+from core.settings import Settings
+from core.sink import ReplySink
+from core.store.base import Store, StoreError
+from core.turn import TurnRunner
+from core.types import (
+    Author,
+    CommandRequest,
+    CommandResult,
+    Incoming,
+    NoticeReply,
+    Submitted,
+    ThreadKey,
+)
+
+log = logging.getLogger(__name__)
+
+EMPTY_TEXT = (
+    "Ask me something I can answer by running Python, for example "
+    "_what is the sqrt of 2_ or _plot sin(x) from 0 to 2π_. Replies in this thread continue the "
+    "conversation. Use `/codebot help` for commands and limits."
+)
+SHUTTING_DOWN_TEXT = "The bot is restarting right now; please ask again in a minute."
+
+
+class Codebot:
+    """Accepts questions from any adapter and runs each as a tracked task."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        turns: TurnRunner,
+        commands: Commands,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._turns = turns
+        self._commands = commands
+        self._clock = clock
+        self._tasks: dict[asyncio.Task[None], tuple[Incoming, ReplySink]] = {}
+        self.accepting = True
+
+    async def submit(self, incoming: Incoming, sink: ReplySink) -> Submitted:
+        """Validate, de-duplicate and schedule a question; returns without waiting for the answer."""
+        if not self.accepting:
+            await sink.post(NoticeReply("info", SHUTTING_DOWN_TEXT))
+            return Submitted(False, "shutting-down")
+        try:
+            fresh = await self._store.claim_event(
+                incoming.key.platform, incoming.event_id, self._clock(), self._settings.event_ttl_s
+            )
+        except StoreError as exc:
+            log.error("cannot de-duplicate %s: %s", incoming.event_id, exc)
+            await sink.post(NoticeReply("error", f"Storage problem: {exc}"))
+            return Submitted(False, "store-error")
+        if not fresh:
+            log.info("duplicate event %s ignored", incoming.event_id)
+            return Submitted(False, "duplicate")
+        rejection = self._reject(incoming.text)
+        if rejection is not None:
+            reason, notice = rejection
+            await sink.post(notice)
+            return Submitted(False, reason)
+        task = asyncio.create_task(self._turns.run(incoming, sink), name=f"turn {incoming.key}")
+        self._tasks[task] = (incoming, sink)
+        task.add_done_callback(self._finished)
+        return Submitted(True)
+
+    def _reject(self, text: str) -> tuple[str, NoticeReply] | None:
+        stripped = text.strip()
+        if not stripped:
+            return "empty", NoticeReply("info", EMPTY_TEXT)
+        limit = self._settings.max_question_chars
+        if len(stripped) > limit:
+            return "too-long", NoticeReply(
+                "error",
+                f"That message is {len(stripped):,} characters; I take at most {limit:,}. "
+                "Please shorten it (or ask me to generate the data instead of pasting it).",
+            )
+        return None
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("turn task crashed", exc_info=task.exception())
+
+    async def command(self, req: CommandRequest) -> CommandResult:
+        """Run a `/codebot` command with the caller's admin status resolved."""
+        author = Author(req.author.id, req.author.name, self.is_admin(req.author))
+        try:
+            return await self._commands.handle(_with_author(req, author))
+        except StoreError as exc:
+            return CommandResult(f"Storage problem: {exc}", ok=False)
+
+    async def has_conversation(self, key: ThreadKey) -> bool:
+        """True when the bot already answers in this thread."""
+        try:
+            return await self._store.has_conversation(key)
+        except StoreError:
+            return False
+
+    def is_admin(self, author: Author) -> bool:
+        return author.is_admin or author.id in self._settings.admin_ids
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    async def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait until every scheduled turn has finished (tests, shutdown)."""
+        async with asyncio.timeout(timeout):
+            while self._tasks:
+                await asyncio.wait(list(self._tasks))
+
+    async def shutdown(self, grace_s: float | None = None) -> None:
+        """Stop taking work, let running turns finish within the grace period, abandon the rest."""
+        self.accepting = False
+        grace = self._settings.shutdown_grace_s if grace_s is None else grace_s
+        pending = list(self._tasks)
+        if pending:
+            log.info("waiting up to %.0f s for %d running turn(s)", grace, len(pending))
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                log.warning("abandoned %d turn(s) at shutdown", len(still))
+                await asyncio.gather(*still, return_exceptions=True)
+
+
+def _with_author(req: CommandRequest, author: Author) -> CommandRequest:
+    return CommandRequest(
+        platform=req.platform,
+        workspace=req.workspace,
+        channel=req.channel,
+        author=author,
+        name=req.name,
+        args=req.args,
+        thread=req.thread,
+    )

@@ -1,0 +1,169 @@
+"""The orchestrator end to end: real store, real sandbox, real openai SDK against a fake LLM server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from core.store.base import Workspace
+from core.store.sqlite import SQLiteStore
+from core.types import (
+    AnswerReply,
+    Author,
+    CodeReply,
+    CommandRequest,
+    Incoming,
+    ResultReply,
+    ThreadKey,
+    VerdictReply,
+)
+from tests.fakes.openai_fake import FakeOpenAI
+from tests.harness import core_stack
+from tests.recording_sink import RecordingSink
+
+ALICE = Author("U1", "alice")
+
+
+def ask(text: str, thread: str = "t1", event: str | None = None, author: Author = ALICE) -> Incoming:
+    key = ThreadKey("slack", "T1", "C1", thread)
+    return Incoming(key, author, text, event_id=event or f"ev-{thread}-{text[:20]}")
+
+
+def transcript(fake: FakeOpenAI, index: int = -1) -> str:
+    """All message text of one agent request, for asserting what the model was shown."""
+    return json.dumps(fake.agent_requests[index]["messages"])
+
+
+async def test_question_runs_code_and_posts_every_step_in_order(tmp_path):
+    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+        fake.enqueue_tool_call("import math\nresult = math.sqrt(2)")
+        fake.enqueue_text("The square root of 2 is about 1.41421.")
+        sink = RecordingSink()
+        submitted = await core.submit(ask("what is the sqrt of 2"), sink)
+        assert submitted.accepted
+        await core.wait_idle(30)
+    kinds = [type(r) for r in sink.replies]
+    assert kinds == [CodeReply, VerdictReply, ResultReply, AnswerReply]
+    result = sink.of(ResultReply)[0].result
+    assert result.result == "1.4142135623730951"
+    assert sink.answers == ["The square root of 2 is about 1.41421."]
+    # the model saw the sandbox's output when writing its answer
+    assert "1.4142135623730951" in transcript(fake)
+
+
+async def test_follow_up_after_restart_sends_earlier_turns_to_the_model(tmp_path):
+    async with FakeOpenAI() as fake:
+        async with core_stack(tmp_path, fake.base_url) as core:
+            fake.enqueue_tool_call("result = 6 * 7")
+            fake.enqueue_text("It is 42.")
+            await core.submit(ask("what is six times seven", event="e1"), RecordingSink())
+            await core.wait_idle(30)
+        async with core_stack(tmp_path, fake.base_url) as core:  # a new process, same database
+            fake.enqueue_text("Doubled, that is 84.")
+            sink = RecordingSink()
+            await core.submit(ask("and doubled?", event="e2"), sink)
+            await core.wait_idle(30)
+    assert sink.answers == ["Doubled, that is 84."]
+    shown = transcript(fake)
+    assert "what is six times seven" in shown and "It is 42." in shown and "and doubled?" in shown
+
+
+async def test_a_redelivered_event_runs_once(tmp_path):
+    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+        fake.default_text = "hello"
+        sinks = [RecordingSink() for _ in range(4)]
+        results = await asyncio.gather(*(core.submit(ask("hi", event="same"), s) for s in sinks))
+        await core.wait_idle(30)
+    assert sorted(r.accepted for r in results) == [False, False, False, True]
+    assert {r.reason for r in results if not r.accepted} == {"duplicate"}
+    assert sum(len(s.answers) for s in sinks) == 1
+    assert len(fake.agent_requests) == 1
+
+
+async def test_empty_and_oversized_questions_get_a_clear_reply_and_no_llm_call(tmp_path):
+    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url, CODEBOT_MAX_QUESTION_CHARS="100") as core:
+        empty, big = RecordingSink(), RecordingSink()
+        assert (await core.submit(ask("   ", event="e1"), empty)).reason == "empty"
+        assert (await core.submit(ask("x" * 5000, event="e2"), big)).reason == "too-long"
+        await core.wait_idle(10)
+    assert "Ask me something" in empty.notices[0].text
+    assert "5,000 characters" in big.notices[0].text and "100" in big.notices[0].text
+    assert fake.agent_requests == []
+
+
+async def test_two_threads_run_concurrently_and_each_gets_its_own_answer(tmp_path):
+    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+        fake.latency = (0.4, 0.4)
+        fake.default_text = "answer"
+        a, b = RecordingSink(), RecordingSink()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await core.submit(ask("first", thread="ta"), a)
+        await core.submit(ask("second", thread="tb"), b)
+        await core.wait_idle(30)
+        elapsed = loop.time() - start
+    assert a.answers == ["answer"] and b.answers == ["answer"]
+    assert elapsed < 0.75, f"threads were serialised ({elapsed:.2f}s for two 0.4s calls)"
+
+
+async def test_each_execution_is_audited_with_code_verdict_and_outcome(tmp_path):
+    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+        fake.enqueue_tool_call("1/0")
+        fake.enqueue_tool_call("result = 1")
+        fake.enqueue_text("fixed")
+        await core.submit(ask("divide"), RecordingSink())
+        await core.wait_idle(30)
+    store = SQLiteStore(tmp_path / "codebot.db")
+    await store.open()
+    try:
+        records = await store.audit(Workspace("slack", "T1"))
+        usage = await store.usage(Workspace("slack", "T1"), since=0)
+    finally:
+        await store.close()
+    assert [(r.code, r.outcome, r.user_id) for r in reversed(records)] == [
+        ("1/0", "error", "U1"),
+        ("result = 1", "ok", "U1"),
+    ]
+    assert all(r.allowed for r in records)
+    assert usage.runs == 2
+
+
+async def test_llm_unreachable_ends_the_turn_with_a_message_and_keeps_serving(tmp_path):
+    async with FakeOpenAI() as fake, core_stack(tmp_path, "http://127.0.0.1:9/v1") as core:
+        sink = RecordingSink()
+        await core.submit(ask("anything"), sink)
+        await core.wait_idle(60)
+    assert sink.notices and "could not be reached" in sink.notices[-1].text.lower()
+    assert sink.answers == []
+    del fake
+
+
+async def test_shutdown_abandons_a_slow_turn_and_tells_the_thread(tmp_path):
+    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+        fake.latency = (5, 5)
+        sink = RecordingSink()
+        await core.submit(ask("slow one"), sink)
+        await asyncio.sleep(0.3)
+        await core.shutdown(grace_s=0.2)
+        refused = RecordingSink()
+        late = await core.submit(ask("too late", event="late"), refused)
+    assert [n.kind for n in sink.notices] == ["abandoned"]
+    assert not late.accepted and late.reason == "shutting-down"
+    store = SQLiteStore(tmp_path / "codebot.db")
+    await store.open()
+    try:
+        assert await store.unfinished_turns() == []  # recorded as abandoned, not left dangling
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("admin", [True, False])
+async def test_commands_resolve_admins_from_settings(tmp_path, admin):
+    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url, CODEBOT_ADMIN_IDS="UADMIN") as core:
+        who = Author("UADMIN" if admin else "U2", "someone")
+        req = CommandRequest("slack", "T1", "C1", who, "set", ("timeout", "5"))
+        result = await core.command(req)
+    assert result.ok is admin
+    assert ("timeout" in result.text) if admin else ("admin" in result.text.lower())

@@ -1,0 +1,42 @@
+"""A whole core (real store, real sandbox, real LLM client) pointed at a fake LLM, for tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from bot.wiring import open_core, sandbox_config
+from core.service import Codebot
+from core.settings import Settings
+
+
+def stack_environ(tmp_path: Path, llm_base_url: str, **overrides: str) -> dict[str, str]:
+    """Environment for a test core; names as in .env.example."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("CODEBOT_SANDBOX_")}
+    env.update(
+        {
+            "CODEBOT_DB": str(tmp_path / "codebot.db"),
+            "OPENAI_BASE_URL": llm_base_url,
+            "OPENAI_API_KEY": "sk-test-not-a-real-key",
+            "CODEBOT_MODEL": "openai/test-model",
+            "CODEBOT_LLM_RETRIES": "1",
+            "CODEBOT_LLM_TIMEOUT_S": "10",
+            "CODEBOT_SHUTDOWN_GRACE_S": "5",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+@asynccontextmanager
+async def core_stack(
+    tmp_path: Path, llm_base_url: str, *, pool_size: int = 0, **overrides: str
+) -> AsyncIterator[Codebot]:
+    """Yield a running Codebot; settings overrides use the env names (CODEBOT_ADMIN_IDS=...)."""
+    environ = stack_environ(tmp_path, llm_base_url, **overrides)
+    settings = Settings(_env_file=None, **environ)  # type: ignore[call-arg]
+    cfg = sandbox_config(environ, pool_size=pool_size)
+    async with open_core(settings, environ, cfg) as core:
+        yield core
