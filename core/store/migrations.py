@@ -1,0 +1,174 @@
+"""Ordered, named schema migrations for the SQLite store, applied at open inside one transaction.
+
+Append new migrations at the end and never edit one that has shipped: databases record the names they
+have applied and only run the ones they lack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+# Written to the file header so a foreign SQLite file is not mistaken for ours ("cbot" in ASCII).
+APPLICATION_ID = 0x63626F74
+
+
+class ForeignDatabaseError(Exception):
+    """The file is a valid SQLite database that codebot did not create."""
+
+
+class NewerDatabaseError(Exception):
+    """The database records a migration this code does not know: a newer codebot wrote it."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    statements: tuple[str, ...]  # run one by one: executescript would commit our transaction
+
+
+_INITIAL = (
+    """CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        UNIQUE (platform, workspace, channel, thread))""",
+    """CREATE TABLE messages (
+        conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, seq)) WITHOUT ROWID""",
+    """CREATE TABLE events (
+        platform TEXT NOT NULL, event_id TEXT NOT NULL,
+        claimed_at REAL NOT NULL, expires_at REAL NOT NULL,
+        PRIMARY KEY (platform, event_id)) WITHOUT ROWID""",
+    "CREATE INDEX events_expiry ON events (expires_at)",
+    """CREATE TABLE turns (
+        event_id TEXT PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        user_id TEXT NOT NULL, question TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('started', 'committed', 'abandoned')),
+        reason TEXT, started_at REAL NOT NULL, finished_at REAL)""",
+    "CREATE INDEX turns_open ON turns (started_at) WHERE state = 'started'",
+    "CREATE INDEX turns_finished ON turns (finished_at) WHERE state != 'started'",
+    """CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        user_id TEXT NOT NULL, at REAL NOT NULL,
+        step INTEGER NOT NULL CHECK (step >= 0),
+        code TEXT NOT NULL,
+        allowed INTEGER NOT NULL CHECK (allowed IN (0, 1)),
+        risk TEXT NOT NULL, reasons TEXT NOT NULL, outcome TEXT NOT NULL,
+        exit_code INTEGER,
+        duration_ms REAL NOT NULL CHECK (duration_ms >= 0),
+        event_id TEXT)""",
+    "CREATE INDEX audit_workspace ON audit (platform, workspace, id)",
+    # One row per turn; the covering indexes let usage() sum a week without touching the table.
+    """CREATE TABLE usage (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, user_id TEXT NOT NULL, at REAL NOT NULL,
+        questions INTEGER NOT NULL, runs INTEGER NOT NULL, refusals INTEGER NOT NULL,
+        tokens INTEGER NOT NULL, sandbox_ms REAL NOT NULL)""",
+    """CREATE INDEX usage_workspace ON usage
+        (platform, workspace, at, questions, runs, refusals, tokens, sandbox_ms)""",
+    """CREATE INDEX usage_user ON usage
+        (platform, workspace, user_id, at, questions, runs, refusals, tokens, sandbox_ms)""",
+    """CREATE TABLE limits (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (platform, workspace, name)) WITHOUT ROWID""",
+    """CREATE TABLE limit_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, name TEXT NOT NULL,
+        old TEXT, new TEXT NOT NULL, by TEXT NOT NULL, at REAL NOT NULL)""",
+    "CREATE INDEX limit_changes_workspace ON limit_changes (platform, workspace, id)",
+    # expires_at lets one sweep drop stale rows of every bucket without knowing each bucket's window.
+    """CREATE TABLE buckets (
+        id INTEGER PRIMARY KEY,
+        bucket TEXT NOT NULL, at REAL NOT NULL, amount INTEGER NOT NULL, expires_at REAL NOT NULL)""",
+    "CREATE INDEX buckets_window ON buckets (bucket, at, amount)",
+    "CREATE INDEX buckets_expiry ON buckets (expires_at)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration("001_initial", _INITIAL),)
+
+
+async def apply_migrations(
+    db: aiosqlite.Connection, migrations: Sequence[Migration], now: float
+) -> list[str]:
+    """Apply the migrations this database lacks, in order, in one transaction; return their names.
+
+    An up-to-date database is only read, so a restart succeeds while another process is writing.
+
+    Raises:
+        ForeignDatabaseError: the file belongs to another program.
+        NewerDatabaseError: a newer codebot has migrated the file.
+    """
+    if await _up_to_date(db, migrations):
+        return []
+    try:
+        await db.execute("BEGIN IMMEDIATE")
+        # Checked again under the write lock: another process may have migrated in the meantime.
+        await _check_ownership(db)
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        done = await _applied(db, migrations)
+        applied = []
+        for migration in migrations:
+            if migration.name in done:
+                continue
+            for statement in migration.statements:
+                await db.execute(statement)
+            await db.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (migration.name, now))
+            applied.append(migration.name)
+        await db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        await db.execute("COMMIT")
+    except BaseException:
+        await _rollback(db)
+        raise
+    return applied
+
+
+async def _up_to_date(db: aiosqlite.Connection, migrations: Sequence[Migration]) -> bool:
+    if await _application_id(db) != APPLICATION_ID:
+        return False
+    return await _applied(db, migrations) >= {m.name for m in migrations}
+
+
+async def _applied(db: aiosqlite.Connection, migrations: Sequence[Migration]) -> set[str]:
+    """Return the names recorded as applied, refusing a database that knows more than we do."""
+    done = {row[0] for row in await db.execute_fetchall("SELECT name FROM migrations")}
+    unknown = sorted(done - {m.name for m in migrations})
+    if unknown:
+        raise NewerDatabaseError(f"unknown migration {unknown[0]}")
+    return done
+
+
+async def _application_id(db: aiosqlite.Connection) -> int:
+    (app_id,) = next(iter(await db.execute_fetchall("PRAGMA application_id")))
+    return int(app_id)
+
+
+async def _check_ownership(db: aiosqlite.Connection) -> None:
+    """Refuse a SQLite file made by another program, so we never write tables into it."""
+    app_id = await _application_id(db)
+    if app_id == APPLICATION_ID:
+        return
+    if app_id != 0:
+        raise ForeignDatabaseError(f"it belongs to another application (application_id {app_id})")
+    rows = await db.execute_fetchall(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != ?",
+        ("migrations",),
+    )
+    if list(rows):
+        raise ForeignDatabaseError("it holds tables codebot did not create")
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    # SQLite rolls back by itself after some errors (full disk, I/O); then ROLLBACK fails harmlessly.
+    with contextlib.suppress(sqlite3.Error):
+        await db.execute("ROLLBACK")
