@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _configure_logging(settings: Settings, quiet: bool) -> None:
-    level = logging.WARNING if quiet and settings.log_level == "INFO" else getattr(logging, settings.log_level)
+    level = (
+        logging.WARNING if quiet and settings.log_level == "INFO" else getattr(logging, settings.log_level)
+    )
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "openai", "discord.client", "discord.gateway", "slack_bolt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
@@ -141,4 +143,3 @@ async def _run_discord(core, settings: Settings, args: argparse.Namespace) -> in
         bot.request_sync(args.guild)
     await _run_until_signal(bot.run(), bot.stop)
     return 0
-

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from dotenv import dotenv_values
 
-from core.agent import Agent
+from core.agent import Agent, Runner
 from core.commands import Commands
 from core.limits import LimitDefaults, LimitsEngine, WorkspaceGate
 from core.llm import LLMClient
@@ -49,16 +49,23 @@ def limit_defaults(environ: Mapping[str, str]) -> LimitDefaults:
 
 @asynccontextmanager
 async def open_core(
-    settings: Settings, environ: Mapping[str, str], sandbox_cfg: SandboxConfig | None = None
+    settings: Settings,
+    environ: Mapping[str, str],
+    sandbox_cfg: SandboxConfig | None = None,
+    runner: Runner | None = None,
 ) -> AsyncIterator[Codebot]:
-    """Open the store, the LLM client and the sandbox, and yield a running Codebot."""
+    """Open the store, the LLM client and the sandbox, and yield a running Codebot.
+
+    `runner` replaces the sandbox (benchmarks measuring the core alone); production never passes it.
+    """
     cfg = sandbox_cfg or sandbox_config(environ)
     defaults = limit_defaults(environ)
     llm_client = LLMClient(settings)
     store = SQLiteStore(settings.db)
     await store.open()
     try:
-        async with Sandbox(cfg) as sandbox:
+        async with AsyncExitStack() as stack:
+            sandbox = runner or await stack.enter_async_context(Sandbox(cfg))
             limits = LimitsEngine(store, defaults)
             agent = Agent(llm_client, Reviewer(llm_client), sandbox)
             deps = TurnDeps(

@@ -22,7 +22,9 @@ from sandbox.types import RunLimits
 log = logging.getLogger(__name__)
 
 ABANDONED_TEXT = "The bot was restarting and had to stop working on this. Please ask again."
-INTERNAL_ERROR_TEXT = "Something went wrong on our side while answering; the problem was logged. Please try again."
+INTERNAL_ERROR_TEXT = (
+    "Something went wrong on our side while answering; the problem was logged. Please try again."
+)
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,20 @@ class TurnRunner:
             await sink.post(
                 NoticeReply(
                     "queued",
-                    f"This workspace is busy; you are number {position} in the queue. I'll start as soon as a slot frees up.",
+                    f"This workspace is busy; you are number {position} in the queue. "
+                    "I'll start as soon as a slot frees up.",
                 )
             )
 
         ws = Workspace.of(incoming.key)
-        async with self._d.gate.slot(ws, limits.concurrency, on_queued), self._global:
-            async with self._threads.hold(incoming.key):
-                await self._answer(incoming, sink, limits)
+        # Thread lock first: a second question in the same thread must not hold a workspace slot
+        # while it waits for the first to finish.
+        async with (
+            self._threads.hold(incoming.key),
+            self._d.gate.slot(ws, limits.concurrency, on_queued),
+            self._global,
+        ):
+            await self._answer(incoming, sink, limits)
 
     async def _answer(self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits) -> None:
         s = self._d.settings

@@ -132,7 +132,9 @@ class Store(Protocol):
         """Record an event id; True only for the first claim within ttl_s (atomic across replicas)."""
         ...
 
-    async def start_turn(self, key: ThreadKey, event_id: str, user_id: str, question: str, now: float) -> None:
+    async def start_turn(
+        self, key: ThreadKey, event_id: str, user_id: str, question: str, now: float
+    ) -> None:
         """Note that a turn began, so a crash or shutdown can be reported later."""
         ...
 
@@ -143,7 +145,9 @@ class Store(Protocol):
         ...
 
     # audit and usage
-    async def audit(self, workspace: Workspace, limit: int = 20, before_id: int | None = None) -> list[AuditRecord]:
+    async def audit(
+        self, workspace: Workspace, limit: int = 20, before_id: int | None = None
+    ) -> list[AuditRecord]:
         """Newest first."""
         ...
 

@@ -73,7 +73,7 @@ async def test_console_plot_file_is_saved(tmp_path):
 async def test_missing_api_key_is_a_one_line_configuration_error(tmp_path):
     env = _env(tmp_path)
     env.pop("OPENAI_API_KEY", None)
-    code, out, err = await _console(tmp_path, "hi\n", env)
+    code, _, err = await _console(tmp_path, "hi\n", env)
     assert code == 2
     assert "OPENAI_API_KEY" in err and "Traceback" not in err
 

@@ -83,7 +83,10 @@ async def test_a_redelivered_event_runs_once(tmp_path):
 
 
 async def test_empty_and_oversized_questions_get_a_clear_reply_and_no_llm_call(tmp_path):
-    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url, CODEBOT_MAX_QUESTION_CHARS="100") as core:
+    async with (
+        FakeOpenAI() as fake,
+        core_stack(tmp_path, fake.base_url, CODEBOT_MAX_QUESTION_CHARS="100") as core,
+    ):
         empty, big = RecordingSink(), RecordingSink()
         assert (await core.submit(ask("   ", event="e1"), empty)).reason == "empty"
         assert (await core.submit(ask("x" * 5000, event="e2"), big)).reason == "too-long"
