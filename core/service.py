@@ -113,6 +113,33 @@ class Codebot:
     def is_admin(self, author: Author) -> bool:
         return author.is_admin or author.id in self._settings.admin_ids
 
+    async def recover(self, sink_for: Callable[[ThreadKey], ReplySink] | None = None) -> int:
+        """Close turns a crash left open and tell their threads; return how many there were.
+
+        Called once at start-up. A turn is open when it was started but never committed or
+        abandoned: the process died mid-answer. Its history is intact (turns commit atomically).
+        """
+        try:
+            open_turns = await self._store.unfinished_turns()
+        except StoreError as exc:
+            log.error("cannot look for interrupted turns: %s", exc)
+            return 0
+        for key, event_id, question in open_turns:
+            await self._store.abandon_turn(event_id, "interrupted by a restart", self._clock())
+            if sink_for is None:
+                continue
+            text = (
+                f"I was restarted while answering _{_snippet(question)}_ and could not finish. "
+                "Please ask again."
+            )
+            try:
+                await sink_for(key).post(NoticeReply("abandoned", text))
+            except Exception:
+                log.exception("could not tell %s about an interrupted turn", key)
+        if open_turns:
+            log.warning("closed %d turn(s) interrupted by a restart", len(open_turns))
+        return len(open_turns)
+
     @property
     def busy(self) -> int:
         return len(self._tasks)
@@ -136,6 +163,11 @@ class Codebot:
             if still:
                 log.warning("abandoned %d turn(s) at shutdown", len(still))
                 await asyncio.gather(*still, return_exceptions=True)
+
+
+def _snippet(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _with_author(req: CommandRequest, author: Author) -> CommandRequest:

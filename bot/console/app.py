@@ -62,7 +62,7 @@ async def run_console(
     sink = ConsoleSink(stdout, files_dir, show_progress=interactive)
     if interactive:
         print(BANNER, f"(conversation `{key.thread}`)", file=stdout, flush=True)
-    count = 0
+    await core.recover(lambda _key: sink)
     while True:
         if interactive:
             print("> ", end="", file=stdout, flush=True)
@@ -72,7 +72,6 @@ async def run_console(
         text = line.strip()
         if not text:
             continue
-        count += 1
         if text.startswith("/codebot"):
             await _command(core, key, me, text, stdout)
             continue
