@@ -1,0 +1,266 @@
+"""The agent loop: the model writes code, the code is reviewed and run, the output goes back, repeat.
+
+Every step is reported to the sink as it happens. Whatever goes wrong, the messages returned form a
+complete exchange (every tool call has its output, the last message is the assistant's), so the next
+request built from the stored history is always valid.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from mirascope import llm
+
+from core.llm import DEADLINE_MESSAGE, LLMClient, LLMFailure, usage_tokens
+from core.review.reviewer import Reviewer
+from core.sink import ReplySink
+from core.tools import (
+    STEP_LIMIT_OUTPUT,
+    SYSTEM_PROMPT,
+    execute_code,
+    fallback_answer,
+    format_refusal,
+    format_run,
+    parse_code_arg,
+)
+from core.types import (
+    AnswerReply,
+    CodeReply,
+    NoticeReply,
+    Progress,
+    Reply,
+    ResultReply,
+    Verdict,
+    VerdictReply,
+)
+from sandbox.types import RunLimits, RunResult, SandboxUnavailable
+
+log = logging.getLogger(__name__)
+
+MIN_RUN_S = 1.0  # don't start a run with less time than this left before the deadline
+
+
+@dataclass(frozen=True)
+class TurnLimits:
+    """The caps of one turn, resolved from the workspace's limits."""
+
+    max_steps: int = 3  # tool executions per question (malformed calls count too)
+    run_limits: RunLimits = field(default_factory=RunLimits)
+    safety_mode: str = "standard"  # strict / standard / off
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One execute_code step, for the audit log."""
+
+    step: int
+    code: str
+    verdict: Verdict
+    result: RunResult | None  # None when refused
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """What a turn produced; the caller persists it."""
+
+    messages: tuple[llm.Message, ...]  # new history entries for this turn, always a complete exchange
+    answer: str  # the final text posted ("" when error is set)
+    steps: tuple[StepRecord, ...]
+    tokens: int  # agent + review tokens (0 when the server sends no usage)
+    error: str | None = None  # short user-facing message when the turn failed
+
+
+class Runner(Protocol):
+    """Runs code in isolation (the sandbox); raises SandboxUnavailable only when it is broken."""
+
+    async def run(self, code: str, limits: RunLimits | None = None) -> RunResult: ...
+
+
+class _Abort(Exception):
+    """Ends the turn early with a user-facing message (sandbox down, deadline passed)."""
+
+
+class _GuardedSink:
+    """Forwards to the adapter's sink; after the first failure, stops reporting but lets the turn finish."""
+
+    def __init__(self, sink: ReplySink) -> None:
+        self._sink = sink
+        self._broken = False
+
+    async def post(self, reply: Reply) -> None:
+        await self._call(self._sink.post, reply)
+
+    async def progress(self, state: Progress, detail: str = "") -> None:
+        await self._call(self._sink.progress, state, detail)
+
+    async def _call(self, fn: Any, *args: Any) -> None:
+        if self._broken:
+            return
+        try:
+            await fn(*args)
+        except Exception:
+            self._broken = True
+            log.exception("reply sink failed; no further replies for this turn")
+
+
+@dataclass
+class _Turn:
+    """Mutable state of one turn; the execute_code tool delegates to `run_step`."""
+
+    reviewer: Reviewer
+    runner: Runner
+    sink: _GuardedSink
+    limits: TurnLimits
+    deadline: float
+    used: int = 0  # tool calls charged against max_steps
+    tokens: int = 0
+    records: list[StepRecord] = field(default_factory=list)
+
+    async def run_step(self, code: str) -> str:
+        """Review, run and report one program; return what the model should see."""
+        n = len(self.records) + 1
+        await self.sink.post(CodeReply(n, code))
+        await self.sink.progress(Progress.REVIEWING, f"step {n}")
+        verdict, tokens = await self.reviewer.review(code, self.limits.safety_mode, deadline=self.deadline)
+        self.tokens += tokens
+        await self.sink.post(VerdictReply(n, verdict))
+        if not verdict.allowed:
+            self.records.append(StepRecord(n, code, verdict, None))
+            return format_refusal(verdict)
+        remaining = self.deadline - time.monotonic()
+        if remaining < MIN_RUN_S:
+            raise _Abort(DEADLINE_MESSAGE)
+        run_limits = self.limits.run_limits
+        if run_limits.timeout_s > remaining:
+            run_limits = run_limits.replace(timeout_s=remaining)
+        await self.sink.progress(Progress.RUNNING, f"step {n}")
+        try:
+            result = await self.runner.run(code, run_limits)
+        except SandboxUnavailable as exc:
+            raise _Abort(str(exc) or "The sandbox is unavailable.") from exc
+        self.records.append(StepRecord(n, code, verdict, result))
+        await self.sink.post(ResultReply(n, result))
+        return format_run(result)
+
+    async def answer_call(self, ctx: llm.Context[Any], call: llm.ToolCall) -> tuple[llm.ToolOutput, bool]:
+        """Produce the output for one tool call; the flag says the step limit was hit."""
+        if self.used >= self.limits.max_steps:
+            return _output(call, STEP_LIMIT_OUTPUT.format(n=self.limits.max_steps)), True
+        self.used += 1
+        code, problem = parse_code_arg(call.name, call.args)
+        if code is None:
+            return _output(call, problem), False
+        return _output(call, await execute_code(ctx, code)), False
+
+
+def _output(call: llm.ToolCall, text: str) -> llm.ToolOutput:
+    return llm.ToolOutput(id=call.id, name=call.name, result=text)
+
+
+class Agent:
+    """Runs turns; one instance per process, shared by all threads."""
+
+    def __init__(
+        self, llm: LLMClient, reviewer: Reviewer, runner: Runner, system_prompt: str | None = None
+    ) -> None:
+        self._llm = llm
+        self._reviewer = reviewer
+        self._runner = runner
+        self._system_prompt = system_prompt or SYSTEM_PROMPT
+
+    async def run_turn(
+        self,
+        history: Sequence[llm.Message],
+        question: str,
+        sink: ReplySink,
+        limits: TurnLimits,
+        *,
+        deadline: float,
+    ) -> TurnOutcome:
+        """Answer `question` in the context of `history`, reporting every step to `sink`."""
+        guard = _GuardedSink(sink)
+        turn = _Turn(self._reviewer, self._runner, guard, limits, deadline)
+        start = len(history) + 1  # the system prompt and the history are not new
+        messages: list[llm.Message] = [
+            llm.messages.system(self._system_prompt),
+            *history,
+            llm.messages.user(question),
+        ]
+        try:
+            # _loop keeps this same list a complete exchange as it goes, for the error path below.
+            messages, answer = await self._loop(turn, messages)
+        except (LLMFailure, _Abort) as exc:
+            error = exc.user_message if isinstance(exc, LLMFailure) else str(exc)
+            messages = [*messages, self._assistant(f"(no answer: {error})")]
+            await guard.post(NoticeReply("error", error))
+            await guard.progress(Progress.FAILED)
+            return TurnOutcome(tuple(messages[start:]), "", tuple(turn.records), turn.tokens, error)
+        await guard.post(AnswerReply(answer))
+        await guard.progress(Progress.DONE)
+        return TurnOutcome(tuple(messages[start:]), answer, tuple(turn.records), turn.tokens)
+
+    async def _loop(self, turn: _Turn, messages: list[llm.Message]) -> tuple[list[llm.Message], str]:
+        """Call the model until it answers in text; `messages` is kept valid for the error path."""
+        model = self._llm.model("agent")
+        ctx = llm.Context(deps=turn)
+        first = partial(model.context_call_async, list(messages), ctx=ctx, tools=[execute_code])
+        response = await self._think(turn, first)
+        told_limit = False
+        for _ in range(turn.limits.max_steps + 2):  # each round spends budget or ends; this is a backstop
+            if not response.tool_calls:
+                break
+            messages[:] = list(response.messages)
+            if told_limit:  # the model ignored the step limit: close the exchange ourselves
+                return self._give_up(turn, response)
+            outputs = await self._answer_calls(turn, ctx, messages, response.tool_calls)
+            told_limit = any(hit for _, hit in outputs)
+            content = [out for out, _ in outputs]
+            messages.append(llm.messages.user(content))
+            resume = partial(model.context_resume_async, ctx=ctx, response=response, content=content)
+            response = await self._think(turn, resume)
+        else:
+            return self._give_up(turn, response)
+        text = response.text().strip()
+        if text:
+            return list(response.messages), text
+        text = fallback_answer([r.result for r in turn.records if r.result is not None])
+        return [*response.messages[:-1], self._assistant(text)], text
+
+    async def _answer_calls(
+        self, turn: _Turn, ctx: llm.Context[Any], messages: list[llm.Message], calls: Sequence[llm.ToolCall]
+    ) -> list[tuple[llm.ToolOutput, bool]]:
+        """Run the calls one at a time, in order; on abort, close the exchange before re-raising."""
+        outputs: list[tuple[llm.ToolOutput, bool]] = []
+        try:
+            for call in calls:
+                outputs.append(await turn.answer_call(ctx, call))
+        except (_Abort, LLMFailure) as exc:
+            reason = exc.user_message if isinstance(exc, LLMFailure) else str(exc)
+            done = [out for out, _ in outputs]
+            rest = [_output(c, f"Not run: {reason}") for c in calls[len(outputs) :]]
+            messages.append(llm.messages.user([*done, *rest]))
+            raise
+        return outputs
+
+    async def _think(self, turn: _Turn, fn: Any) -> Any:
+        await turn.sink.progress(Progress.THINKING)
+        response = await self._llm.call(fn, deadline=turn.deadline)
+        turn.tokens += usage_tokens(response)
+        return response
+
+    def _give_up(self, turn: _Turn, response: Any) -> tuple[list[llm.Message], str]:
+        n = turn.limits.max_steps
+        notice = (
+            f"I used all {n} code run{'s' if n != 1 else ''} allowed for one question without reaching "
+            "an answer. Ask a follow-up to let me continue."
+        )
+        outputs = [_output(c, STEP_LIMIT_OUTPUT.format(n=n)) for c in response.tool_calls]
+        return [*response.messages, llm.messages.user(outputs), self._assistant(notice)], notice
+
+    def _assistant(self, text: str) -> llm.AssistantMessage:
+        return llm.messages.assistant(text, model_id=self._llm.model("agent").model_id, provider_id=None)

@@ -1,0 +1,307 @@
+"""The agent loop end to end: real mirascope + openai SDK over HTTP to the fake, real sandbox."""
+
+from __future__ import annotations
+
+import time
+
+from core.agent import Agent, TurnLimits, TurnOutcome
+from core.codec import decode_message, encode_message
+from core.llm import LLMClient
+from core.review.reviewer import Reviewer
+from core.types import AnswerReply, CodeReply, NoticeReply, Progress, ResultReply, VerdictReply
+from sandbox import Sandbox
+from sandbox.types import RunLimits, RunResult, SandboxUnavailable
+from tests.core.conftest import chat_is_consistent, make_settings, tool_messages
+from tests.fakes.openai_fake import FakeOpenAI
+from tests.recording_sink import RecordingSink
+
+
+async def ask(
+    agent: Agent, question: str, *, history=(), limits: TurnLimits | None = None, deadline_s: float = 30
+) -> tuple[TurnOutcome, RecordingSink]:
+    sink = RecordingSink()
+    outcome = await agent.run_turn(
+        list(history), question, sink, limits or TurnLimits(), deadline=time.monotonic() + deadline_s
+    )
+    return outcome, sink
+
+
+def text_of(message) -> str:
+    return "".join(p.text for p in message.content if p.type == "text")
+
+
+def kinds(sink: RecordingSink) -> list[str]:
+    return [type(r).__name__ for r in sink.replies]
+
+
+async def test_tool_loop_reports_each_step_and_answers(fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox):
+    fake.enqueue_tool_call("print('hello')\nresult = 6 * 7")
+    fake.enqueue_text("The answer is 42.")
+    outcome, sink = await ask(Agent(client, Reviewer(client), sandbox), "what is 6*7?")
+
+    assert kinds(sink) == ["CodeReply", "VerdictReply", "ResultReply", "AnswerReply"]
+    code, verdict, result, answer = sink.replies
+    assert code == CodeReply(1, "print('hello')\nresult = 6 * 7")
+    assert (
+        isinstance(verdict, VerdictReply)
+        and verdict.verdict.allowed
+        and verdict.verdict.checks == ("static", "llm")
+    )
+    assert (
+        isinstance(result, ResultReply) and result.result.result == "42" and result.result.stdout == "hello\n"
+    )
+    assert answer == AnswerReply("The answer is 42.")
+    assert sink.progress_states == [
+        Progress.THINKING,
+        Progress.REVIEWING,
+        Progress.RUNNING,
+        Progress.THINKING,
+        Progress.DONE,
+    ]
+    # The model saw the run's output on the second request.
+    (output,) = tool_messages(fake.agent_requests[1])
+    assert "hello" in output and "result = 42" in output
+    assert outcome.answer == "The answer is 42." and outcome.error is None
+    assert [m.role for m in outcome.messages] == ["user", "assistant", "user", "assistant"]
+    assert outcome.steps[0].result is not None and outcome.steps[0].result.ok
+    assert outcome.tokens == 3 * 18  # two agent calls and one review, 18 tokens each
+
+
+async def test_failing_code_is_fixed_after_seeing_the_traceback(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    fake.enqueue_tool_call("result = 1 / 0")
+    fake.enqueue_tool_call("result = 1 / 1")
+    fake.enqueue_text("It is 1.0.")
+    outcome, sink = await ask(Agent(client, Reviewer(client), sandbox), "divide")
+
+    results = [r.result for r in sink.of(ResultReply)]
+    assert [r.ok for r in results] == [False, True]
+    (first_output,) = tool_messages(fake.agent_requests[1])
+    assert "ZeroDivisionError" in first_output and "failed" in first_output
+    assert [s.step for s in outcome.steps] == [1, 2]
+    assert outcome.answer == "It is 1.0."
+
+
+async def test_step_limit_tells_the_model_and_takes_its_answer(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    for i in range(3):
+        fake.enqueue_tool_call(f"result = {i}")
+    fake.enqueue_text("I stopped after two tries.")
+    outcome, sink = await ask(
+        Agent(client, Reviewer(client), sandbox), "loop", limits=TurnLimits(max_steps=2)
+    )
+
+    assert len(sink.of(ResultReply)) == 2 and len(outcome.steps) == 2
+    assert "limit of 2 code runs" in tool_messages(fake.agent_requests[3])[-1]
+    assert outcome.answer == "I stopped after two tries."
+
+
+async def test_model_ignoring_the_step_limit_gets_a_notice_and_a_valid_history(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    for i in range(4):
+        fake.enqueue_tool_call(f"result = {i}")
+    agent = Agent(client, Reviewer(client), sandbox)
+    outcome, sink = await ask(agent, "loop", limits=TurnLimits(max_steps=1))
+
+    assert len(sink.of(ResultReply)) == 1
+    assert "code run allowed" in outcome.answer and sink.answers == [outcome.answer]
+    assert len(fake.agent_requests) == 3  # no fourth request: the turn ended itself
+    # The stored exchange is complete: the follow-up request built from it is consistent.
+    fake.enqueue_text("ok")
+    await ask(agent, "and now?", history=outcome.messages)
+    assert chat_is_consistent(fake.agent_requests[-1]["messages"])
+
+
+async def test_unsafe_llm_verdict_is_refused_and_reported_to_the_model(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    fake.enqueue_tool_call("print(open('data.txt').read())")
+    fake.enqueue_verdict(False, "high", ["tries to read a secret file"])
+    fake.enqueue_text("I may not do that.")
+    outcome, sink = await ask(Agent(client, Reviewer(client), sandbox), "show the file")
+
+    assert kinds(sink) == ["CodeReply", "VerdictReply", "AnswerReply"]
+    verdict = sink.of(VerdictReply)[0].verdict
+    assert not verdict.allowed and verdict.reasons == ("tries to read a secret file",)
+    (output,) = tool_messages(fake.agent_requests[1])
+    assert "Refused" in output and "tries to read a secret file" in output
+    assert outcome.steps[0].result is None and Progress.RUNNING not in sink.progress_states
+
+
+async def test_strict_mode_refuses_static_findings_without_asking_the_llm(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    fake.enqueue_tool_call("import subprocess\nsubprocess.run(['ls'])")
+    fake.enqueue_text("Not allowed here.")
+    _, sink = await ask(
+        Agent(client, Reviewer(client), sandbox), "list files", limits=TurnLimits(safety_mode="strict")
+    )
+
+    verdict = sink.of(VerdictReply)[0].verdict
+    assert not verdict.allowed and verdict.checks == ("static",)
+    assert any("subprocess" in r and "line 1" in r for r in verdict.reasons)
+    assert fake.review_requests == []
+    assert "subprocess" in tool_messages(fake.agent_requests[1])[0]
+
+
+async def test_off_mode_runs_without_review(fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox):
+    fake.enqueue_tool_call("import os\nresult = 'environ' in dir(os)")
+    fake.enqueue_text("yes")
+    _, sink = await ask(Agent(client, Reviewer(client), sandbox), "q", limits=TurnLimits(safety_mode="off"))
+
+    verdict = sink.of(VerdictReply)[0].verdict
+    assert verdict.allowed and verdict.checks == () and verdict.mode == "off"
+    assert fake.review_requests == [] and sink.of(ResultReply)[0].result.result == "True"
+
+
+async def test_same_code_twice_uses_the_cached_verdict(fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox):
+    agent = Agent(client, Reviewer(client), sandbox)
+    for _ in range(2):
+        fake.enqueue_tool_call("result = 2 ** 10")
+        fake.enqueue_text("1024")
+    _, first = await ask(agent, "2^10")
+    _, second = await ask(agent, "2^10 again")
+
+    assert not first.of(VerdictReply)[0].verdict.cached
+    assert second.of(VerdictReply)[0].verdict.cached
+    assert len(fake.review_requests) == 1
+
+
+async def test_bad_json_arguments_count_as_a_step_and_are_explained(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    fake.enqueue_raw_tool_call("execute_code", '{"code": "print(1)"')  # truncated JSON
+    fake.enqueue_tool_call("print(2)")
+    fake.enqueue_text("gave up")
+    outcome, sink = await ask(Agent(client, Reviewer(client), sandbox), "q", limits=TurnLimits(max_steps=1))
+
+    assert "not valid JSON" in tool_messages(fake.agent_requests[1])[0]
+    assert "limit" in tool_messages(fake.agent_requests[2])[-1]  # the bad call used the only step
+    assert sink.of(CodeReply) == [] and outcome.steps == () and outcome.answer == "gave up"
+
+
+async def test_missing_code_and_unknown_tool_are_explained(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    fake.enqueue_raw_tool_call("shell", '{"cmd": "ls"}')
+    fake.enqueue_raw_tool_call("execute_code", '{"source": "print(1)"}')
+    fake.enqueue_text("done")
+    outcome, _ = await ask(Agent(client, Reviewer(client), sandbox), "q")
+
+    assert "no tool named 'shell'" in tool_messages(fake.agent_requests[1])[0]
+    assert '"code"' in tool_messages(fake.agent_requests[2])[-1]
+    assert outcome.answer == "done" and outcome.error is None
+
+
+async def test_empty_final_answer_falls_back_to_the_last_result(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    fake.enqueue_tool_call("result = sum(range(10))")
+    fake.enqueue_text("")
+    outcome, sink = await ask(Agent(client, Reviewer(client), sandbox), "sum")
+
+    assert "45" in outcome.answer and sink.answers == [outcome.answer]
+    last = outcome.messages[-1]
+    assert last.role == "assistant" and "45" in text_of(last)  # the history says what the user saw
+
+
+async def test_llm_failure_mid_turn_posts_an_error_and_keeps_history_valid(
+    fake: FakeOpenAI, sandbox: Sandbox
+):
+    client = LLMClient(make_settings(fake.base_url, llm_retries=1), backoff_s=0.01)
+    agent = Agent(client, Reviewer(client), sandbox)
+    fake.enqueue_tool_call("result = 3")
+    fake.enqueue_error(503)
+    fake.enqueue_error(503)
+    outcome, sink = await ask(agent, "three")
+
+    assert outcome.error and "trouble" in outcome.error and outcome.answer == ""
+    assert sink.notices == [NoticeReply("error", outcome.error)] and sink.answers == []
+    assert sink.progress_states[-1] == Progress.FAILED
+    assert [m.role for m in outcome.messages] == ["user", "assistant", "user", "assistant"]
+    assert "no answer" in text_of(outcome.messages[-1])
+    # Stored and restored, the history gives a consistent next request.
+    restored = [decode_message(encode_message(m)) for m in outcome.messages]
+    fake.enqueue_text("3")
+    follow_up, _ = await ask(agent, "again?", history=restored)
+    assert follow_up.answer == "3" and chat_is_consistent(fake.agent_requests[-1]["messages"])
+    await client.aclose()
+
+
+async def test_first_call_failure_keeps_the_question(fake: FakeOpenAI, sandbox: Sandbox):
+    client = LLMClient(make_settings(fake.base_url), backoff_s=0.01)
+    fake.enqueue_error(401)
+    outcome, _ = await ask(Agent(client, Reviewer(client), sandbox), "hello?")
+
+    assert outcome.error is not None and "OPENAI_API_KEY" in outcome.error
+    assert [m.role for m in outcome.messages] == ["user", "assistant"]
+    assert outcome.messages[0].content[0].text == "hello?"
+    assert len(fake.requests) == 1  # a rejected key is not retried
+    await client.aclose()
+
+
+class _BrokenSandbox:
+    """The sandbox failing after start-up (cgroup gone, bwrap removed) cannot be provoked for real in a
+    test, so this runner raises what the real one raises then."""
+
+    async def run(self, code: str, limits: RunLimits | None = None) -> RunResult:
+        raise SandboxUnavailable("bubblewrap is missing: run `codebot doctor`")
+
+
+async def test_unavailable_sandbox_stops_the_turn_with_a_notice(fake: FakeOpenAI, client: LLMClient):
+    fake.enqueue_tool_calls("result = 1", "result = 2")
+    outcome, sink = await ask(Agent(client, Reviewer(client), _BrokenSandbox()), "q")
+
+    assert sink.notices == [NoticeReply("error", "bubblewrap is missing: run `codebot doctor`")]
+    assert len(fake.agent_requests) == 1 and outcome.error
+    # Both calls have outputs (the second "not run"), then the closing assistant note.
+    outputs = outcome.messages[2].content
+    assert [o.id for o in outputs] == [p.id for p in outcome.messages[1].content if p.type == "tool_call"]
+    assert outcome.messages[-1].role == "assistant"
+
+
+async def test_a_failing_sink_does_not_break_the_turn(fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox):
+    class FailingSink(RecordingSink):
+        async def post(self, reply):  # the chat platform is down
+            raise ConnectionError("platform down")
+
+    fake.enqueue_tool_call("result = 5")
+    fake.enqueue_text("five")
+    sink = FailingSink()
+    outcome = await Agent(client, Reviewer(client), sandbox).run_turn(
+        [], "q", sink, TurnLimits(), deadline=time.monotonic() + 30
+    )
+    assert outcome.answer == "five" and outcome.steps[0].result is not None
+
+
+async def test_run_timeout_is_capped_by_the_turn_deadline(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    fake.enqueue_tool_call("while True:\n    pass")
+    limits = TurnLimits(run_limits=RunLimits(timeout_s=60, cpu_s=60), safety_mode="off")
+    start = time.monotonic()
+    outcome, sink = await ask(Agent(client, Reviewer(client), sandbox), "spin", limits=limits, deadline_s=2.5)
+
+    assert time.monotonic() - start < 5
+    result = sink.of(ResultReply)[0].result
+    assert result.timed_out or result.killed_reason == "timeout"
+    assert outcome.error is not None and "too long" in outcome.error  # no time left for the model
+
+
+async def test_the_model_hears_about_files_and_limits_hit(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    fake.enqueue_tool_call("open('table.csv', 'w').write('a,b\\n1,2\\n')\nprint('saved')")
+    fake.enqueue_tool_call("while True:\n    pass")
+    fake.enqueue_text("done")
+    limits = TurnLimits(run_limits=RunLimits(timeout_s=0.5, cpu_s=5))
+    outcome, sink = await ask(Agent(client, Reviewer(client), sandbox), "q", limits=limits)
+
+    saved, spun = tool_messages(fake.agent_requests[2])
+    assert "table.csv (8 bytes)" in saved and "saved" in saved
+    assert "killed: the run hit its timeout limit" in spun and "failed" in spun
+    assert [f.name for f in sink.of(ResultReply)[0].files] == ["table.csv"]
+    assert outcome.answer == "done"

@@ -1,0 +1,86 @@
+"""The history codec: exact round trips, and a restored history that sends the very same request bytes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from mirascope import llm
+
+from core.agent import Agent, TurnLimits
+from core.codec import CodecError, decode_message, encode_message
+from core.llm import LLMClient
+from core.review.reviewer import Reviewer
+from sandbox import Sandbox
+from tests.fakes.openai_fake import FakeOpenAI
+from tests.recording_sink import RecordingSink
+
+
+def roundtrip(messages):
+    return [decode_message(encode_message(m)) for m in messages]
+
+
+async def test_a_real_exchange_round_trips_exactly_and_replays_byte_identical(
+    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+):
+    agent = Agent(client, Reviewer(client), sandbox)
+    deadline = time.monotonic() + 30
+    fake.enqueue_tool_call("print('π ≈', 3.14159)\nresult = {'ok': True}")
+    fake.enqueue_text("Done: π ≈ 3.14159 ✓")
+    first = await agent.run_turn([], "what is π?", RecordingSink(), TurnLimits(), deadline=deadline)
+
+    restored = roundtrip(first.messages)
+    assert restored == list(first.messages)
+    assert [encode_message(m) for m in restored] == [encode_message(m) for m in first.messages]
+
+    for history in (first.messages, restored):
+        fake.enqueue_text("again")
+        await agent.run_turn(history, "and twice that?", RecordingSink(), TurnLimits(), deadline=deadline)
+    in_memory, from_store = fake.raw_bodies[-2], fake.raw_bodies[-1]
+    assert in_memory == from_store
+    assert b"call_1" in from_store  # the tool exchange really is part of the replayed history
+
+
+def test_every_message_kind_and_part_round_trips():
+    messages = [
+        llm.messages.system("be brief"),
+        llm.messages.user("hi ☃", name="ana"),
+        llm.AssistantMessage(
+            content=[
+                llm.Thought(thought="hmm"),
+                llm.Text(text="let me run"),
+                llm.ToolCall(id="c1", name="t", args="{}"),
+            ],
+            name=None,
+            provider_id="openai:completions",
+            model_id="openai/m",
+            provider_model_name="m:completions",
+            raw_message={"role": "assistant", "tool_calls": [{"id": "c1"}]},
+        ),
+        llm.UserMessage(content=[llm.ToolOutput(id="c1", name="t", result={"n": [1, 2]})], name=None),
+    ]
+    assert roundtrip(messages) == messages
+
+
+def test_a_tool_error_keeps_its_text():
+    message = llm.UserMessage(
+        content=[llm.ToolOutput(id="c", name="t", result="boom", error=llm.ToolExecutionError("boom"))]
+    )
+    (restored,) = roundtrip([message])
+    assert str(restored.content[0].error) == "boom" and restored.content[0].result == "boom"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "not json",
+        "[]",
+        '{"role": "robot", "content": []}',
+        '{"role": "user"}',
+        '{"role": "user", "name": null, "content": [{"type": "image"}]}',
+    ],
+)
+def test_corrupt_rows_raise_a_codec_error(bad: str):
+    with pytest.raises(CodecError):
+        decode_message(bad)

@@ -1,0 +1,261 @@
+"""A scripted OpenAI-compatible server (POST /v1/chat/completions) on 127.0.0.1 for tests and benches.
+
+Agent answers and review verdicts come from two queues. A request counts as a review when it asks for
+structured output: `response_format` json_schema, or mirascope's forced formatted-output tool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+FORMAT_TOOL = "__mirascope_formatted_output_tool__"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int = 200
+    message: dict[str, Any] | None = None  # assistant message (200 answers)
+    finish: str = "stop"
+    body: Any = None  # error body (non-200)
+    raw: bytes | None = None  # sent verbatim (garbage)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Delay:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    content: str  # the JSON text of the verdict (or anything, to test validation failures)
+
+
+class FakeOpenAI:
+    """`async with FakeOpenAI() as fake:` then point OPENAI_BASE_URL at `fake.base_url`."""
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self.default_text = "done"
+        self.latency: tuple[float, float] | None = None  # random seconds added to every request
+        self.error_rate = 0.0  # share of requests answered with a 500, before the queues are read
+        self.usage: tuple[int, int] | None = (11, 7)  # prompt, completion tokens; None omits usage
+        self.requests: list[dict[str, Any]] = []  # parsed bodies, in arrival order
+        self.headers: list[dict[str, str]] = []  # request headers, parallel to `requests`
+        self.raw_bodies: list[bytes] = []  # exact bytes received, parallel to `requests`
+        self.kinds: list[str] = []  # "agent" or "review", parallel to `requests`
+        self._agent: deque[_Answer | _Delay] = deque()
+        self._review: deque[_Verdict | _Answer | _Delay] = deque()
+        self._rng = random.Random(seed)
+        self._ids = itertools.count(1)
+        self._arrived = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        # Cancel handlers of clients that gave up (timeouts), so shutdown never waits for a scripted delay.
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ---- scripting: agent answers ---------------------------------------------------------------
+
+    def enqueue_text(self, text: str) -> None:
+        """Answer the next agent request with plain assistant text."""
+        self._agent.append(_Answer(message={"role": "assistant", "content": text}))
+
+    def enqueue_tool_call(self, code: str, call_id: str | None = None) -> str:
+        """Answer with one execute_code call; returns the call id."""
+        return self.enqueue_tool_calls(code, ids=[call_id] if call_id else None)[0]
+
+    def enqueue_tool_calls(self, *codes: str, ids: list[str] | None = None) -> list[str]:
+        """Answer with several execute_code calls in one assistant message."""
+        calls = [("execute_code", json.dumps({"code": c})) for c in codes]
+        return self._enqueue_calls(calls, ids)
+
+    def enqueue_raw_tool_call(self, name: str, arguments: str, call_id: str | None = None) -> str:
+        """Answer with a tool call of any name and any argument text (bad JSON, unknown tool)."""
+        return self._enqueue_calls([(name, arguments)], [call_id] if call_id else None)[0]
+
+    def enqueue_error(
+        self, status: int, body: Any = None, retry_after: float | str | None = None, *, review: bool = False
+    ) -> None:
+        """Answer the next request with an HTTP error (JSON error body, optional Retry-After)."""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        if body is None or isinstance(body, str):
+            body = {
+                "error": {
+                    "message": body or f"fake error {status}",
+                    "type": "fake",
+                    "param": None,
+                    "code": None,
+                }
+            }
+        self._queue(review).append(_Answer(status=status, body=body, headers=headers))
+
+    def enqueue_delay(self, seconds: float, *, review: bool = False) -> None:
+        """Delay the next answer of that queue by `seconds`."""
+        self._queue(review).append(_Delay(seconds))
+
+    def enqueue_garbage(self, *, review: bool = False) -> None:
+        """Answer the next request with 200 and a body that is not JSON."""
+        self._queue(review).append(_Answer(raw=b'{"choices": [ this is not json'))
+
+    # ---- scripting: review verdicts -------------------------------------------------------------
+
+    def enqueue_verdict(self, allowed: bool, risk: str = "low", reasons: list[str] | None = None) -> None:
+        """Answer the next review request with this verdict (unscripted reviews allow, risk low)."""
+        self._review.append(
+            _Verdict(json.dumps({"allowed": allowed, "risk": risk, "reasons": reasons or []}))
+        )
+
+    def enqueue_verdict_raw(self, content: str) -> None:
+        """Answer the next review request with arbitrary text (a verdict that fails validation)."""
+        self._review.append(_Verdict(content))
+
+    # ---- inspection -----------------------------------------------------------------------------
+
+    @property
+    def agent_requests(self) -> list[dict[str, Any]]:
+        """Bodies of the agent (non-review) requests, in order."""
+        return [r for r, k in zip(self.requests, self.kinds, strict=True) if k == "agent"]
+
+    @property
+    def review_requests(self) -> list[dict[str, Any]]:
+        """Bodies of the structured-output (review) requests, in order."""
+        return [r for r, k in zip(self.requests, self.kinds, strict=True) if k == "review"]
+
+    @property
+    def pending(self) -> int:
+        """Scripted answers not yet consumed (both queues)."""
+        return len(self._agent) + len(self._review)
+
+    async def wait_for_requests(self, n: int, timeout: float = 5.0) -> None:
+        """Wait until at least `n` requests have arrived."""
+        async with asyncio.timeout(timeout), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests) >= n)
+
+    # ---- server ---------------------------------------------------------------------------------
+
+    def _queue(self, review: bool) -> deque[Any]:
+        return self._review if review else self._agent
+
+    def _enqueue_calls(self, calls: list[tuple[str, str]], ids: list[str] | None) -> list[str]:
+        ids = ids or [f"call_{next(self._ids)}" for _ in calls]
+        tool_calls = [
+            {"id": i, "type": "function", "function": {"name": name, "arguments": args}}
+            for i, (name, args) in zip(ids, calls, strict=True)
+        ]
+        message = {"role": "assistant", "content": None, "tool_calls": tool_calls}
+        self._agent.append(_Answer(message=message, finish="tool_calls"))
+        return ids
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return web.json_response({"error": {"message": "request body is not JSON"}}, status=400)
+        kind = "review" if _is_review(body) else "agent"
+        async with self._arrived:
+            self.requests.append(body)
+            self.headers.append(dict(request.headers))
+            self.raw_bodies.append(raw)
+            self.kinds.append(kind)
+            self._arrived.notify_all()
+        if body.get("stream"):
+            return web.json_response({"error": {"message": "the fake does not stream"}}, status=400)
+        if self.latency:
+            await asyncio.sleep(self._rng.uniform(*self.latency))
+        if self.error_rate and self._rng.random() < self.error_rate:
+            return _error_response(_Answer(status=500, body={"error": {"message": "random fake failure"}}))
+        delay, item = _pop(self._review if kind == "review" else self._agent)
+        if delay:
+            await asyncio.sleep(delay)
+        answer = self._review_answer(body, item) if kind == "review" else (item or self._default())
+        return self._respond(answer)
+
+    def _default(self) -> _Answer:
+        return _Answer(message={"role": "assistant", "content": self.default_text})
+
+    def _review_answer(self, body: dict[str, Any], item: Any) -> _Answer:
+        if isinstance(item, _Answer):
+            return item
+        content = item.content if isinstance(item, _Verdict) else _ALLOW
+        names = [t.get("function", {}).get("name") for t in body.get("tools", [])]
+        if FORMAT_TOOL in names and (body.get("response_format") or {}).get("type") != "json_schema":
+            call = {"id": f"call_{next(self._ids)}", "type": "function"}
+            call["function"] = {"name": FORMAT_TOOL, "arguments": content}
+            return _Answer(
+                message={"role": "assistant", "content": None, "tool_calls": [call]}, finish="tool_calls"
+            )
+        return _Answer(message={"role": "assistant", "content": content})
+
+    def _respond(self, answer: _Answer) -> web.Response:
+        if answer.raw is not None:
+            return web.Response(body=answer.raw, content_type="application/json")
+        if answer.status != 200:
+            return _error_response(answer)
+        payload: dict[str, Any] = {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "fake",
+            "choices": [{"index": 0, "message": answer.message, "finish_reason": answer.finish}],
+        }
+        if self.usage is not None:
+            p, c = self.usage
+            payload["usage"] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        return web.json_response(payload)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+
+_ALLOW = json.dumps({"allowed": True, "risk": "low", "reasons": []})
+
+
+def _is_review(body: dict[str, Any]) -> bool:
+    if (body.get("response_format") or {}).get("type") == "json_schema":
+        return True
+    choice = body.get("tool_choice")
+    forced = isinstance(choice, dict) and choice.get("function", {}).get("name") == FORMAT_TOOL
+    names = [t.get("function", {}).get("name") for t in body.get("tools", [])]
+    return forced or (FORMAT_TOOL in names and names == [FORMAT_TOOL])
+
+
+def _pop(queue: deque[Any]) -> tuple[float, Any]:
+    """Take the next scripted item, summing the delays queued in front of it."""
+    delay = 0.0
+    while queue:
+        item = queue.popleft()
+        if isinstance(item, _Delay):
+            delay += item.seconds
+            continue
+        return delay, item
+    return delay, None
+
+
+def _error_response(answer: _Answer) -> web.Response:
+    return web.json_response(answer.body, status=answer.status, headers=answer.headers)
