@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mirascope import llm
+
 from core.agent import Agent, StepRecord, TurnLimits, TurnOutcome
-from core.codec import decode_message, encode_message
+from core.codec import CodecError, decode_message, encode_message
 from core.history import trim_history
 from core.limits import EffectiveLimits, LimitsEngine, WorkspaceGate
 from core.locks import KeyedLocks
@@ -99,7 +101,7 @@ class TurnRunner:
     async def _answer(self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits) -> None:
         s = self._d.settings
         raw = await self._d.store.load_messages(incoming.key, s.history_max_messages)
-        history = trim_history([decode_message(m) for m in raw], s.history_max_messages, s.history_max_tokens)
+        history = trim_history(_decode_all(incoming, raw), s.history_max_messages, s.history_max_tokens)
         turn_limits = TurnLimits(
             max_steps=limits.steps,
             run_limits=limits.run_limits(self._d.base_limits),
@@ -143,6 +145,17 @@ class TurnRunner:
             log.warning("could not record abandoned turn %s", incoming.event_id)
         if notify:
             await _safe_post(sink, NoticeReply("abandoned", ABANDONED_TEXT))
+
+
+def _decode_all(incoming: Incoming, raw: list[str]) -> list[llm.Message]:
+    """Decode stored history, skipping rows that cannot be read rather than failing the thread."""
+    messages = []
+    for row in raw:
+        try:
+            messages.append(decode_message(row))
+        except CodecError as exc:
+            log.error("skipping an unreadable history entry in %s: %s", incoming.key, exc)
+    return messages
 
 
 def _question(incoming: Incoming) -> str:

@@ -170,3 +170,22 @@ async def test_commands_resolve_admins_from_settings(tmp_path, admin):
         result = await core.command(req)
     assert result.ok is admin
     assert ("timeout" in result.text) if admin else ("admin" in result.text.lower())
+
+
+async def test_an_unreadable_history_row_does_not_break_the_thread(tmp_path):
+    import sqlite3
+
+    async with FakeOpenAI() as fake:
+        async with core_stack(tmp_path, fake.base_url) as core:
+            fake.enqueue_text("first answer")
+            await core.submit(ask("first question", event="e1"), RecordingSink())
+            await core.wait_idle(30)
+        with sqlite3.connect(tmp_path / "codebot.db") as db:  # damage the newest row (the answer)
+            db.execute("UPDATE messages SET body = 'not json' WHERE seq = (SELECT MAX(seq) FROM messages)")
+        async with core_stack(tmp_path, fake.base_url) as core:
+            fake.enqueue_text("second answer")
+            sink = RecordingSink()
+            await core.submit(ask("second question", event="e2"), sink)
+            await core.wait_idle(30)
+    assert sink.answers == ["second answer"]
+    assert "first question" in transcript(fake)
