@@ -44,6 +44,8 @@ class FakeOpenAI:
 
     def __init__(self, *, seed: int = 0) -> None:
         self.default_text = "done"
+        # Unscripted agent requests: run this code first, then answer default_text (load tests).
+        self.auto_code: str | None = None
         self.latency: tuple[float, float] | None = None  # random seconds added to every request
         self.error_rate = 0.0  # share of requests answered with a 500, before the queues are read
         self.usage: tuple[int, int] | None = (11, 7)  # prompt, completion tokens; None omits usage
@@ -193,10 +195,16 @@ class FakeOpenAI:
         delay, item = _pop(self._review if kind == "review" else self._agent)
         if delay:
             await asyncio.sleep(delay)
-        answer = self._review_answer(body, item) if kind == "review" else (item or self._default())
+        answer = self._review_answer(body, item) if kind == "review" else (item or self._default(body))
         return self._respond(answer)
 
-    def _default(self) -> _Answer:
+    def _default(self, body: dict[str, Any]) -> _Answer:
+        messages = body.get("messages") or [{}]
+        if self.auto_code is not None and messages[-1].get("role") != "tool":
+            call = {"id": f"call_{next(self._ids)}", "type": "function"}
+            call["function"] = {"name": "execute_code", "arguments": json.dumps({"code": self.auto_code})}
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            return _Answer(message=message, finish="tool_calls")
         return _Answer(message={"role": "assistant", "content": self.default_text})
 
     def _review_answer(self, body: dict[str, Any], item: Any) -> _Answer:

@@ -1,0 +1,187 @@
+"""Slack mrkdwn text helpers: escaping, mention neutralising, code fences and splitting. Pure."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+FENCE = "```"
+ZWSP = "\u200b"
+_FENCE_OVERHEAD = len(f"{FENCE}\n\n{FENCE}")
+_BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
+_TICK_RUN = re.compile(r"`{2,}")
+_ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
+_INLINE_CODE = re.compile(r"(`[^`\n]+`)")
+_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack treats as markup (&, <, >); this also defuses <!here> etc."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def neutralise(text: str) -> str:
+    """Break bare @here/@channel/@everyone so no client setting (link_names) turns them into pings."""
+    return _BROADCAST.sub(lambda m: f"@{ZWSP}{m.group(1)}", text)
+
+
+def prose(text: str) -> str:
+    """Make untrusted text safe to show as mrkdwn prose."""
+    return neutralise(escape(text))
+
+
+def code_safe(escaped: str) -> str:
+    """Keep text inside a code fence: no run of two or more backticks survives to close it."""
+    return _TICK_RUN.sub(lambda m: ZWSP.join(m.group(0)), escaped)
+
+
+def cost(raw: str) -> int:
+    """Upper bound of the length `raw` takes once escaped and made code-safe."""
+    return len(escape(raw)) + raw.count("`")
+
+
+def clip(text: str, limit: int) -> str:
+    """Shorten already-escaped text to `limit` characters without cutting an &entity;."""
+    if len(text) <= limit:
+        return text
+    head = text[: max(limit - 1, 0)]
+    head = _ENTITY_TAIL.sub("", head)
+    return head + "…"
+
+
+def human_size(n: int) -> str:
+    """Format a byte count for people."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.0f} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def _split_raw(raw: str, limit: int) -> list[str]:
+    """Split raw text at line ends into pieces whose escaped cost stays within `limit`."""
+    pieces: list[str] = []
+    current, used = "", 0
+    for line in raw.splitlines(keepends=True):
+        while cost(line) > limit:  # one line longer than a section: cut it by characters
+            if current:
+                pieces.append(current)
+                current, used = "", 0
+            n, acc = 0, 0
+            while n < len(line) and acc + cost(line[n]) <= limit:
+                acc += cost(line[n])
+                n += 1
+            n = max(n, 1)  # always make progress, even under an absurdly small limit
+            pieces.append(line[:n])
+            line = line[n:]
+        if used + cost(line) > limit and current:
+            pieces.append(current)
+            current, used = "", 0
+        current += line
+        used += cost(line)
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def fenced_sections(raw: str, budget: int, section_chars: int) -> tuple[list[dict[str, Any]], bool]:
+    """Render raw text as code-fenced sections, at most `budget` characters in all.
+
+    Returns the section blocks and whether the text was cut short.
+    """
+    if not raw.strip():
+        return [{"type": "section", "text": {"type": "mrkdwn", "text": "_(empty)_"}}], False
+    per_section = section_chars - _FENCE_OVERHEAD
+    blocks: list[dict[str, Any]] = []
+    left = budget
+    for piece in _split_raw(raw.rstrip("\n"), per_section):
+        if left - _FENCE_OVERHEAD <= 0:
+            return blocks, True
+        body = code_safe(escape(piece.rstrip("\n")))
+        cut = len(body) > left - _FENCE_OVERHEAD
+        if cut:
+            body = code_safe(clip(escape(piece), left - _FENCE_OVERHEAD))
+        text = f"{FENCE}\n{body}\n{FENCE}"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+        left -= len(text)
+        if cut:
+            return blocks, True
+    return blocks, False
+
+
+def _inline(line: str) -> str:
+    """Convert one escaped Markdown prose line to mrkdwn, leaving inline code alone."""
+    heading = re.match(r"#{1,6}\s+(.*)", line)
+    if heading:
+        line = f"**{heading.group(1).strip()}**"
+    line = re.sub(r"^(\s*)[-*]\s+", r"\1• ", line)
+    out = []
+    for part in _INLINE_CODE.split(line):
+        if part.startswith("`") and part.endswith("`") and len(part) > 1:
+            out.append(part)
+            continue
+        part = re.sub(r"\*\*(.+?)\*\*|__(.+?)__", lambda m: f"*{m.group(1) or m.group(2)}*", part)
+        part = re.sub(r"~~(.+?)~~", r"~\1~", part)
+        part = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1).replace('|', '¦')}>", part)
+        out.append(neutralise(part))
+    return "".join(out)
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """Turn an LLM's Markdown into safe Slack mrkdwn (escaped, neutralised, fences kept)."""
+    lines, in_fence = [], False
+    for line in escape(markdown).splitlines():
+        if line.lstrip().startswith(FENCE):
+            in_fence = not in_fence
+            lines.append(FENCE)  # Slack shows a language tag as code, so drop it
+            continue
+        lines.append(code_safe(line) if in_fence else _inline(line))
+    if in_fence:
+        lines.append(FENCE)
+    return "\n".join(lines)
+
+
+def _hard_split(line: str, limit: int) -> list[str]:
+    """Cut an escaped line into pieces of at most `limit` characters, never inside an &entity;."""
+    pieces = []
+    while len(line) > limit:
+        head = _ENTITY_TAIL.sub("", line[:limit]) or line[:limit]
+        pieces.append(head)
+        line = line[len(head) :]
+    pieces.append(line)
+    return pieces
+
+
+def answer_chunks(markdown: str, budget: int, section_chars: int) -> tuple[list[str], bool]:
+    """Split a converted answer into section texts, re-opening code fences across a split.
+
+    Returns the chunks (at most `budget` characters in all) and whether the answer was cut short.
+    """
+    limit = section_chars - _FENCE_OVERHEAD
+    chunks: list[str] = []
+    current: list[str] = []
+    used, total, in_fence = 0, 0, False
+
+    def close() -> None:
+        nonlocal current, used
+        if current:
+            chunks.append("\n".join([*current, FENCE] if in_fence else current))
+            current = [FENCE] if in_fence else []
+            used = sum(len(x) + 1 for x in current)
+
+    for line in to_mrkdwn(markdown).splitlines():
+        for piece in _hard_split(line, limit):
+            if total + len(piece) + 1 > budget:
+                close()
+                return chunks, True
+            if used + len(piece) + 1 > limit:
+                close()
+            current.append(piece)
+            used += len(piece) + 1
+            total += len(piece) + 1
+        if line == FENCE:
+            in_fence = not in_fence
+    if current and current != [FENCE]:
+        in_fence = False
+        close()
+    return chunks, False

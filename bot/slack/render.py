@@ -1,0 +1,233 @@
+"""Replies -> Slack messages (mrkdwn + Block Kit). Pure: escaping, neutralising, splitting, truncating."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.slack import markup
+from bot.slack.markup import escape, fenced_sections, prose
+from core.types import (
+    AnswerReply,
+    CodeReply,
+    NoticeReply,
+    Progress,
+    Reply,
+    ResultReply,
+    VerdictReply,
+)
+from sandbox.types import RunResult
+
+Block = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RenderLimits:
+    """Slack's message limits, as caps with units. Defaults follow Slack's documented/practical limits."""
+
+    section_chars: int = 3000  # Block Kit: text of one section block
+    max_blocks: int = 50  # Block Kit: blocks per message
+    message_chars: int = 3900  # practical ceiling per message (msg_too_long appears near 4000)
+    answer_messages: int = 3  # a long answer is split over at most this many messages, then attached
+    fallback_chars: int = 300  # notification text sent alongside the blocks
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to upload into the thread next to a message."""
+
+    filename: str
+    content: bytes
+    title: str
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One chat.postMessage worth of content; every string is already escaped and neutralised."""
+
+    text: str
+    blocks: tuple[Block, ...]
+    attachments: tuple[Attachment, ...] = field(default_factory=tuple)
+
+
+def section(text: str) -> Block:
+    """Return a mrkdwn section block."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text or " "}}
+
+
+def context(text: str) -> Block:
+    """Return a small-print context block."""
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text or " "}]}
+
+
+def fallback(text: str, limits: RenderLimits) -> str:
+    """Shorten prose for the notification text, escaped."""
+    flat = " ".join(text.split())
+    if len(flat) > limits.fallback_chars:
+        flat = flat[: limits.fallback_chars - 1] + "…"
+    return prose(flat)
+
+
+def render_code(reply: CodeReply, limits: RenderLimits) -> SlackMessage:
+    """Render the code of one step as fenced sections, attaching it in full when it is too long."""
+    blocks, cut = fenced_sections(reply.code, limits.message_chars, limits.section_chars)
+    head = context(f":page_facing_up: *Code* · step {reply.step}")
+    attachments: tuple[Attachment, ...] = ()
+    if cut:
+        name = f"code_step{reply.step}.py"
+        attachments = (Attachment(name, reply.code.encode(), f"Code, step {reply.step}"),)
+        blocks.append(context(f"Code truncated here; the full code is attached as `{name}`."))
+    return SlackMessage(f"Code (step {reply.step})", (head, *blocks), attachments)
+
+
+def render_verdict(reply: VerdictReply, limits: RenderLimits) -> SlackMessage:
+    """Render the safety verdict: allowed or refused, risk, reasons and static findings."""
+    v = reply.verdict
+    icon, word = (":white_check_mark:", "Allowed") if v.allowed else (":no_entry:", "Refused")
+    checks = ", ".join(v.checks) if v.checks else "none"
+    head = f"{icon} *Safety review: {word}* · risk {escape(v.risk)} · checks: {escape(checks)}"
+    if v.cached:
+        head += " · cached"
+    lines = [f"• {prose(r)}" for r in v.reasons]
+    lines += [f"• line {f.line}: {prose(f.message)} (`{escape(f.rule)}`)" for f in v.findings]
+    body = markup.clip("\n".join(lines), limits.section_chars)
+    blocks = (section(head), section(body)) if body else (section(head),)
+    return SlackMessage(fallback(f"Safety review: {word}, risk {v.risk}", limits), blocks)
+
+
+def status_line(r: RunResult) -> str:
+    """Summarise how a run ended, for a person."""
+    took = f"{r.duration_ms:.0f} ms"
+    if r.timed_out or r.killed_reason == "timeout":
+        line = f":stopwatch: *Timed out* · {took}"
+    elif r.killed_reason:
+        line = f":boom: *Killed* ({escape(r.killed_reason)} limit) · exit {r.exit_code} · {took}"
+    elif r.error is not None or r.exit_code != 0:
+        line = f":x: *Failed* · exit {r.exit_code} · {took}"
+    else:
+        line = f":white_check_mark: *Ran OK* · exit 0 · {took}"
+    if r.truncated:
+        line += " · output truncated at the sandbox's limit"
+    if r.isolation != "full":
+        line += f" · isolation: {escape(r.isolation)}"
+    return line
+
+
+def _result_parts(r: RunResult) -> list[tuple[str, str]]:
+    parts = [("stdout", r.stdout), ("result", r.result or ""), ("error", r.error or "")]
+    if r.stderr and r.stderr.strip() != (r.error or "").strip():
+        parts.append(("stderr", r.stderr))
+    return [(label, text) for label, text in parts if text]
+
+
+def render_result(reply: ResultReply, limits: RenderLimits) -> SlackMessage:
+    """Render a run's outcome: status, stdout, result, error; files and overflow become attachments."""
+    r = reply.result
+    blocks: list[Block] = [section(status_line(r))]
+    budget, cut = limits.message_chars, False
+    for label, text in _result_parts(r):
+        blocks.append(context(f"*{label}*"))
+        sections, part_cut = fenced_sections(text, max(budget, 200), limits.section_chars)
+        blocks.extend(sections)
+        budget -= sum(len(b["text"]["text"]) for b in sections)
+        cut = cut or part_cut
+    attachments = [Attachment(f.name, f.data, f.name) for f in r.files]
+    if cut:
+        name = f"output_step{reply.step}.txt"
+        full = "\n\n".join(f"== {label} ==\n{text}" for label, text in _result_parts(r))
+        attachments.append(Attachment(name, full.encode(), f"Full output, step {reply.step}"))
+        blocks.append(context(f"Output truncated here; the full output is attached as `{name}`."))
+    if r.files:
+        names = ", ".join(f"`{escape(f.name)}` ({markup.human_size(f.size)})" for f in r.files)
+        blocks.append(context(f":paperclip: Files: {names}"))
+    if r.skipped_files:
+        blocks.append(
+            context(f"Not returned (over a limit or not a regular file): {prose(', '.join(r.skipped_files))}")
+        )
+    blocks = blocks[: limits.max_blocks]
+    summary = re.sub(r":[a-z_]+:\s*", "", status_line(r)).replace("*", "")
+    return SlackMessage(
+        fallback(f"Result (step {reply.step}): {summary}", limits), tuple(blocks), tuple(attachments)
+    )
+
+
+def render_answer(reply: AnswerReply, limits: RenderLimits) -> tuple[SlackMessage, ...]:
+    """Render the final answer over one or a few messages; beyond that, attach it in full."""
+    per_section = min(limits.section_chars, limits.message_chars)
+    chunks, cut = markup.answer_chunks(reply.text, per_section * limits.answer_messages, per_section)
+    messages: list[SlackMessage] = []
+    blocks: list[Block] = []
+    used = 0
+    for chunk in chunks:  # group sections into messages of at most message_chars
+        if blocks and (used + len(chunk) > limits.message_chars or len(blocks) >= limits.max_blocks - 1):
+            messages.append(SlackMessage(fallback(reply.text, limits), tuple(blocks)))
+            blocks, used = [], 0
+        blocks.append(section(chunk))
+        used += len(chunk)
+    if blocks:
+        messages.append(SlackMessage(fallback(reply.text, limits), tuple(blocks)))
+    if not messages:
+        messages.append(SlackMessage("(empty answer)", (section("_(empty answer)_"),)))
+    if cut:
+        note = context("Answer truncated here; the full answer is attached as `answer.md`.")
+        last = messages[-1]
+        attachment = Attachment("answer.md", reply.text.encode(), "Full answer")
+        messages[-1] = SlackMessage(last.text, (*last.blocks, note), (attachment,))
+    return tuple(messages)
+
+
+_NOTICE_ICONS = {
+    "error": ":warning:",
+    "limit": ":no_entry_sign:",
+    "refused": ":no_entry:",
+    "queued": ":hourglass_flowing_sand:",
+    "info": ":information_source:",
+    "abandoned": ":octagonal_sign:",
+}
+
+
+def render_notice(reply: NoticeReply, limits: RenderLimits) -> SlackMessage:
+    """Render a short notice (error, limit, queue position) as one line in the thread."""
+    text = markup.clip(prose(reply.text), limits.section_chars - 40)
+    return SlackMessage(
+        fallback(reply.text, limits), (section(f"{_NOTICE_ICONS.get(reply.kind, '')} {text}"),)
+    )
+
+
+def render(reply: Reply, limits: RenderLimits | None = None) -> tuple[SlackMessage, ...]:
+    """Render any reply into the messages to post, in order."""
+    limits = limits or RenderLimits()
+    if isinstance(reply, CodeReply):
+        return (render_code(reply, limits),)
+    if isinstance(reply, VerdictReply):
+        return (render_verdict(reply, limits),)
+    if isinstance(reply, ResultReply):
+        return (render_result(reply, limits),)
+    if isinstance(reply, AnswerReply):
+        return render_answer(reply, limits)
+    return (render_notice(reply, limits),)
+
+
+_PROGRESS = {
+    Progress.QUEUED: ":hourglass_flowing_sand: Queued",
+    Progress.THINKING: ":thinking_face: Thinking…",
+    Progress.REVIEWING: ":mag: Reviewing the code for safety…",
+    Progress.RUNNING: ":gear: Running the code in the sandbox…",
+    Progress.DONE: ":white_check_mark: Done",
+    Progress.FAILED: ":x: Failed",
+}
+
+
+def render_progress(state: Progress, detail: str = "") -> SlackMessage:
+    """Render the one status message that is updated in place."""
+    line = _PROGRESS[state]
+    if detail:
+        line += f" · {markup.clip(prose(detail), 500)}"
+    plain = re.sub(r":[a-z_]+: ", "", line)
+    return SlackMessage(plain, (context(line),))
+
+
+def render_command_text(text: str, limit: int = 3000) -> str:
+    """Render a command's result (light markdown) as safe mrkdwn."""
+    return markup.clip(markup.to_mrkdwn(text), limit)

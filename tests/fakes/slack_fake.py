@@ -1,0 +1,257 @@
+"""A fake Slack (Web API, file uploads, response_url, Socket Mode) on 127.0.0.1 for tests and benches.
+
+It speaks the wire formats slack-sdk uses (see notes/slack.md §1, §5): form, JSON and GET calls under
+/api/<method>, raw upload bodies at the upload URL, a Socket Mode WebSocket at /link/. Every call is
+recorded; tests poll `wait_for` instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import WSMsgType, web
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Web API request the fake received."""
+
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: int
+    retry_after: float | None
+    error: str
+
+
+class FakeSlack:
+    """In-process fake of Slack. Use as `async with FakeSlack() as slack:`."""
+
+    def __init__(self, *, bot_user_id: str = "UBOT", team_id: str = "T111", admins: set[str] | None = None):
+        self.bot_user_id = bot_user_id
+        self.team_id = team_id
+        self.admins: set[str] = set(admins or ())
+        self.names: dict[str, str] = {}
+        self.calls: list[Call] = []
+        self.uploads: dict[str, bytes] = {}
+        self.files: list[dict[str, Any]] = []  # completed uploads: id, title, filename, channel, thread_ts
+        self.responses: list[dict[str, Any]] = []  # bodies POSTed to response_url
+        self.ws_received: list[dict[str, Any]] = []
+        self.ws_connections = 0
+        self.fail_upload = False
+        self._failures: dict[str, list[Failure]] = {}
+        self._ts = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        self._pending_names: dict[str, str] = {}
+        self._sockets: list[web.WebSocketResponse] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeSlack:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/upload/{fid}", self._upload)
+        app.router.add_post("/respond/{rid}", self._respond)
+        app.router.add_get("/link/", self._link)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def response_url(self, rid: str = "r1") -> str:
+        """A response_url to put in slash-command payloads."""
+        return f"http://127.0.0.1:{self.port}/respond/{rid}"
+
+    # ---- switches and queries ----------------------------------------------------------------
+
+    def fail_next(
+        self, method: str, status: int = 429, retry_after: float | None = 1, error: str = "ratelimited"
+    ):
+        """Make the next call to `method` fail with this HTTP status (429 carries Retry-After)."""
+        self._failures.setdefault(method, []).append(Failure(status, retry_after, error))
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def thread_posts(self, channel: str, thread_ts: str | None) -> list[Call]:
+        """chat.postMessage calls into one thread (thread_ts None: top level), in order."""
+        return [
+            c
+            for c in self.calls_to("chat.postMessage")
+            if c.params.get("channel") == channel and c.params.get("thread_ts") == thread_ts
+        ]
+
+    async def wait_for(self, pred: Callable[[], T], timeout_s: float = 10.0) -> T:
+        """Poll `pred` every 10 ms until it returns something truthy; fail the test on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = pred()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"condition not met within {timeout_s}s; calls: {[c.method for c in self.calls]}"
+                )
+            await asyncio.sleep(0.01)
+
+    # ---- Web API -----------------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            params.update(await request.json())
+        elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            params.update(await request.post())
+        return params
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        self.calls.append(Call(method, params, dict(request.headers)))
+        queued = self._failures.get(method)
+        if queued:
+            failure = queued.pop(0)
+            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+            return web.json_response(
+                {"ok": False, "error": failure.error}, status=failure.status, headers=headers
+            )
+        handler = getattr(self, "m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+        return web.json_response(handler(params))
+
+    def next_ts(self) -> str:
+        return f"1800000000.{next(self._ts):06d}"
+
+    def m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake.slack/",
+            "team": "Fake",
+            "user": "codebot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": "BBOT",
+        }
+
+    def m_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        ts = self.next_ts()
+        msg = {"text": p.get("text"), "ts": ts, "thread_ts": p.get("thread_ts"), "bot_id": "BBOT"}
+        return {"ok": True, "channel": p.get("channel"), "ts": ts, "message": msg}
+
+    def m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channel": p.get("channel"), "ts": p.get("ts"), "text": p.get("text", "")}
+
+    def m_reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        uid = str(p.get("user", ""))
+        admin = uid in self.admins
+        user = {
+            "id": uid,
+            "name": self.names.get(uid, uid.lower()),
+            "real_name": self.names.get(uid, ""),
+            "is_admin": admin,
+            "is_owner": admin,
+            "is_primary_owner": False,
+            "is_bot": False,
+            "deleted": False,
+            "profile": {"display_name": self.names.get(uid, "")},
+        }
+        return {"ok": True, "user": user}
+
+    def m_files_getUploadURLExternal(self, p: dict[str, Any]) -> dict[str, Any]:
+        fid = f"F{next(self._file_ids):04d}"
+        self._pending_names[fid] = str(p.get("filename", ""))
+        return {"ok": True, "file_id": fid, "upload_url": f"http://127.0.0.1:{self.port}/upload/{fid}"}
+
+    def m_files_completeUploadExternal(self, p: dict[str, Any]) -> dict[str, Any]:
+        done = []
+        for f in json.loads(p["files"]):
+            record = {
+                "id": f["id"],
+                "title": f.get("title"),
+                "filename": self._pending_names.get(f["id"]),
+                "channel": p.get("channel_id"),
+                "thread_ts": p.get("thread_ts"),
+            }
+            self.files.append(record)
+            done.append({"id": f["id"], "title": f.get("title")})
+        return {"ok": True, "files": done}
+
+    def m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link/?ticket=t{len(self.calls)}"}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        if self.fail_upload:
+            return web.Response(status=500, text="upload failed")
+        self.uploads[request.match_info["fid"]] = await request.read()
+        return web.Response(text="OK")
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        self.responses.append(await request.json())
+        return web.Response(text="ok")
+
+    # ---- Socket Mode -------------------------------------------------------------------------
+
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)  # autoping answers the SDK's keep-alive pings
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self.ws_connections += 1
+        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A1"}})
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                self.ws_received.append(json.loads(msg.data))
+        self._sockets.remove(ws)
+        return ws
+
+    async def ws_send(self, message: dict[str, Any]) -> None:
+        """Send a frame on the newest open Socket Mode connection."""
+        ws = await self.wait_for(lambda: next((w for w in reversed(self._sockets) if not w.closed), None))
+        await ws.send_json(message)
+
+    async def send_event(self, body: dict[str, Any], envelope_id: str, retry_attempt: int = 0) -> None:
+        """Deliver an Events API body over Socket Mode."""
+        await self.ws_send(
+            {
+                "envelope_id": envelope_id,
+                "type": "events_api",
+                "accepts_response_payload": False,
+                "retry_attempt": retry_attempt,
+                "retry_reason": "",
+                "payload": body,
+            }
+        )
+
+    async def request_refresh(self) -> None:
+        """Ask the client to reconnect, as Slack does before it recycles a connection."""
+        await self.ws_send({"type": "disconnect", "reason": "refresh_requested"})
