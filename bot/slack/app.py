@@ -26,7 +26,7 @@ from bot.slack.commands import SlashCommand
 from bot.slack.render import RenderLimits
 from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error
 from core.settings import ConfigError, Settings
-from core.types import Author, CommandRequest, Incoming, NoticeReply
+from core.types import Author, CommandRequest, Incoming, NoticeReply, ThreadKey
 
 if TYPE_CHECKING:
     from core.service import Codebot
@@ -133,6 +133,14 @@ class SlackBot:
         if submitted.accepted:
             await self._react(target.channel, target.message_ts, "eyes")
 
+    def sink_for(self, key: ThreadKey) -> SlackSink:
+        """A sink for a thread known only by its key (telling threads about interrupted turns)."""
+        thread_ts = None if key.thread == key.channel else key.thread  # top-level DM conversation
+        target = events.Target(key.channel, thread_ts, key.thread)
+        return SlackSink(
+            self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
+        )
+
     async def _reset(self, incoming: Incoming, sink: SlackSink) -> None:
         """`@codebot reset` inside a thread: forget that thread's history."""
         key = incoming.key
@@ -169,6 +177,7 @@ class SlackBot:
         runner = web.AppRunner(self.web_app())
         try:
             await self._check_token()
+            await self._core.recover(self.sink_for)
             await runner.setup()
             sock = socket.create_server((host, port))
             self.port = sock.getsockname()[1]
@@ -185,6 +194,7 @@ class SlackBot:
         self._socket = AsyncSocketModeHandler(self.app, app_token=_secret(self._settings, "slack_app_token"))
         try:
             await self._check_token()
+            await self._core.recover(self.sink_for)
             await self._socket.connect_async()
             log.info("slack: connected in Socket Mode")
             await self._stopped.wait()
