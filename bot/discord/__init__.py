@@ -1,0 +1,1 @@
+"""Discord adapter: discord.py gateway client, threads as conversations, /codebot slash commands."""

@@ -1,0 +1,160 @@
+"""DiscordBot: the gateway client, its slash commands and graceful shutdown, wired to the core."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+import yarl
+from discord import app_commands
+
+from bot.discord.commands import FAILED_TEXT, CommandRunner, build_groups
+from bot.discord.messages import MessageHandler, MessageOptions
+from bot.discord.status import NO_MENTIONS, SEND_ERRORS
+from bot.discord.sync import CommandSync
+from core.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from core.service import Codebot
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://discord.com/api/v10"
+DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
+CLOSE_WAIT_S = 5.0  # after stop(), how long the gateway task may take to finish before it is cancelled
+
+
+def point_discord_at(api_url: str | None, gateway_url: str | None) -> None:
+    """Set discord.py's REST base and gateway URL (process-wide class attributes; None = Discord's own)."""
+    discord.http.Route.BASE = (api_url or DEFAULT_API_URL).rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url or DEFAULT_GATEWAY_URL)
+
+
+def default_intents() -> discord.Intents:
+    """Default intents plus message content (a privileged intent: enable it in the developer portal)."""
+    intents = discord.Intents.default()
+    intents.message_content = True
+    return intents
+
+
+class _Client(discord.Client):
+    def __init__(self, bot: DiscordBot, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._bot = bot
+
+    async def setup_hook(self) -> None:
+        await self._bot._after_login()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self._bot.messages.on_message(message)
+
+
+class DiscordBot:
+    """Runs codebot on Discord: mentions become threads, slash commands reach the core."""
+
+    def __init__(
+        self,
+        core: Codebot,
+        settings: Settings,
+        *,
+        sync_state_path: Path | None = None,
+        message_options: MessageOptions | None = None,
+        defer_after_s: float = 1.0,
+        close_wait_s: float = CLOSE_WAIT_S,
+        **client_kwargs: Any,
+    ) -> None:
+        self._core = core
+        self._settings = settings
+        client_kwargs.setdefault("intents", default_intents())
+        client_kwargs.setdefault("allowed_mentions", NO_MENTIONS)
+        self.client = _Client(self, **client_kwargs)
+        self.tree: app_commands.CommandTree[_Client] = app_commands.CommandTree(self.client)
+        for group in build_groups(CommandRunner(core, defer_after_s)):
+            self.tree.add_command(group)
+        self.tree.on_error = self._on_command_error  # type: ignore[method-assign]
+        self.messages = MessageHandler(core, self.client, message_options)
+        state = sync_state_path or settings.db.with_name(settings.db.name + ".discord-commands")
+        self._sync = CommandSync(self.tree, state)
+        self._sync_now: tuple[bool, int | None] = (False, None)
+        self._auto_sync = True
+        self._closed = asyncio.Event()
+        self._close_wait_s = close_wait_s
+
+    def request_sync(self, guild_id: int | None = None) -> None:
+        """Sync slash commands at the next login even if unchanged (`codebot discord --sync-commands`)."""
+        self._sync_now = (True, guild_id)
+
+    async def run(self) -> None:
+        """Log in and stay connected until stop(); a rejected token is a ConfigError."""
+        point_discord_at(self._settings.discord_api_url, self._settings.discord_gateway_url)
+        self._closed.clear()
+        start = asyncio.create_task(self.client.start(self._token()), name="discord client")
+        closed = asyncio.create_task(self._closed.wait(), name="discord closed")
+        try:
+            await asyncio.wait({start, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not start.done():
+                # close() does not wake discord.py's reconnect back-off sleep (up to ~17 min); end it.
+                await asyncio.wait({start}, timeout=self._close_wait_s)
+                start.cancel()
+            await asyncio.gather(start, return_exceptions=True)
+        finally:
+            closed.cancel()
+        exc = None if start.cancelled() else start.exception()
+        if isinstance(exc, discord.LoginFailure):
+            raise ConfigError("DISCORD_TOKEN was rejected by Discord; copy the bot token again") from None
+        if isinstance(exc, discord.PrivilegedIntentsRequired):
+            raise ConfigError(
+                "the Message Content intent is not enabled: turn it on under Bot -> Privileged Gateway "
+                "Intents in the Discord developer portal"
+            ) from None
+        if exc is not None:
+            raise exc
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking work, let running turns finish (core.shutdown), then disconnect."""
+        await self._core.shutdown(grace_s)
+        await asyncio.gather(*(sink.aclose() for sink in list(self.messages.sinks)))
+        await self.client.close()
+        self._closed.set()
+
+    async def sync_commands(self, guild_id: int | None = None) -> int:
+        """Sync slash commands now (globally, or to one guild); logs in first when not running."""
+        if self.client.application_id is not None:
+            return await self._sync.sync(self.client.application_id, guild_id)
+        self._auto_sync = False
+        point_discord_at(self._settings.discord_api_url, self._settings.discord_gateway_url)
+        async with self.client:
+            await self.client.login(self._token())
+            return await self._sync.sync(self.client.application_id, guild_id)
+
+    def _token(self) -> str:
+        self._settings.require("discord_token")
+        assert self._settings.discord_token is not None
+        return self._settings.discord_token.get_secret_value()
+
+    async def _after_login(self) -> None:
+        if not self._auto_sync:
+            return
+        forced, guild_id = self._sync_now
+        try:
+            if forced:
+                await self._sync.sync(self.client.application_id, guild_id)
+            else:
+                await self._sync.sync_if_changed(self.client.application_id)
+        except discord.HTTPException as exc:  # the bot still answers mentions without fresh commands
+            log.error("slash command sync failed: %s", exc)
+
+    async def _on_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        log.error("slash command %s failed: %s", interaction.command and interaction.command.name, error)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(FAILED_TEXT, ephemeral=True)
+            else:
+                await interaction.response.send_message(FAILED_TEXT, ephemeral=True)
+        except SEND_ERRORS:
+            pass  # the interaction expired; nothing more can reach the user

@@ -1,0 +1,131 @@
+"""MESSAGE_CREATE handling: route the message, bind a sink to its conversation, hand it to the core."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.discord.events import Action, ChannelKind, MessageFacts, Route, route, thread_name, to_incoming
+from bot.discord.sink import ArchiveMinutes, ChannelTarget, DiscordSink, NewThreadTarget, Target
+from bot.discord.status import SEND_ERRORS
+
+if TYPE_CHECKING:
+    from core.service import Codebot
+
+log = logging.getLogger(__name__)
+
+_THREAD_CACHE_MAX = 1024
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    parent_id: int
+    owner_id: int | None
+
+
+@dataclass(frozen=True)
+class MessageOptions:
+    """Tunables of the message path, with the defaults used in production."""
+
+    reaction: str = "👀"  # added to a question once the core accepted it
+    status_interval_s: float = 1.0  # minimum time between two edits of the status message
+    typing_interval_s: float = 8.0
+    auto_archive_min: ArchiveMinutes = 1440  # new threads archive after a day without activity
+
+
+class MessageHandler:
+    """Turns Discord messages into core submissions."""
+
+    def __init__(self, core: Codebot, client: discord.Client, options: MessageOptions | None = None) -> None:
+        self._core = core
+        self._client = client
+        self._opt = options or MessageOptions()
+        self._threads: dict[int, ThreadInfo] = {}  # threads missing from discord.py's cache
+        self.sinks: weakref.WeakSet[DiscordSink] = weakref.WeakSet()
+
+    async def on_message(self, message: discord.Message) -> None:
+        """Answer the message if it is addressed to the bot or continues a conversation it owns."""
+        me = self._client.user
+        if me is None or message.author.id == me.id or message.author.bot or message.webhook_id:
+            return  # real Discord echoes our own posts back; other bots could loop with us
+        facts = await self._facts(message, me)
+        decision = route(facts)
+        if decision.action is Action.IGNORE or decision.key is None:
+            return
+        if decision.needs_owner_check and not await self._core.has_conversation(decision.key):
+            return
+        incoming = to_incoming(facts, decision.key, me.id)
+        sink = DiscordSink(
+            self._target(decision, message, incoming.text),
+            status_interval_s=self._opt.status_interval_s,
+            typing_interval_s=self._opt.typing_interval_s,
+        )
+        self.sinks.add(sink)
+        submitted = await self._core.submit(incoming, sink)
+        if submitted.accepted and self._opt.reaction:
+            try:
+                await message.add_reaction(self._opt.reaction)
+            except SEND_ERRORS as exc:
+                log.info("could not react to %s: %s", message.id, exc)
+
+    def _target(self, decision: Route, message: discord.Message, question: str) -> Target:
+        if decision.action is Action.NEW_THREAD:
+            return NewThreadTarget(message, thread_name(question), self._opt.auto_archive_min)
+        guild = message.guild
+        limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+        return ChannelTarget(message.channel, limit)
+
+    async def _facts(self, message: discord.Message, me: discord.ClientUser) -> MessageFacts:
+        kind, thread = await self._channel_kind(message.channel)
+        author = message.author
+        admin = isinstance(author, discord.Member) and (
+            author.guild_permissions.manage_guild or author.guild_permissions.administrator
+        )
+        return MessageFacts(
+            message_id=message.id,
+            channel_id=message.channel.id,
+            guild_id=message.guild.id if message.guild else getattr(message.channel, "guild_id", None),
+            channel_kind=kind,
+            parent_id=thread.parent_id if thread else None,
+            author_id=author.id,
+            author_name=getattr(author, "display_name", "") or author.name,
+            author_is_bot=author.bot,
+            author_is_admin=admin,
+            mentions_bot=any(u.id == me.id for u in message.mentions),
+            content=message.content,
+            is_system=message.is_system(),
+            thread_owned_by_bot=thread is not None and thread.owner_id == me.id,
+        )
+
+    async def _channel_kind(self, channel: object) -> tuple[ChannelKind, ThreadInfo | None]:
+        if isinstance(channel, discord.DMChannel | discord.GroupChannel):
+            return "dm", None
+        if isinstance(channel, discord.Thread):
+            return "thread", ThreadInfo(channel.parent_id, channel.owner_id)
+        if isinstance(channel, discord.TextChannel):
+            return "text", None
+        if isinstance(channel, discord.PartialMessageable) and channel.guild_id is not None:
+            return await self._resolve_partial(channel)
+        return "other", None
+
+    async def _resolve_partial(
+        self, channel: discord.PartialMessageable
+    ) -> tuple[ChannelKind, ThreadInfo | None]:
+        """A channel missing from the cache (an old thread after a restart): ask the API once."""
+        if channel.id in self._threads:
+            return "thread", self._threads[channel.id]
+        try:
+            fetched = await self._client.fetch_channel(channel.id)
+        except SEND_ERRORS as exc:
+            log.info("cannot resolve channel %s: %s", channel.id, exc)
+            return "other", None
+        if isinstance(fetched, discord.Thread):
+            if len(self._threads) >= _THREAD_CACHE_MAX:
+                self._threads.pop(next(iter(self._threads)))
+            info = self._threads[channel.id] = ThreadInfo(fetched.parent_id, fetched.owner_id)
+            return "thread", info
+        return ("text", None) if isinstance(fetched, discord.TextChannel) else ("other", None)

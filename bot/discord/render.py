@@ -1,0 +1,275 @@
+"""Replies -> Discord messages: markdown, mention neutralising, 2000-char splitting, file packing. Pure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.types import (
+    AnswerReply,
+    CodeReply,
+    CommandResult,
+    NoticeReply,
+    Progress,
+    Reply,
+    ResultReply,
+    VerdictReply,
+)
+from sandbox.types import RunResult
+
+MAX_CHARS = 2000  # Discord's content limit per message
+MAX_FILES = 10  # attachments per message
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # bytes; boosted guilds allow more
+MAX_ANSWER_MESSAGES = 4  # longer answers are attached in full instead of flooding the thread
+ZWSP = "\u200b"
+
+_MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
+_ID_MENTION = re.compile(r"<(@[!&]?|#|/)(?=[\w:-]*\d>)")
+_FENCE_RUN = re.compile(r"`{3,}")
+
+_STATUS = {
+    Progress.QUEUED: "⏳ Queued",
+    Progress.THINKING: "🤔 Thinking…",
+    Progress.REVIEWING: "🔎 Reviewing the code…",
+    Progress.RUNNING: "⚙️ Running the code…",
+    Progress.DONE: "✅ Done",
+    Progress.FAILED: "❌ Failed",
+}
+_NOTICE_ICON = {"error": "⚠️", "limit": "⛔", "refused": "🚫", "queued": "⏳", "info": "ℹ️", "abandoned": "⚠️"}
+_KILLED = {
+    "timeout": "time limit",
+    "cpu": "CPU time limit",
+    "memory": "memory limit",
+    "output": "output limit",
+}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One Discord message: content within MAX_CHARS and at most MAX_FILES attachments."""
+
+    content: str
+    files: tuple[Attachment, ...] = ()
+
+
+def neutralize(text: str) -> str:
+    """Break @everyone/@here and <@id>/<@&id>/<#id> so no text can ever ping or link-mention."""
+    text = _MASS_MENTION.sub(lambda m: "@" + ZWSP + m.group(1), text)
+    return _ID_MENTION.sub(lambda m: "<" + m.group(1) + ZWSP, text)
+
+
+def code_block(body: str, lang: str = "") -> str:
+    """Wrap untrusted text in a fenced block that nothing inside can close."""
+    body = _FENCE_RUN.sub(lambda m: ZWSP.join(m.group()), neutralize(body))
+    return f"```{lang}\n{body.rstrip()}\n```" if body.strip() else f"```{lang}\n \n```"
+
+
+def clip(text: str, limit: int, *, keep_tail: bool = False) -> str:
+    """Shorten to at most `limit` chars, marking the cut; keep_tail keeps both ends (tracebacks)."""
+    if len(text) <= limit:
+        return text
+    if not keep_tail:
+        return text[: max(limit - 1, 0)] + "…"
+    marker = f"\n… {len(text) - limit + 40:,} chars cut …\n"
+    head = max((limit - len(marker)) // 3, 0)
+    tail = max(limit - len(marker) - head, 0)
+    return text[:head] + marker + text[len(text) - tail :]
+
+
+def render_status(state: Progress, detail: str = "") -> str:
+    """Text of the status message edited in place."""
+    text = _STATUS[state]
+    return f"{text} · {clip(neutralize(detail), 200)}" if detail else text
+
+
+def render_notice(notice: NoticeReply) -> str:
+    return clip(f"{_NOTICE_ICON.get(notice.kind, 'ℹ️')} {neutralize(notice.text)}", MAX_CHARS)
+
+
+DISCORD_HELP_NOTE = (
+    "\n*On Discord:* `/codebot help|limits|usage|reset` for everyone; `/codebot-admin set` and "
+    "`/codebot-admin audit` for members with *Manage Server*."
+)
+
+
+def render_command(result: CommandResult, name: str = "") -> str:
+    """Command text for Discord: admin subcommands live under /codebot-admin (see commands.py)."""
+    text = re.sub(r"/codebot (set|audit)\b", r"/codebot-admin \1", result.text)
+    note = DISCORD_HELP_NOTE if name == "help" else ""
+    return clip(neutralize(text), MAX_CHARS - len(note)) + note
+
+
+def render_reply(reply: Reply, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> list[Outgoing]:
+    """Render one core reply as one or more messages."""
+    if isinstance(reply, CodeReply):
+        return [_code(reply)]
+    if isinstance(reply, VerdictReply):
+        return [Outgoing(_verdict(reply))]
+    if isinstance(reply, ResultReply):
+        return _result(reply.step, reply.result, upload_limit)
+    if isinstance(reply, AnswerReply):
+        return _answer(reply.text)
+    return [Outgoing(render_notice(reply))]
+
+
+def _code(reply: CodeReply) -> Outgoing:
+    head = f"**Step {reply.step}** · code"
+    block = code_block(reply.code, "py")
+    if len(head) + 1 + len(block) <= MAX_CHARS:
+        return Outgoing(f"{head}\n{block}")
+    name = f"step{reply.step}.py"
+    note = f"\n*(code shortened; the full code is attached as `{name}`)*"
+    room = MAX_CHARS - len(head) - len(note) - 20
+    shown = code_block(clip(reply.code, room), "py")
+    return Outgoing(f"{head}\n{shown}{note}", (Attachment(name, reply.code.encode()),))
+
+
+def _verdict(reply: VerdictReply) -> str:
+    v = reply.verdict
+    if v.mode == "off":
+        head = "🛡️ **Review off** · the code runs without a safety review"
+    elif v.allowed:
+        head = f"🛡️ **Review: allowed** · risk {v.risk}"
+    else:
+        head = f"🚫 **Review: refused** · risk {v.risk}"
+    if v.checks:
+        head += f" · checks: {', '.join(v.checks)}"
+    if v.cached:
+        head += " (cached)"
+    lines = [head]
+    lines += [f"- {clip(neutralize(r), 300)}" for r in v.reasons[:10]]
+    lines += [f"- line {f.line}: {clip(neutralize(f.message), 300)} (`{f.rule}`)" for f in v.findings[:10]]
+    return clip("\n".join(lines), MAX_CHARS)
+
+
+def _result_head(step: int, r: RunResult) -> str:
+    secs = f"{r.duration_ms / 1000:.2f} s"
+    if r.timed_out or r.killed_reason == "timeout":
+        head = f"⏱️ **Timed out** after {secs}"
+    elif r.killed_reason:
+        head = f"💥 **Stopped**: hit the {_KILLED.get(r.killed_reason, r.killed_reason)} after {secs}"
+    elif r.error:
+        head = f"❌ **Error** after {secs} (exit {r.exit_code})"
+    elif r.exit_code:
+        head = f"❌ **Exited with code {r.exit_code}** after {secs}"
+    else:
+        head = f"✅ **Ran** in {secs}"
+    if r.truncated:
+        head += " · output truncated at the limit"
+    if r.isolation != "full":
+        head += f" · ⚠️ isolation: {r.isolation}"
+    return f"**Step {step}** · {head}"
+
+
+def _sections(r: RunResult) -> list[tuple[str, str, bool]]:
+    """(title, body, keep_tail) for each non-empty part of the output."""
+    parts = [("Output", r.stdout, False), ("result", r.result or "", False)]
+    parts += [("Error", r.error or "", True), ("stderr", r.stderr if not r.error else "", True)]
+    return [p for p in parts if p[1].strip()]
+
+
+def _result(step: int, r: RunResult, upload_limit: int) -> list[Outgoing]:
+    head = _result_head(step, r)
+    sections = _sections(r)
+    full = "\n".join([head] + [f"**{t}**\n{code_block(b)}" for t, b, _ in sections])
+    if not sections:
+        full += "\n*(no output)*"
+    files = [Attachment(f.name, f.data) for f in r.files]
+    notes = list(_skipped_notes(r))
+    if len(full) + sum(len(n) + 1 for n in notes) > MAX_CHARS:
+        name = f"output-step{step}.txt"
+        files.insert(0, Attachment(name, _plain_output(r).encode()))
+        notes.insert(0, f"*(output shortened; the full output is attached as `{name}`)*")
+        full = _shortened(head, sections, MAX_CHARS - sum(len(n) + 1 for n in notes))
+    text = "\n".join([full, *notes])
+    return pack_files(text, files, upload_limit)
+
+
+def _shortened(head: str, sections: list[tuple[str, str, bool]], budget: int) -> str:
+    overhead = len(head) + sum(len(t) + 16 for t, _, _ in sections)
+    each = max((budget - overhead) // max(len(sections), 1), 40)
+    blocks = [f"**{t}**\n{code_block(clip(b, each, keep_tail=tail))}" for t, b, tail in sections]
+    return clip("\n".join([head, *blocks]), budget)
+
+
+def _plain_output(r: RunResult) -> str:
+    parts = [f"--- {t} ---\n{b.rstrip()}\n" for t, b, _ in _sections(r)]
+    return "\n".join(parts)
+
+
+def _skipped_notes(r: RunResult) -> list[str]:
+    if not r.skipped_files:
+        return []
+    names = ", ".join(f"`{neutralize(n)}`" for n in r.skipped_files[:10])
+    return [clip(f"*(not returned by the sandbox: {names})*", 400)]
+
+
+def pack_files(text: str, files: list[Attachment], upload_limit: int) -> list[Outgoing]:
+    """Put the text and files into messages of at most MAX_FILES files and upload_limit bytes each."""
+    too_big = [f for f in files if len(f.data) > upload_limit]
+    if too_big:
+        listed = ", ".join(f"`{neutralize(f.name)}` ({_size(len(f.data))})" for f in too_big[:10])
+        note = f"\n*(over Discord's {_size(upload_limit)} upload limit, not attached: {listed})*"
+        text = clip(text, MAX_CHARS - len(note)) + note
+    batches: list[list[Attachment]] = [[]]
+    used = 0
+    for f in (f for f in files if len(f.data) <= upload_limit):
+        if len(batches[-1]) >= MAX_FILES or used + len(f.data) > upload_limit:
+            batches.append([])
+            used = 0
+        batches[-1].append(f)
+        used += len(f.data)
+    out = [Outgoing(clip(text, MAX_CHARS), tuple(batches[0]))]
+    out += [Outgoing(f"*(more files, {i + 2}/{len(batches)})*", tuple(b)) for i, b in enumerate(batches[1:])]
+    return out
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.1f} MB"
+
+
+def _answer(text: str) -> list[Outgoing]:
+    chunks = split_text(neutralize(text).strip() or "*(empty answer)*", MAX_CHARS)
+    if len(chunks) <= MAX_ANSWER_MESSAGES:
+        return [Outgoing(c) for c in chunks]
+    kept = chunks[: MAX_ANSWER_MESSAGES - 1]
+    note = "*(the answer is long; the full text is attached as `answer.md`)*"
+    return [Outgoing(c) for c in kept] + [Outgoing(note, (Attachment("answer.md", text.encode()),))]
+
+
+def split_text(text: str, limit: int = MAX_CHARS) -> list[str]:
+    """Split markdown at line boundaries into chunks <= limit, closing and reopening open code fences."""
+    chunks: list[str] = []
+    cur: list[str] = []
+    fence: str | None = None  # the opening line of the fence we are inside, if any
+    size = 0
+    for line in _hard_wrap(text, limit - 12):
+        reserve = 4 if fence or line.startswith("```") else 0
+        if cur and size + len(line) + 1 + reserve > limit:
+            chunks.append("\n".join(cur) + ("\n```" if fence else ""))
+            cur, size = ([fence], len(fence) + 1) if fence else ([], 0)
+        cur.append(line)
+        size += len(line) + 1
+        if line.lstrip().startswith("```"):
+            fence = None if fence else line.strip()
+    if cur:
+        chunks.append("\n".join(cur) + ("\n```" if fence else ""))
+    return [c for c in chunks if c.strip()]
+
+
+def _hard_wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for line in text.split("\n"):
+        while len(line) > width:
+            lines.append(line[:width])
+            line = line[width:]
+        lines.append(line)
+    return lines

@@ -1,0 +1,52 @@
+"""Start-up and shutdown: a graceful stop, a stop while Discord is unreachable, a rejected token."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from pydantic import SecretStr
+
+from bot.discord.client import DiscordBot
+from core.settings import ConfigError
+from tests.discord.stack import bot_settings, discord_stack
+from tests.fakes.discord_fake import FakeDiscord
+from tests.fakes.openai_fake import FakeOpenAI
+from tests.harness import core_stack
+
+
+async def test_stop_lets_the_thread_know_when_a_turn_is_abandoned(tmp_path):
+    async with discord_stack(tmp_path) as s:
+        s.llm.enqueue_delay(30)  # the model never answers in time
+        msg = await s.ask("a question the bot cannot finish")
+        await s.fake.wait_for("POST", rf"/channels/{msg['id']}/messages")  # the status message is up
+        await s.bot.stop(grace_s=0.2)
+        texts = s.contents(msg["id"])
+        assert texts[-1].startswith("⚠️") and "restarting" in texts[-1]
+        edits = s.fake.calls_to("PATCH", rf"/channels/{msg['id']}/messages/\d+")
+        assert edits[-1].json["content"].startswith("⚠️ Stopped")
+        assert s.bot.client.is_closed()
+
+
+async def test_stop_returns_promptly_while_discord_is_unreachable(tmp_path):
+    async with discord_stack(tmp_path, bot_kw={"close_wait_s": 0.5}) as s:
+        await s.fake.stop()  # the gateway drops; discord.py backs off before reconnecting
+        await asyncio.sleep(1.5)
+        started = time.monotonic()
+        await s.bot.stop(grace_s=0)
+        await asyncio.wait_for(asyncio.shield(s.run_task), 5)
+        assert time.monotonic() - started < 3
+
+
+async def test_a_rejected_token_is_a_clear_configuration_error(tmp_path):
+    fake = FakeDiscord(token="the-real-token")
+    await fake.start()
+    try:
+        async with FakeOpenAI() as llm, core_stack(tmp_path, llm.base_url) as core:
+            wrong = bot_settings(tmp_path, fake).model_copy(update={"discord_token": SecretStr("old-token")})
+            bot = DiscordBot(core, wrong, guild_ready_timeout=0)
+            with pytest.raises(ConfigError, match="DISCORD_TOKEN was rejected"):
+                await asyncio.wait_for(bot.run(), 10)
+    finally:
+        await fake.stop()

@@ -1,0 +1,286 @@
+"""REST routes of the fake Discord (tests/fakes/discord_fake.py), with Discord's limits and error codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from tests.fakes.discord_fake import FakeDiscord
+
+ISO = "2026-01-01T00:00:00.000000+00:00"
+MAX_CONTENT = 2000
+MAX_FILES = 10
+
+
+@dataclass
+class Call:
+    method: str
+    path: str  # unquoted, without the /api/v10 prefix
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any = None
+    files: list[tuple[str, str, bytes]] = field(default_factory=list)
+    t: float = 0.0
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # discord.py only parses bodies whose Content-Type is exactly "application/json".
+    return web.Response(
+        body=json.dumps(data).encode(),
+        status=status,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def _error(status: int, code: int, message: str) -> web.Response:
+    return _json({"message": message, "code": code}, status)
+
+
+async def route_rest(fake: FakeDiscord, request: web.Request, call: Call) -> web.StreamResponse:
+    """Dispatch one REST call to its handler by method and path."""
+    for method, rx, handler in _ROUTES:
+        m = rx.fullmatch(call.path)
+        if m and method == call.method:
+            return await handler(fake, call, *m.groups())
+    return _error(404, 0, f"fake has no route {call.method} {call.path}")
+
+
+async def _me(fake: FakeDiscord, call: Call) -> web.Response:
+    if call.headers.get("Authorization") != f"Bot {fake.token}":
+        return _error(401, 0, "401: Unauthorized")
+    return _json({**fake.bot_user, "verified": True, "mfa_enabled": False, "flags": 0})
+
+
+async def _app(fake: FakeDiscord, call: Call) -> web.Response:
+    return _json(
+        {
+            "id": str(fake.app_id),
+            "name": "codebot",
+            "description": "",
+            "icon": None,
+            "bot_public": False,
+            "bot_require_code_grant": False,
+            "verify_key": "00",
+            "owner": fake.owner,
+            "flags": 0,
+        }
+    )
+
+
+async def _sync(fake: FakeDiscord, call: Call, *_: str) -> web.Response:
+    fake.commands = [
+        {**c, "id": str(fake.new_id()), "application_id": str(fake.app_id), "version": "1"}
+        for c in call.json or []
+    ]
+    return _json(fake.commands)
+
+
+def _invalid(call: Call) -> web.Response | None:
+    body = call.json or {}
+    if len(body.get("content") or "") > MAX_CONTENT:
+        return _json(
+            {
+                "message": "Invalid Form Body",
+                "code": 50035,
+                "errors": {
+                    "content": {
+                        "_errors": [
+                            {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}
+                        ]
+                    }
+                },
+            },
+            400,
+        )
+    if len(call.files) > MAX_FILES:
+        return _error(400, 50035, "Invalid Form Body (too many attachments)")
+    return None
+
+
+def _message(fake: FakeDiscord, channel_id: str, call: Call) -> dict[str, Any]:
+    body = call.json or {}
+    mid = fake.new_id()
+    attachments = [
+        {
+            "id": str(fake.new_id()),
+            "filename": fn,
+            "size": len(data),
+            "url": f"http://127.0.0.1:{fake.port}/attachments/{mid}/{fn}",
+            "proxy_url": "",
+        }
+        for _, fn, data in call.files
+    ]
+    msg = {
+        "id": str(mid),
+        "type": 0,
+        "channel_id": channel_id,
+        "author": fake.bot_user,
+        "content": body.get("content") or "",
+        "timestamp": ISO,
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": attachments,
+        "embeds": [],
+        "pinned": False,
+        "flags": 0,
+        "components": [],
+    }
+    if channel_id == str(fake.channel_id) or int(channel_id) in fake.threads:
+        msg["guild_id"] = str(fake.guild_id)
+    fake.messages[mid] = msg
+    return msg
+
+
+async def _post_message(fake: FakeDiscord, call: Call, channel_id: str) -> web.Response:
+    bad = _invalid(call)
+    if bad is not None:
+        return bad
+    if sum(len(d) for _, _, d in call.files) > fake.upload_limit:
+        return _error(413, 40005, "Request entity too large")
+    msg = _message(fake, channel_id, call)
+    if fake.echo:
+        await fake.dispatch("MESSAGE_CREATE", msg)
+    return _json(msg)
+
+
+async def _edit_message(fake: FakeDiscord, call: Call, channel_id: str, message_id: str) -> web.Response:
+    bad = _invalid(call)
+    if bad is not None:
+        return bad
+    msg = fake.messages.get(int(message_id))
+    if msg is None:
+        return _error(404, 10008, "Unknown Message")
+    msg.update(content=(call.json or {}).get("content", msg["content"]), edited_timestamp=ISO)
+    return _json(msg)
+
+
+async def _create_thread(fake: FakeDiscord, call: Call, channel_id: str, message_id: str) -> web.Response:
+    tid = int(message_id)  # a thread started from a message has the message's id
+    if tid in fake.threads:
+        return _error(400, 160004, "A thread has already been created for this message")
+    body = call.json or {}
+    archive = body.get("auto_archive_duration", 1440)
+    thread = thread_object(
+        fake.guild_id, tid, int(channel_id), fake.bot_user["id"], body.get("name", ""), archive
+    )
+    fake.threads[tid] = thread
+    await fake.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+    return _json(thread, 201)
+
+
+def thread_object(
+    guild_id: int, tid: int, parent_id: int, owner_id: str, name: str, archive_min: int = 1440
+) -> dict[str, Any]:
+    """A public thread (type 11) with the keys discord.py requires."""
+    meta = {
+        "archived": False,
+        "locked": False,
+        "archive_timestamp": ISO,
+        "auto_archive_duration": archive_min,
+    }
+    return {
+        "id": str(tid),
+        "type": 11,
+        "guild_id": str(guild_id),
+        "parent_id": str(parent_id),
+        "owner_id": owner_id,
+        "name": name,
+        "message_count": 0,
+        "member_count": 1,
+        "rate_limit_per_user": 0,
+        "flags": 0,
+        "thread_metadata": meta,
+    }
+
+
+def channel_object(guild_id: int, cid: int, name: str = "general") -> dict[str, Any]:
+    """A guild text channel (type 0)."""
+    return {"id": str(cid), "type": 0, "name": name, "position": 0, "guild_id": str(guild_id),
+            "permission_overwrites": [], "nsfw": False, "parent_id": None}  # fmt: skip
+
+
+def guild_object(fake: FakeDiscord, roles: list[tuple[int, str, int]]) -> dict[str, Any]:
+    """GUILD_CREATE data: one text channel, the bot as member, roles as (id, name, permission bits)."""
+    role = {"position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}
+    return {
+        "id": str(fake.guild_id), "name": "test guild", "icon": None, "owner_id": fake.owner["id"],
+        "unavailable": False, "member_count": 2, "features": [], "emojis": [], "stickers": [],
+        "threads": list(fake.threads.values()), "voice_states": [], "presences": [], "stage_instances": [],
+        "guild_scheduled_events": [], "soundboard_sounds": [], "joined_at": ISO,
+        "roles": [{**role, "id": str(i), "name": n, "permissions": str(p)} for i, n, p in roles],
+        "channels": [channel_object(fake.guild_id, fake.channel_id)], "members": [fake.member(fake.bot_user)],
+    }  # fmt: skip
+
+
+async def _no_content(fake: FakeDiscord, call: Call, *_: str) -> web.Response:
+    return web.Response(status=204)
+
+
+async def _get_channel(fake: FakeDiscord, call: Call, channel_id: str) -> web.Response:
+    thread = fake.threads.get(int(channel_id))
+    if thread is not None:
+        return _json(thread)
+    if int(channel_id) == fake.channel_id:
+        return _json(fake._channel(fake.channel_id))
+    return _error(404, 10003, "Unknown Channel")
+
+
+async def _callback(fake: FakeDiscord, call: Call, interaction_id: str, token: str) -> web.Response:
+    created, answered = fake._interactions.get(token, (0.0, True))
+    if time.monotonic() - created > fake.deadline_s:
+        return _error(404, 10062, "Unknown interaction")
+    if answered:
+        return _error(400, 40060, "Interaction has already been acknowledged.")
+    fake._interactions[token] = (created, True)
+    body = call.json or {}
+    data = body.get("data") or {}
+    msg = {**_message(fake, "0", call), "content": data.get("content", ""), "flags": data.get("flags", 0)}
+    loading = body.get("type") == 5
+    return _json(
+        {
+            "interaction": {
+                "id": interaction_id,
+                "type": 2,
+                "response_message_id": msg["id"],
+                "response_message_loading": loading,
+                "response_message_ephemeral": True,
+            },
+            "resource": {"type": body.get("type"), "message": msg},
+        }
+    )
+
+
+async def _followup(fake: FakeDiscord, call: Call, app_id: str, token: str) -> web.Response:
+    bad = _invalid(call)
+    return bad if bad is not None else _json(_message(fake, "0", call))
+
+
+async def _edit_original(fake: FakeDiscord, call: Call, app_id: str, token: str) -> web.Response:
+    return _json(_message(fake, "0", call))
+
+
+_ID = r"(\d+)"
+_ROUTES = [
+    ("GET", re.compile(r"/users/@me"), _me),
+    ("GET", re.compile(r"/oauth2/applications/@me"), _app),
+    ("PUT", re.compile(rf"/applications/{_ID}/commands"), _sync),
+    ("PUT", re.compile(rf"/applications/{_ID}/guilds/{_ID}/commands"), _sync),
+    ("POST", re.compile(rf"/channels/{_ID}/messages"), _post_message),
+    ("PATCH", re.compile(rf"/channels/{_ID}/messages/{_ID}"), _edit_message),
+    ("POST", re.compile(rf"/channels/{_ID}/messages/{_ID}/threads"), _create_thread),
+    ("PUT", re.compile(rf"/channels/{_ID}/messages/{_ID}/reactions/([^/]+)/@me"), _no_content),
+    ("POST", re.compile(rf"/channels/{_ID}/typing"), _no_content),
+    ("GET", re.compile(rf"/channels/{_ID}"), _get_channel),
+    ("POST", re.compile(rf"/interactions/{_ID}/([^/]+)/callback"), _callback),
+    ("POST", re.compile(rf"/webhooks/{_ID}/([^/]+)"), _followup),
+    ("PATCH", re.compile(rf"/webhooks/{_ID}/([^/]+)/messages/@original"), _edit_original),
+]
