@@ -1,0 +1,88 @@
+"""Build the command line and environment of one sandboxed interpreter (pure functions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.hostfs import RunDir
+
+MiB = 1024 * 1024
+SHM_MB = 16
+OUT_INSIDE = "/tmp/out"
+MPL_INSIDE = "/tmp/mpl"
+# bwrap itself gets only this: its pid 1 keeps bwrap's environment, visible in /proc/1/environ.
+BWRAP_ENV = {"PATH": "/usr/bin:/bin"}
+_CODE_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "MPLBACKEND": "Agg",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MALLOC_ARENA_MAX": "2",  # glibc arenas otherwise eat the address-space limit per thread
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Fixed facts about this machine's sandbox, resolved once at start-up."""
+
+    bwrap: Path | None  # None = weak mode (no namespaces)
+    python: Path
+    site_dir: Path
+    fontlist: Path | None  # matplotlib font cache prebuilt by setup
+    harness: str  # source of sandbox/harness.py
+    seccomp: bytes | None = None  # BPF program for --add-seccomp-fd (None: no filter on this arch)
+    uid_inside: int = 65534
+
+
+def python_args(layout: Layout, site: str, preimport: str) -> list[str]:
+    """Return the interpreter's argv: isolated mode, no site, no bytecode writes, unbuffered."""
+    return [str(layout.python), "-I", "-S", "-B", "-u", "-c", layout.harness, site, preimport]
+
+
+def bwrap_argv(
+    layout: Layout, run_dir: RunDir, tmp_mb: int, preimport: str, seccomp_fd: int | None = None
+) -> list[str]:
+    """Return the full bwrap command line; it holds no secret (it is visible in /proc/1/cmdline)."""
+    assert layout.bwrap is not None
+    env = {**_CODE_ENV, "HOME": "/tmp", "MPLCONFIGDIR": MPL_INSIDE}
+    argv = [str(layout.bwrap), "--unshare-user", "--uid", str(layout.uid_inside)]
+    argv += ["--gid", str(layout.uid_inside), "--unshare-net", "--unshare-pid", "--unshare-ipc"]
+    argv += ["--unshare-uts", "--unshare-cgroup-try", "--disable-userns", "--cap-drop", "ALL"]
+    argv += ["--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for link, target in (
+        ("/lib", "usr/lib"),
+        ("/lib64", "usr/lib64"),
+        ("/bin", "usr/bin"),
+        ("/sbin", "usr/sbin"),
+    ):
+        argv += ["--symlink", target, link]
+    argv += ["--ro-bind-try", "/etc/fonts", "/etc/fonts"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb * MiB), "--tmpfs", "/tmp"]
+    # multiprocessing needs a writable /dev/shm; the rest of /dev is made read-only below
+    argv += ["--size", str(SHM_MB * MiB), "--tmpfs", "/dev/shm"]
+    argv += ["--dir", MPL_INSIDE]
+    # Same path inside as outside, so the font cache built by setup stays valid in the sandbox.
+    argv += ["--ro-bind", str(layout.site_dir), str(layout.site_dir)]
+    if layout.fontlist is not None:
+        argv += ["--ro-bind", str(layout.fontlist), f"{MPL_INSIDE}/{layout.fontlist.name}"]
+    argv += ["--bind", str(run_dir.out), OUT_INSIDE, "--chdir", OUT_INSIDE]
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
+    if seccomp_fd is not None:
+        argv += ["--add-seccomp-fd", str(seccomp_fd)]
+    return argv + python_args(layout, str(layout.site_dir), preimport)
+
+
+def weak_argv(layout: Layout, preimport: str) -> list[str]:
+    """Return the command line without namespaces (weak mode: rlimits and the uid drop only)."""
+    return python_args(layout, str(layout.site_dir), preimport)
+
+
+def weak_env(run_dir: RunDir) -> dict[str, str]:
+    """Return the interpreter's whole environment in weak mode."""
+    return {**_CODE_ENV, "HOME": str(run_dir.base), "MPLCONFIGDIR": str(run_dir.mpl)}

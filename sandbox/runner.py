@@ -1,0 +1,270 @@
+"""Spawn one single-use sandbox, run code in it once, and destroy it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox import cgroups, command, hostfs
+from sandbox.capture import Capture
+from sandbox.harness import mark
+from sandbox.locate import Identity
+from sandbox.types import MiB, RunLimits, SandboxUnavailable
+
+READY = b"READY\n"
+SPAWN_TIMEOUT_S = 60.0  # importing matplotlib on a loaded 2-core box can take seconds
+STDERR_HINT_BYTES = 4000
+SANDBOX_TASKS = 3  # outer bwrap, its pid 1, the interpreter: they count toward pids.max and NPROC
+
+
+@dataclass(frozen=True)
+class Env:
+    """What every spawn needs: the resolved layout, the host identity, and which layers are available."""
+
+    layout: command.Layout
+    ident: Identity
+    use_cgroups: bool
+    use_tmpfs: bool
+    isolation: str  # "full" or the weak mode's name
+    nproc_base: int  # tasks of the sandbox uid outside this run (RLIMIT_NPROC is per uid)
+    setpriv: Path | None = None  # util-linux setpriv, used to drop to the sandbox uid when root
+
+
+@dataclass
+class Slot:
+    """A started sandbox waiting for code; used once, then destroyed."""
+
+    proc: asyncio.subprocess.Process
+    run_dir: hostfs.RunDir
+    cgroup: cgroups.RunCgroup | None
+    born: float
+    preimport: str
+    output_dir_mb: int
+    tmp_mb: int
+    cgroup_caps: tuple[int, int] | None = None  # (memory bytes, pids) already written to the cgroups
+
+
+Background = Callable[[Coroutine[Any, Any, None]], object]  # runs a clean-up that nobody awaits, tracked
+
+
+async def spawn(
+    env: Env, preimport: str, limits: RunLimits, background: Background, early_attach: bool = False
+) -> Slot:
+    """Start a sandbox and wait until its harness is ready; SandboxUnavailable if it cannot start.
+
+    If the caller is cancelled, whatever was already created is handed to `background` for destruction.
+    `early_attach` (cold starts) moves bwrap into the cgroups while the interpreter starts, off the
+    critical path; warm slots attach at READY so their pre-imports are not charged to the run.
+    """
+    # Creating the directory, cgroups and process must not be cut short by a cancel: a half-made sandbox
+    # would be leaked. So it runs as its own task; a cancelled caller leaves its clean-up behind.
+    start = asyncio.ensure_future(_start(env, preimport, limits))
+    try:
+        slot = await asyncio.shield(start)
+    except asyncio.CancelledError:
+        background(_destroy_when_started(start))
+        raise
+    early = None
+    if slot.cgroup is not None and early_attach:
+        # Each cgroup.procs write waits for an RCU grace period (several ms): overlap it with start-up.
+        # bwrap usually has not forked yet, so its whole tree is born inside.
+        early = asyncio.ensure_future(asyncio.to_thread(slot.cgroup.attach, [slot.proc.pid]))
+    try:
+        await _wait_ready(slot.proc)
+        if slot.cgroup is not None:
+            if early is not None:
+                await early
+            # Before any user code runs, the interpreter must be inside (a no-op when it was born there).
+            await asyncio.to_thread(slot.cgroup.attach_tree, slot.proc.pid)
+        return slot
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        kill(slot.proc)
+        background(destroy(slot))
+        raise
+
+
+async def _destroy_when_started(start: asyncio.Future[Slot]) -> None:
+    try:
+        slot = await start
+    except BaseException:  # _start has cleaned up after itself
+        return
+    kill(slot.proc)
+    await destroy(slot)
+
+
+async def _start(env: Env, preimport: str, limits: RunLimits) -> Slot:
+    run_dir, group = await asyncio.to_thread(_prepare, env, limits)
+    try:
+        proc = await _exec(env, run_dir, limits.tmp_mb, preimport)
+    except BaseException:
+        await asyncio.to_thread(_teardown, run_dir, group)
+        raise
+    caps = cgroup_caps(limits) if group is not None else None
+    return Slot(proc, run_dir, group, time.monotonic(), preimport, limits.output_dir_mb, limits.tmp_mb, caps)
+
+
+def cgroup_caps(limits: RunLimits) -> tuple[int, int]:
+    """Return the (memory bytes, pids) a run's cgroups enforce."""
+    return limits.memory_mb * MiB, limits.max_processes
+
+
+def _prepare(env: Env, limits: RunLimits) -> tuple[hostfs.RunDir, cgroups.RunCgroup | None]:
+    run_dir = hostfs.make_run_dir(env.ident, limits.output_dir_mb, env.use_tmpfs)
+    group = None
+    try:
+        if env.layout.bwrap is None and env.layout.fontlist is not None:
+            # weak mode has no bind mounts: give matplotlib a copy of the prebuilt font cache
+            hostfs.copy_owned(env.layout.fontlist, run_dir.mpl, env.ident)
+        if env.use_cgroups:
+            group = cgroups.create(uuid.uuid4().hex)
+            # set now, off the reply path; a run with other limits rewrites them before its code starts
+            group.set_limits(*cgroup_caps(limits))
+    except BaseException:
+        if group is not None:
+            group.remove()
+        hostfs.remove_run_dir(run_dir)
+        raise
+    return run_dir, group
+
+
+async def _exec(env: Env, run_dir: hostfs.RunDir, tmp_mb: int, preimport: str) -> asyncio.subprocess.Process:
+    layout = env.layout
+    seccomp_fd = _seccomp_pipe(layout.seccomp) if layout.bwrap is not None and layout.seccomp else None
+    try:
+        cwd: str | Path
+        if layout.bwrap is not None:
+            argv = command.bwrap_argv(layout, run_dir, tmp_mb, preimport, seccomp_fd)
+            proc_env, cwd = command.BWRAP_ENV, "/"
+        else:
+            argv, proc_env, cwd = command.weak_argv(layout, preimport), command.weak_env(run_dir), run_dir.out
+        kwargs: dict[str, Any] = {}
+        if env.ident.drop and env.setpriv is not None:
+            # setpriv switches uid; the bot itself then spawns with vfork (Popen's user= forces a full
+            # fork, which costs ~12 ms for a 200 MB bot).
+            ids = [f"--reuid={env.ident.uid}", f"--regid={env.ident.gid}", "--clear-groups"]
+            argv = [str(env.setpriv), *ids, *argv]
+        elif env.ident.drop:  # done in C between fork and exec: no Python runs in the child
+            kwargs.update(user=env.ident.uid, group=env.ident.gid, extra_groups=[])
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(proc_env),
+            cwd=cwd,
+            close_fds=True,
+            pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+            start_new_session=True,  # one process group to kill
+            **kwargs,
+        )
+    finally:
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
+
+
+def _seccomp_pipe(program: bytes) -> int:
+    """Return the read end of a pipe holding the filter (bwrap reads it once, so one per spawn)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, program)  # a few hundred bytes: fits the pipe buffer, never blocks
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
+async def _wait_ready(proc: asyncio.subprocess.Process) -> None:
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        async with asyncio.timeout(SPAWN_TIMEOUT_S):
+            await proc.stdout.readuntil(READY)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+        kill(proc)
+        err = b""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                err = await proc.stderr.read(STDERR_HINT_BYTES)
+        raise SandboxUnavailable(explain_start_failure(err.decode("utf-8", "replace"))) from None
+
+
+def explain_start_failure(stderr: str) -> str:
+    """Turn bwrap's or python's start-up error into a message that says how to fix it."""
+    text = stderr.strip() or "the sandbox exited before it was ready (no error output)"
+    low = text.lower()
+    if "namespace" in low or "uid map" in low or "operation not permitted" in low:
+        hint = "user namespaces look disabled: enable them (sysctl user.max_user_namespaces=15000, "
+        hint += "kernel.unprivileged_userns_clone=1) or set CODEBOT_SANDBOX_WEAK_MODE"
+    elif "permission denied" in low or "no such file" in low or "can't find source path" in low:
+        hint = "the sandbox user cannot reach the interpreter or its packages: run `codebot setup`"
+    else:
+        hint = "run `codebot doctor` for details"
+    return f"sandbox failed to start: {text[:1000]} ({hint})"
+
+
+def kill(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the sandbox's process group; the kernel takes down the rest of the tree."""
+    # The outer bwrap dies; --die-with-parent then kills the sandbox's pid 1, and with it the whole pid
+    # namespace, double-forked daemons included. Not proc.kill(): Popen.send_signal() polls first and so
+    # reaps the child behind asyncio's watcher, which then reports exit code 255.
+    if proc.returncode is not None:
+        return
+    for send in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            send(proc.pid, signal.SIGKILL)
+
+
+def _teardown(run_dir: hostfs.RunDir, group: cgroups.RunCgroup | None) -> None:
+    try:
+        if group is not None:
+            group.remove()
+    finally:
+        hostfs.remove_run_dir(run_dir)
+
+
+async def destroy(slot: Slot) -> None:
+    """Kill the sandbox's whole tree and remove its directory and cgroups."""
+    kill(slot.proc)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5.0):
+            await _discard_output(slot.proc)
+            await slot.proc.wait()
+    await asyncio.to_thread(_teardown, slot.run_dir, slot.cgroup)
+
+
+async def _discard_output(proc: asyncio.subprocess.Process) -> None:
+    """Read both pipes to EOF: asyncio reports the exit only once they are drained."""
+    for stream in (proc.stdout, proc.stderr):
+        while stream is not None and await stream.read(65536):
+            pass
+
+
+def header(env: Env, limits: RunLimits, nonce: str) -> bytes:
+    """Return the line the harness reads before the code: the nonce and its rlimits (see harness)."""
+    fields = (
+        round(limits.cpu_s * 1000),
+        limits.max_open_files,
+        limits.output_dir_mb * MiB,
+        0 if env.use_cgroups else limits.memory_mb * MiB,  # 0 = the memory cgroup caps it
+        0 if env.use_cgroups else env.nproc_base + limits.max_processes,
+    )
+    return " ".join([nonce, *map(str, fields)]).encode() + b"\n"
+
+
+def new_nonce() -> str:
+    """Return a fresh secret for the trailer marker."""
+    return secrets.token_hex(16)
+
+
+def new_capture(limits: RunLimits, nonce: str) -> Capture:
+    """Return an empty capture for one run."""
+    return Capture(max_bytes=limits.max_output_bytes, mark=mark(nonce))

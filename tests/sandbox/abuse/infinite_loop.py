@@ -1,0 +1,3 @@
+# Threat: an infinite loop that burns CPU forever.
+while True:
+    pass

@@ -1,0 +1,127 @@
+"""Containment suite, part 1b: secrets (environment, /proc, the bot's files, fds) and the network.
+
+Each test first runs the abuse program unconfined, to prove it would find the secret or reach the
+server, then runs it in the sandbox and asserts that nothing comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sandbox import Sandbox
+
+if __package__:  # tests/sandbox is a package
+    from . import test_containment as kit
+else:  # pytest put this directory on sys.path
+    import test_containment as kit
+
+canary, cold, either = kit.canary, kit.cold, kit.either  # shared fixtures, found by name
+
+
+# ---------------------------------------------------------------- environment and /proc
+
+
+async def test_environment_and_proc_environ_hold_no_secret(either: Sandbox, canary: str) -> None:
+    code = kit.program("env_secrets", bot_pid=os.getpid())
+    assert canary in await kit.run_unconfined(either.cfg, code), "control: unconfined, the program finds it"
+    result = await kit.run(either, code)
+    found = kit.report(result)
+    kit.assert_no_secret(result, canary)
+    assert os.getpid() not in found["pids"], "the bot's pid is visible inside the sandbox"
+    assert found["/proc/1/environ"].startswith("PATH="), "pid 1's environ was not actually read"
+    assert "OPENAI_API_KEY" not in found["environ"] and len(found["environ"]) < 16, found["environ"]
+    await kit.assert_run_left_nothing(either)
+
+
+# ---------------------------------------------------------------- the bot's files
+
+
+@pytest.fixture
+def bot_files(tmp_path: Path, canary: str) -> list[str]:
+    """Plant the bot's secrets on the host: a .env and a SQLite database holding the canary."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"# {kit.SECRET_MARKER}\nOPENAI_API_KEY={canary}\n")
+    db = tmp_path / "codebot.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("create table secrets (marker text, value text)")
+        conn.execute("insert into secrets values (?, ?)", (kit.SECRET_MARKER, canary))
+        conn.commit()
+    project = Path(__file__).resolve().parents[2]
+    return [
+        str(env_file),
+        str(db),
+        str(tmp_path),
+        str(project),
+        str(project / "pyproject.toml"),
+        str(project / ".env"),
+        str(Path.home()),
+        "/etc/shadow",
+    ]
+
+
+async def test_bot_files_database_and_host_secrets_are_unreachable(
+    cold: Sandbox, canary: str, bot_files: list[str]
+) -> None:
+    control = await kit.run_unconfined(cold.cfg, kit.program("bot_files", paths=bot_files[:2], walk_s=0.2))
+    assert canary in control, "control: unconfined, the program reads the .env and the database"
+    result = await kit.run(cold, kit.program("bot_files", paths=bot_files, marker=kit.SECRET_MARKER))
+    found = kit.report(result)
+    kit.assert_no_secret(result, canary)
+    assert found["marker_hits"] == {}, f"planted secret files are visible: {list(found['marker_hits'])}"
+    assert found["files_scanned"] > 0, "the walk did not run"
+    readable = {p: v[:80] for p, v in found["probes"].items() if p in bot_files and not v.startswith("ERR")}
+    assert readable == {}, f"the bot's files are reachable from the sandbox: {readable}"
+    shadow = (await asyncio.to_thread(Path("/etc/shadow").read_text)).split(":", 2)[:2]
+    assert ":".join(shadow) not in kit.everything(result), "/etc/shadow leaked"
+    await kit.assert_run_left_nothing(cold)
+
+
+# ---------------------------------------------------------------- inherited file descriptors
+
+
+async def test_inherited_file_descriptors_leak_nothing(canary: str, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text(f"{kit.SECRET_MARKER} {canary}\n")
+    # The bot leaked an fd: no O_CLOEXEC. Opened before the sandbox starts, so pool slots see it too.
+    fd = os.open(secret, os.O_RDONLY)
+    os.set_inheritable(fd, True)
+    try:
+        async with kit.open_sandbox(pool_size=1) as sb:
+            code = kit.program("inherited_fds")
+            control = await kit.run_unconfined(sb.cfg, code, pass_fds=(fd,))
+            assert canary in control, "control: unconfined, the program reads a passed fd"
+            await kit.wait_for_warm(sb)
+            warm_run = await kit.run(sb, code)
+            cold_run = await kit.run(sb, code, kit.LIMITS.replace(tmp_mb=63))  # a slot never fits this
+            for result in (warm_run, cold_run):
+                found = kit.report(result)
+                kit.assert_no_secret(result, canary)
+                links = [e["link"] for e in found["fds"].values()]
+                assert str(secret) not in links, f"the secret file's fd reached the sandbox: {found['fds']}"
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- network
+
+
+async def test_network_is_unreachable_including_the_bots_loopback(cold: Sandbox) -> None:
+    async with kit.listeners() as net:
+        params = {k: v for k, v in net.items() if k != "contacts"}
+        control = await kit.run_unconfined(cold.cfg, kit.program("network", **params))
+        assert '"tcp4_loopback": "OK' in control, "control: unconfined, the program reaches the server"
+        net["contacts"].clear()
+        result = await kit.run(cold, kit.program("network", **params))
+        found = kit.report(result)
+        await asyncio.sleep(0.2)  # let any datagram that did get out arrive
+        assert net["contacts"] == [], f"the sandbox reached the test's servers: {net['contacts']}"
+    reached = {k: v for k, v in found.items() if k != "interfaces" and not v.startswith("ERR")}
+    assert reached == {}, f"network calls succeeded inside the sandbox: {reached}"
+    assert set(found["interfaces"]) <= {"lo"}, f"network interfaces inside: {found['interfaces']}"
+    await kit.assert_run_left_nothing(cold)
