@@ -13,9 +13,11 @@ from discord import app_commands
 
 from bot.discord.commands import FAILED_TEXT, CommandRunner, build_groups
 from bot.discord.messages import MessageHandler, MessageOptions
+from bot.discord.sink import ChannelTarget, DiscordSink
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS
 from bot.discord.sync import CommandSync
 from core.settings import ConfigError, Settings
+from core.types import ThreadKey
 
 if TYPE_CHECKING:
     from core.service import Codebot
@@ -51,6 +53,9 @@ class _Client(discord.Client):
     async def on_message(self, message: discord.Message) -> None:
         await self._bot.messages.on_message(message)
 
+    async def on_ready(self) -> None:
+        await self._bot._on_ready()
+
 
 class DiscordBot:
     """Runs codebot on Discord: mentions become threads, slash commands reach the core."""
@@ -81,6 +86,7 @@ class DiscordBot:
         self._sync_now: tuple[bool, int | None] = (False, None)
         self._auto_sync = True
         self._closed = asyncio.Event()
+        self._recovered = False
         self._close_wait_s = close_wait_s
 
     def request_sync(self, guild_id: int | None = None) -> None:
@@ -134,6 +140,16 @@ class DiscordBot:
         self._settings.require("discord_token")
         assert self._settings.discord_token is not None
         return self._settings.discord_token.get_secret_value()
+
+    def sink_for(self, key: ThreadKey) -> DiscordSink:
+        """A sink for a conversation known only by its key (its thread or DM channel id)."""
+        channel = self.client.get_partial_messageable(int(key.thread))
+        return DiscordSink(ChannelTarget(channel))
+
+    async def _on_ready(self) -> None:
+        if not self._recovered:  # on_ready fires again after reconnects; recover once per process
+            self._recovered = True
+            await self._core.recover(self.sink_for)  # tell threads whose answer a crash interrupted
 
     async def _after_login(self) -> None:
         if not self._auto_sync:

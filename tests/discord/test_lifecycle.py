@@ -50,3 +50,19 @@ async def test_a_rejected_token_is_a_clear_configuration_error(tmp_path):
                 await asyncio.wait_for(bot.run(), 10)
     finally:
         await fake.stop()
+
+
+async def test_a_turn_interrupted_by_a_crash_is_reported_in_its_thread_at_start(tmp_path):
+    from core.store.sqlite import SQLiteStore
+    from core.types import ThreadKey
+
+    channel = str(FakeDiscord().channel_id)  # ids are deterministic: the stack's fake has the same one
+    store = SQLiteStore(tmp_path / "codebot.db")  # what a killed bot process left behind
+    await store.open()
+    key = ThreadKey("discord", "1", channel, channel)
+    await store.start_turn(key, "m-crashed", "42", "chart the weekly signups", 1_700_000_000.0)
+    await store.close()
+    async with discord_stack(tmp_path) as s:
+        await s.fake.wait_for("POST", rf"/channels/{channel}/messages")
+        texts = s.contents(channel)
+    assert "restarted while answering" in texts[0] and "chart the weekly signups" in texts[0]
