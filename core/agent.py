@@ -19,6 +19,7 @@ from mirascope import llm
 from core.llm import DEADLINE_MESSAGE, LLMClient, LLMFailure, usage_tokens
 from core.review.reviewer import Reviewer
 from core.sink import ReplySink
+from core.text import scrub_surrogates
 from core.tools import (
     STEP_LIMIT_OUTPUT,
     SYSTEM_PROMPT,
@@ -225,7 +226,7 @@ class Agent:
             response = await self._think(turn, resume)
         else:
             return self._give_up(turn, response)
-        text = response.text().strip()
+        text = scrub_surrogates(response.text().strip())
         if text:
             return list(response.messages), text
         text = fallback_answer([r.result for r in turn.records if r.result is not None])

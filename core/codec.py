@@ -13,6 +13,8 @@ from typing import Any
 
 from mirascope import llm
 
+from core.text import scrub_surrogates
+
 _PARTS: dict[str, type] = {
     "text": llm.Text,
     "thought": llm.Thought,
@@ -61,7 +63,9 @@ def encode_message(m: llm.Message) -> str:
             "raw_message": m.raw_message,
             "content": [_encode_part(p) for p in m.content],
         }
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    # A lone surrogate from the model can be neither stored as UTF-8 nor sent back to it (the SDK
+    # encodes requests as UTF-8), so the stored history carries U+FFFD instead, as the user saw it.
+    return scrub_surrogates(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
 def decode_message(s: str) -> llm.Message:

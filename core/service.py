@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from core.commands import Commands
 from core.settings import Settings
 from core.sink import ReplySink
 from core.store.base import Store, StoreError
+from core.text import scrub_surrogates
 from core.turn import TurnRunner
 from core.types import (
     Author,
@@ -56,6 +58,7 @@ class Codebot:
         if not self.accepting:
             await sink.post(NoticeReply("info", SHUTTING_DOWN_TEXT))
             return Submitted(False, "shutting-down")
+        incoming = dataclasses.replace(incoming, text=scrub_surrogates(incoming.text))
         try:
             fresh = await self._store.claim_event(
                 incoming.key.platform, incoming.event_id, self._clock(), self._settings.event_ttl_s
@@ -104,9 +107,16 @@ class Codebot:
             return CommandResult(f"Storage problem: {exc}", ok=False)
 
     async def has_conversation(self, key: ThreadKey) -> bool:
-        """True when the bot already answers in this thread."""
+        """True when the bot already answers in this thread (stored history, or a turn in progress).
+
+        A thread's first turn writes its history only when it ends, so a follow-up typed while the bot is
+        still answering would otherwise be ignored. Started turns live in the store, so this holds across
+        replicas too.
+        """
         try:
-            return await self._store.has_conversation(key)
+            if await self._store.has_conversation(key):
+                return True
+            return any(k == key for k, _, _ in await self._store.unfinished_turns())
         except StoreError:
             return False
 

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from mirascope import llm
 
+from core.text import scrub_surrogates
 from core.types import Verdict
 from sandbox.types import RunResult
 
@@ -57,7 +58,7 @@ def parse_code_arg(name: str, args: str) -> tuple[str | None, str]:
     code = parsed.get("code") if isinstance(parsed, dict) else None
     if not isinstance(code, str) or not code.strip():
         return None, 'Error: the call needs a non-empty string argument "code" holding the program.'
-    return code, ""
+    return scrub_surrogates(code), ""
 
 
 def _clip(text: str, limit: int) -> str:

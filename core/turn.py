@@ -70,6 +70,8 @@ class TurnRunner:
             raise
         except StoreError as exc:
             log.error("store error in %s: %s", incoming.key, exc)
+            if started:  # close it where possible, or the next start-up reports it as interrupted
+                await self._abandon(incoming, sink, "storage error", notify=False)
             await _safe_post(sink, NoticeReply("error", f"Storage problem: {exc}"))
         except Exception:
             log.exception("turn failed in %s", incoming.key)

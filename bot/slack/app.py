@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -75,6 +76,8 @@ class SlackBot:
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+                # A 500/503 from Slack is transient; without a retry the answer would be lost.
+                AsyncServerErrorRetryHandler(max_retry_count=rate_limit_retries),
             ],
         )
         self.users = UserDirectory(self.client, ttl_s=admin_ttl_s)

@@ -1,0 +1,15 @@
+"""Fixtures for the reliability tests: a fake Slack on 127.0.0.1 (the fake LLM comes with each stack)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fakes.slack_fake import FakeSlack
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
