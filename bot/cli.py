@@ -9,9 +9,13 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.settings import ConfigError, Settings, load_settings
 from core.store.base import StoreError
+
+if TYPE_CHECKING:
+    from core.service import Codebot
 
 log = logging.getLogger("codebot")
 
@@ -126,7 +130,7 @@ async def _run_until_signal(run: Awaitable[None], stop: Callable[[], Awaitable[N
         raise runner.exception()  # type: ignore[misc]
 
 
-async def _run_slack(core, settings: Settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _run_slack(core: Codebot, settings: Settings, args: argparse.Namespace) -> int:
     from bot.slack.app import SlackBot
 
     slack = SlackBot(core, settings)
@@ -135,7 +139,7 @@ async def _run_slack(core, settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_discord(core, settings: Settings, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _run_discord(core: Codebot, settings: Settings, args: argparse.Namespace) -> int:
     from bot.discord.client import DiscordBot
 
     bot = DiscordBot(core, settings)

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -31,7 +32,7 @@ def environment(env_file: str | Path | None = ".env") -> dict[str, str]:
     return merged
 
 
-def sandbox_config(environ: Mapping[str, str], **overrides: object) -> SandboxConfig:
+def sandbox_config(environ: Mapping[str, str], **overrides: Any) -> SandboxConfig:
     """Build the sandbox configuration, reporting a bad value as a ConfigError."""
     try:
         cfg = SandboxConfig.from_env(environ)
@@ -65,7 +66,11 @@ async def open_core(
     await store.open()
     try:
         async with AsyncExitStack() as stack:
-            sandbox = runner or await stack.enter_async_context(Sandbox(cfg))
+            sandbox: Runner
+            if runner is not None:
+                sandbox = runner
+            else:
+                sandbox = await stack.enter_async_context(Sandbox(cfg))
             limits = LimitsEngine(store, defaults)
             agent = Agent(llm_client, Reviewer(llm_client), sandbox)
             deps = TurnDeps(

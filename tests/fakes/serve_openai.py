@@ -1,6 +1,6 @@
 """Run the fake OpenAI server in its own process (benchmarks): prints its base URL, serves until stdin closes.
 
-    python -m tests.fakes.serve_openai --latency 0.2 0.2 --auto-code "result = 1" --error-rate 0.02
+python -m tests.fakes.serve_openai --latency 0.2 0.2 --auto-code "result = 1" --error-rate 0.02
 """
 
 from __future__ import annotations
