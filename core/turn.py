@@ -171,11 +171,7 @@ def _audit(incoming: Incoming, step: StepRecord, now: float) -> AuditRecord:
     if result is None:
         outcome, exit_code, duration = "refused", None, 0.0
     else:
-        exit_code, duration = result.exit_code, result.duration_ms
-        if result.killed_reason:
-            outcome = "timeout" if result.killed_reason == "timeout" else f"killed:{result.killed_reason}"
-        else:
-            outcome = "ok" if result.ok else "error"
+        outcome, exit_code, duration = result.outcome, result.exit_code, result.duration_ms
     return AuditRecord(
         key=incoming.key,
         user_id=incoming.author.id,

@@ -69,6 +69,15 @@ class RunResult:
     def ok(self) -> bool:
         return self.exit_code == 0 and self.error is None and self.killed_reason is None
 
+    @property
+    def outcome(self) -> str:
+        """One word for how the run ended: ok, error, timeout, or killed:<reason>."""
+        if self.timed_out or self.killed_reason == "timeout":
+            return "timeout"
+        if self.killed_reason:
+            return f"killed:{self.killed_reason}"
+        return "ok" if self.ok else "error"
+
     def to_json(self) -> dict[str, Any]:
         """Return the JSON shape used by `codebot run --json` (file contents omitted)."""
         return {

@@ -29,12 +29,7 @@ def render_verdict(step: int, v: Verdict) -> str:
 
 
 def render_result(step: int, r: RunResult) -> str:
-    if r.killed_reason:
-        status = f"killed ({r.killed_reason})"
-    elif r.ok:
-        status = "ok"
-    else:
-        status = f"failed, exit {r.exit_code}"
+    status = {"ok": "ok", "error": f"failed, exit {r.exit_code}"}.get(r.outcome, r.outcome)
     lines = [f"[step {step}] result: {status} in {r.duration_ms:.0f} ms"]
     if r.stdout:
         lines += ["  stdout:", _indent(_clip(r.stdout))]
