@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from core.settings import Settings
 from core.store.base import StoreError
@@ -38,6 +39,12 @@ def settings_lines(settings: Settings) -> list[str]:
 async def store_line(settings: Settings) -> str:
     from core.store.sqlite import SQLiteStore
 
+    exists = await asyncio.to_thread(settings.db.exists)
+    if not exists:  # checking must not create it
+        parent = settings.db.parent.resolve()
+        writable = await asyncio.to_thread(os.access, parent, os.W_OK)
+        where = f"{settings.db} does not exist yet; it is created at the first start"
+        return _line(writable, "store", where if writable else f"{where}, but {parent} is not writable")
     store = SQLiteStore(settings.db)
     try:
         await store.open()

@@ -85,8 +85,10 @@ async def open_core(
             core = Codebot(settings, store, TurnRunner(deps), commands)
             try:
                 yield core
-            finally:
-                await core.shutdown()
+            except BaseException:  # Ctrl-C or a crash of the caller: do not wait out the grace period
+                await core.shutdown(grace_s=0)
+                raise
+            await core.shutdown()
     finally:
         await llm_client.aclose()
         await store.close()

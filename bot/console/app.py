@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import TextIO
@@ -42,9 +44,30 @@ class ConsoleSink:
             print(f"  file: {f.name} ({f.size:,} bytes) saved to {path}", file=self._out, flush=True)
 
 
-async def _read_line(stream: TextIO) -> str | None:
-    line = await asyncio.to_thread(stream.readline)
-    return line if line else None
+class LineReader:
+    """Read lines from a blocking stream on a daemon thread, so Ctrl-C never waits for Enter.
+
+    (A read on the default executor would keep asyncio.run from returning until a line arrives.)
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=self._pump, args=(stream, loop), daemon=True, name="stdin").start()
+
+    def _pump(self, stream: TextIO, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while line := stream.readline():
+                loop.call_soon_threadsafe(self._queue.put_nowait, line)
+        except (OSError, ValueError):
+            pass  # stream closed under us: same as EOF
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop may already be closed
+                loop.call_soon_threadsafe(self._queue.put_nowait, None)
+
+    async def next(self) -> str | None:
+        """Return the next line, or None at end of input."""
+        return await self._queue.get()
 
 
 async def run_console(
@@ -63,10 +86,11 @@ async def run_console(
     if interactive:
         print(BANNER, f"(conversation `{key.thread}`)", file=stdout, flush=True)
     await core.recover(lambda _key: sink)
+    lines = LineReader(stdin)
     while True:
         if interactive:
             print("> ", end="", file=stdout, flush=True)
-        line = await _read_line(stdin)
+        line = await lines.next()
         if line is None:
             break
         text = line.strip()
