@@ -38,7 +38,7 @@ class RunDir:
 
 
 def make_run_dir(ident: Identity, output_dir_mb: int, use_tmpfs: bool) -> RunDir:
-    """Create the run's directory, owned by the sandbox uid; mount a tmpfs of output_dir_mb on it if asked."""
+    """Create the run dir, its `out` owned by the sandbox uid; mount a tmpfs of output_dir_mb if asked."""
     base = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-"))
     out, mpl = base / "out", base / "mpl"
     mounted = False
@@ -48,7 +48,10 @@ def make_run_dir(ident: Identity, output_dir_mb: int, use_tmpfs: bool) -> RunDir
         if use_tmpfs:
             _mount_tmpfs(out, output_dir_mb, ident)
             mounted = True
-        for path in (base, out, mpl):
+        # The base stays the bot's (searchable, not writable): a process of the sandbox uid outside this
+        # run must not be able to swap the paths the bot later unmounts, deletes and collects from.
+        os.chmod(base, 0o711)
+        for path in (out, mpl):
             os.chown(path, ident.uid, ident.gid)
     except BaseException:
         remove_run_dir(RunDir(base, out, mounted))
