@@ -96,9 +96,11 @@ class TurnRunner:
         async with (
             self._threads.hold(incoming.key),
             self._d.gate.slot(ws, limits.concurrency, on_queued),
-            self._global,
         ):
-            await self._answer(incoming, sink, limits)
+            if self._global.locked():  # every slot of the whole bot is busy: say so, never stay silent
+                await sink.progress(Progress.QUEUED, "the bot is busy; waiting for a free slot")
+            async with self._global:
+                await self._answer(incoming, sink, limits)
 
     async def _answer(self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits) -> None:
         s = self._d.settings

@@ -189,3 +189,21 @@ async def test_an_unreadable_history_row_does_not_break_the_thread(tmp_path):
             await core.wait_idle(30)
     assert sink.answers == ["second answer"]
     assert "first question" in transcript(fake)
+
+
+async def test_a_question_waiting_for_the_bots_global_cap_is_shown_as_queued(tmp_path):
+    from core.types import Progress
+
+    async with (
+        FakeOpenAI() as fake,
+        core_stack(tmp_path, fake.base_url, CODEBOT_MAX_CONCURRENT_TURNS="1") as core,
+    ):
+        fake.latency = (0.5, 0.5)
+        fake.default_text = "ok"
+        first, second = RecordingSink(), RecordingSink()
+        await core.submit(ask("one", thread="g1"), first)
+        await asyncio.sleep(0.1)
+        await core.submit(ask("two", thread="g2", author=Author("U9", "bob")), second)
+        await core.wait_idle(30)
+    assert Progress.QUEUED not in first.progress_states
+    assert second.progress_states[0] is Progress.QUEUED and second.answers == ["ok"]
