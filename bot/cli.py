@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -48,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     cmd = args.cmd or "console"
     if cmd in ("run", "setup"):
+        from bot.wiring import environment
         from sandbox.cli import main as sandbox_main
+
+        # The sandbox reads only the process environment; give it .env's CODEBOT_SANDBOX_* too, so
+        # `codebot setup` prepares the same directory the bot will use.
+        for key, value in environment().items():
+            if key.startswith("CODEBOT_SANDBOX_"):
+                os.environ.setdefault(key, value)
 
         return sandbox_main([cmd, args.file, *(["--json"] if args.json else [])] if cmd == "run" else [cmd])
     try:

@@ -91,3 +91,11 @@ async def test_ctrl_c_during_an_answer_stops_promptly_and_records_the_turn(tmp_p
     assert proc.returncode == 130 and took < 5, (took, err.decode())
     assert b"Traceback" not in err
     assert "restarting" in out.decode()  # the turn was closed, with a word to the user
+
+
+async def test_codebot_run_takes_sandbox_settings_from_dotenv(tmp_path):
+    (tmp_path / ".env").write_text("CODEBOT_SANDBOX_TIMEOUT_S=1\n")
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(5)\n")
+    code, out, _ = await _codebot(tmp_path, _env(tmp_path), "run", "slow.py", "--json")
+    data = json.loads(out)
+    assert code == 1 and data["timed_out"] is True and data["duration_ms"] < 3000
