@@ -100,9 +100,10 @@ class LimitsEngine:
         tokens = await self._store.bucket_total(_tokens_bucket(ws, now), DAY_S, now)
         if tokens >= limits.tokens_per_day:
             return Admission(False, _tokens_notice(limits.tokens_per_day, now), "tokens_per_day")
-        # Peek first (a zero limit counts nothing) so a full workspace does not eat the user's slot.
-        peek = await self._store.take_slot(_ws_bucket(ws), 0, DAY_S, now)
-        if peek.used >= limits.workspace_runs_per_day:
+        # Peek first so a full workspace does not eat the user's slot: a plain read on the usual path,
+        # and a zero-limit take_slot (counts nothing) only to learn when a full window frees up.
+        if await self._store.bucket_total(_ws_bucket(ws), DAY_S, now) >= limits.workspace_runs_per_day:
+            peek = await self._store.take_slot(_ws_bucket(ws), 0, DAY_S, now)
             return _ws_refusal(limits.workspace_runs_per_day, peek, now)
         user = await self._store.take_slot(
             _user_bucket(ws, incoming.author.id), limits.user_runs_per_hour, HOUR_S, now

@@ -45,6 +45,9 @@ from core.types import ThreadKey
 _MEMORY = ":memory:"
 
 
+SWEEP_EVERY_S = 10.0  # expired rows only cost space, so sweeping them needs no hurry
+
+
 class SQLiteStore:
     """The conversation store in one SQLite file; safe to share between processes and replicas on one host.
 
@@ -72,6 +75,7 @@ class SQLiteStore:
         self._migrations = tuple(migrations)
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._swept: dict[str, float] = {}  # sweep name -> caller time of its last run
 
     @property
     def path(self) -> str:
@@ -178,6 +182,14 @@ class SQLiteStore:
                     await db.execute("ROLLBACK")
                 raise
 
+    def _sweep_due(self, name: str, now: float) -> bool:
+        """Garbage-collect expired rows at most every SWEEP_EVERY_S (of the caller's clock), not per call."""
+        last = self._swept.get(name)
+        if last is not None and 0 <= now - last < SWEEP_EVERY_S:
+            return False
+        self._swept[name] = now
+        return True
+
     # conversations
 
     async def load_messages(self, key: ThreadKey, limit: int) -> list[str]:
@@ -209,7 +221,8 @@ class SQLiteStore:
             await ledger.insert_audits(db, turn.audits, turn.event_id)
             await ledger.add_usage(db, turn.usage)
             await history.finish_turn(db, turn.key, turn.event_id, turn.usage.user_id, "committed", None, now)
-            await history.sweep_turns(db, now - self._turn_retention_s)
+            if self._sweep_due("turns", now):
+                await history.sweep_turns(db, now - self._turn_retention_s)
 
     # de-duplication and turn bookkeeping
 
@@ -284,13 +297,15 @@ class SQLiteStore:
     async def take_slot(self, bucket: str, limit: int, window_s: float, now: float) -> SlotResult:
         """Count one use in a sliding window if fewer than `limit` are counted; atomic across processes."""
         async with self._write() as db:
-            await ledger.sweep_buckets(db, now)
+            if self._sweep_due("buckets", now):
+                await ledger.sweep_buckets(db, now)
             return await ledger.take_slot(db, bucket, limit, window_s, now)
 
     async def add_to_bucket(self, bucket: str, amount: int, window_s: float, now: float) -> int:
         """Add an amount (e.g. tokens) to a sliding-window total; return the new total."""
         async with self._write() as db:
-            await ledger.sweep_buckets(db, now)
+            if self._sweep_due("buckets", now):
+                await ledger.sweep_buckets(db, now)
             await ledger.add(db, bucket, amount, window_s, now)
             return await ledger.bucket_total(db, bucket, window_s, now)
 
