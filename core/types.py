@@ -16,7 +16,7 @@ class ThreadKey:
     """Identity of one conversation: a thread (or DM) on one platform and workspace."""
 
     platform: str
-    workspace: str  # Slack team id, Discord guild id ("dm" for Discord DMs), "local" for the console
+    workspace: str  # Slack team id, Discord guild id or "dm-<channel>" for a DM, "local" for the console
     channel: str
     thread: str  # Slack thread_ts, Discord thread id, DM channel id
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 
-from bot.discord.events import DM_WORKSPACE, PLATFORM
+from bot.discord.events import PLATFORM, dm_workspace
 from bot.discord.render import render_command
 from bot.discord.status import NO_MENTIONS
 from core.types import Author, CommandRequest, CommandResult, ThreadKey
@@ -85,13 +85,13 @@ def command_request(interaction: discord.Interaction, name: str, args: tuple[str
     author = Author(str(user.id), getattr(user, "display_name", "") or user.name, is_admin)
     channel = interaction.channel
     channel_id = str(interaction.channel_id)
-    workspace = str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
+    workspace = str(interaction.guild_id) if interaction.guild_id else dm_workspace(channel_id)
     thread: ThreadKey | None = None
     if isinstance(channel, discord.Thread):
         channel_id = str(channel.parent_id)
         thread = ThreadKey(PLATFORM, workspace, channel_id, str(channel.id))
     elif interaction.guild_id is None:
-        thread = ThreadKey(PLATFORM, DM_WORKSPACE, channel_id, channel_id)
+        thread = ThreadKey(PLATFORM, workspace, channel_id, channel_id)
     return CommandRequest(PLATFORM, workspace, channel_id, author, name, args, thread)
 
 

@@ -10,9 +10,14 @@ from typing import Literal
 from core.types import Author, Incoming, ThreadKey
 
 PLATFORM = "discord"
-DM_WORKSPACE = "dm"
 THREAD_NAME_MAX = 100  # Discord's limit for channel and thread names
 _ANY_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>")
+
+
+def dm_workspace(channel_id: int | str) -> str:
+    """Each DM is its own workspace for limits and quotas, so one DM user cannot use up another's."""
+    return f"dm-{channel_id}"
+
 
 ChannelKind = Literal["text", "thread", "dm", "other"]
 
@@ -60,7 +65,7 @@ def route(facts: MessageFacts) -> Route:
         return IGNORE
     if facts.channel_kind == "dm":
         ch = str(facts.channel_id)
-        return Route(Action.DM, ThreadKey(PLATFORM, DM_WORKSPACE, ch, ch))
+        return Route(Action.DM, ThreadKey(PLATFORM, dm_workspace(ch), ch, ch))
     guild = str(facts.guild_id)
     if facts.channel_kind == "thread":
         key = ThreadKey(PLATFORM, guild, str(facts.parent_id), str(facts.channel_id))

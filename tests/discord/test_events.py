@@ -68,7 +68,7 @@ def test_thread_messages_continue_only_owned_threads_unless_mentioned() -> None:
 
 def test_dm_is_one_conversation_per_channel_without_mention() -> None:
     r = route(facts(channel_kind="dm", guild_id=None, channel_id=31, mentions_bot=False))
-    assert r.action is Action.DM and r.key == ThreadKey("discord", "dm", "31", "31")
+    assert r.action is Action.DM and r.key == ThreadKey("discord", "dm-31", "31", "31")
 
 
 def test_channels_without_threads_answer_in_place() -> None:
