@@ -101,7 +101,7 @@ def _workspace(text: str) -> Workspace:
 async def _run(
     args: argparse.Namespace, ws: Workspace | None, settings: Settings, d: LimitDefaults
 ) -> _Output:
-    store = SQLiteStore(settings.db)
+    store = SQLiteStore(settings.db, busy_timeout_s=settings.db_busy_timeout_s)
     await store.open()
     try:
         engine = LimitsEngine(store, d)

@@ -45,7 +45,7 @@ async def store_line(settings: Settings) -> str:
         writable = await asyncio.to_thread(os.access, parent, os.W_OK)
         where = f"{settings.db} does not exist yet; it is created at the first start"
         return _line(writable, "store", where if writable else f"{where}, but {parent} is not writable")
-    store = SQLiteStore(settings.db)
+    store = SQLiteStore(settings.db, busy_timeout_s=settings.db_busy_timeout_s)
     try:
         await store.open()
         health = await store.health()

@@ -62,7 +62,7 @@ async def open_core(
     cfg = sandbox_cfg or sandbox_config(environ)
     defaults = limit_defaults(environ)
     llm_client = LLMClient(settings)
-    store = SQLiteStore(settings.db)
+    store = SQLiteStore(settings.db, busy_timeout_s=settings.db_busy_timeout_s)
     await store.open()
     try:
         async with AsyncExitStack() as stack:

@@ -80,7 +80,10 @@ async def test_one_threads_failing_write_is_reported_and_other_threads_are_serve
 
 async def test_a_locked_database_gives_a_clear_notice_and_the_retry_is_answered(tmp_path):
     db = tmp_path / "codebot.db"
-    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+    async with (
+        FakeOpenAI() as fake,
+        core_stack(tmp_path, fake.base_url, CODEBOT_DB_BUSY_TIMEOUT_S="0.5") as core,
+    ):
         fake.enqueue_text("first")
         await core.submit(ask(GOOD, "first", "e1"), RecordingSink())
         await core.wait_idle(30)
