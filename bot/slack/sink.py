@@ -64,6 +64,7 @@ class SlackSink:
         if state in FINAL_STATES:
             await self._cancel_flush()
             await self._show(message)
+            await self._mark_question("white_check_mark" if state is Progress.DONE else "x")
             return
         wait = self._last_update + self._interval - self._clock()
         if self._status_ts is None or wait <= 0:
@@ -79,6 +80,15 @@ class SlackSink:
         for message in render(reply, self._limits):
             if await self._post_message(message) and message.attachments:
                 await self._upload(message.attachments)
+
+    async def _mark_question(self, emoji: str) -> None:
+        """Swap the :eyes: on the question for how the turn ended; cosmetic, so failures are ignored."""
+        channel, ts = self._target.channel, self._target.message_ts
+        for call, name in ((self._client.reactions_remove, "eyes"), (self._client.reactions_add, emoji)):
+            try:
+                await call(channel=channel, timestamp=ts, name=name)
+            except SLACK_FAILURES as exc:
+                log.debug("reaction %s on %s failed: %s", name, ts, exc)
 
     async def aclose(self) -> None:
         """Apply a coalesced status update that is still waiting, then stop."""

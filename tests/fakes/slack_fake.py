@@ -172,6 +172,13 @@ class FakeSlack:
     def m_reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
 
+    def reactions(self, name: str, method: str = "reactions.add") -> list[Call]:
+        """Reaction calls for one emoji name, in order."""
+        return [c for c in self.calls_to(method) if c.params.get("name") == name]
+
+    def m_reactions_remove(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
     def m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
         uid = str(p.get("user", ""))
         admin = uid in self.admins

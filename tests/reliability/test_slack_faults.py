@@ -115,4 +115,4 @@ async def test_one_event_delivered_four_times_to_two_replicas_runs_once(tmp_path
     texts = [c.params["text"] for c in slack.thread_posts("C1", root)]
     assert texts.count("counted") == 1
     assert len(llm.agent_requests) == 1
-    assert len(slack.calls_to("reactions.add")) == 1
+    assert len(slack.reactions("eyes")) == 1

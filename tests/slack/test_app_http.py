@@ -50,10 +50,14 @@ async def test_mention_posts_status_code_verdict_result_answer_in_the_thread(tmp
     assert "1.4142135623730951" in str(posts[3].params["blocks"])
     assert posts[4].params["blocks"][0]["text"]["text"] == "The square root of 2 is about *1.4142*."
     assert SQRT.splitlines()[1] in posts[1].params["blocks"][1]["text"]["text"]
-    [reaction] = slack.calls_to("reactions.add")
+    [reaction] = slack.reactions("eyes")
     assert reaction.params == {"channel": "C1", "timestamp": "1700000000.000100", "name": "eyes"} | {
         k: v for k, v in reaction.params.items() if k == "team_id"
     }
+    # when the answer is in, the :eyes: on the question becomes a check mark
+    [removed] = slack.reactions("eyes", "reactions.remove")
+    [done] = slack.reactions("white_check_mark")
+    assert removed.params["timestamp"] == done.params["timestamp"] == "1700000000.000100"
     status_ts = slack.calls_to("chat.postMessage")[0].params
     assert status_ts["thread_ts"] == "1700000000.000100"
     assert status_texts(slack)[-1] == ":white_check_mark: Done"
@@ -155,7 +159,7 @@ async def test_a_retried_event_runs_once(tmp_path, slack):
         await settle(s)
     assert s.thread("C1", "1700000004.000100").count("only once") == 1
     assert len(s.llm.agent_requests) == 2  # the question once, plus the sentinel
-    assert [c.params["channel"] for c in slack.calls_to("reactions.add")] == ["C1", "CSENTINEL"]
+    assert [c.params["channel"] for c in slack.reactions("eyes")] == ["C1", "CSENTINEL"]
 
 
 async def test_rate_limited_web_api_call_is_retried(tmp_path, slack):
@@ -166,7 +170,7 @@ async def test_rate_limited_web_api_call_is_retried(tmp_path, slack):
         root = "1700000005.000100"
         await s.event(mention("hi", ts=root))
         await s.slack.wait_for(lambda: "made it" in s.thread("C1", root))
-        await s.slack.wait_for(lambda: len(slack.calls_to("reactions.add")) == 2)
+        await s.slack.wait_for(lambda: len(slack.reactions("eyes")) == 2)
     statuses = [c for c in slack.calls_to("chat.postMessage") if c.params.get("thread_ts") == root]
     assert statuses[0].params == statuses[1].params  # the same status post, sent again after the 429
 
@@ -226,6 +230,7 @@ async def test_a_failing_language_model_is_reported_in_the_thread(tmp_path, slac
         await s.core.wait_idle(30)
     notices = [p.params["blocks"][0]["text"]["text"] for p in slack.thread_posts("C1", root)[1:]]
     assert notices and notices[-1].startswith(":warning:")
+    assert [c.params["timestamp"] for c in slack.reactions("x")] == [root]  # the question is marked failed
     assert "sk-test" not in str(slack.calls)  # the LLM key never reaches Slack
 
 
