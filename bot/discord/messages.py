@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +40,36 @@ class MessageOptions:
     auto_archive_min: ArchiveMinutes = 1440  # new threads archive after a day without activity
 
 
+class QuestionMarks:
+    """The reactions on a question: 👀 once accepted, then ✅ or ❌ when the answer is done."""
+
+    def __init__(self, message: discord.Message, options: MessageOptions, me: discord.ClientUser) -> None:
+        self._message = message
+        self._opt = options
+        self._me = me
+        self._started = asyncio.Event()  # the 👀 was attempted (the turn may finish before that)
+
+    async def start(self, accepted: bool) -> None:
+        try:
+            if accepted and self._opt.reaction:
+                await self._react(self._message.add_reaction, self._opt.reaction)
+        finally:
+            self._started.set()
+
+    async def finish(self, ok: bool) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._started.wait(), 5)
+        if self._opt.reaction:
+            await self._react(self._message.remove_reaction, self._opt.reaction, self._me)
+        await self._react(self._message.add_reaction, "✅" if ok else "❌")
+
+    async def _react(self, call: Callable[..., Awaitable[None]], *args: object) -> None:
+        try:
+            await call(*args)
+        except SEND_ERRORS as exc:  # cosmetic: never fatal
+            log.info("could not react to %s: %s", self._message.id, exc)
+
+
 class MessageHandler:
     """Turns Discord messages into core submissions."""
 
@@ -59,18 +92,16 @@ class MessageHandler:
         if decision.needs_owner_check and not await self._core.has_conversation(decision.key):
             return
         incoming = to_incoming(facts, decision.key, me.id)
+        marks = QuestionMarks(message, self._opt, me)
         sink = DiscordSink(
             self._target(decision, message, incoming.text),
             status_interval_s=self._opt.status_interval_s,
             typing_interval_s=self._opt.typing_interval_s,
+            on_finish=marks.finish,
         )
         self.sinks.add(sink)
         submitted = await self._core.submit(incoming, sink)
-        if submitted.accepted and self._opt.reaction:
-            try:
-                await message.add_reaction(self._opt.reaction)
-            except SEND_ERRORS as exc:
-                log.info("could not react to %s: %s", message.id, exc)
+        await marks.start(submitted.accepted)
 
     def _target(self, decision: Route, message: discord.Message, question: str) -> Target:
         if decision.action is Action.NEW_THREAD:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
 import discord
@@ -109,12 +110,18 @@ class DiscordSink:
     """Implements core.sink.ReplySink for one Discord conversation."""
 
     def __init__(
-        self, target: Target, *, status_interval_s: float = 1.0, typing_interval_s: float = 8.0
+        self,
+        target: Target,
+        *,
+        status_interval_s: float = 1.0,
+        typing_interval_s: float = 8.0,
+        on_finish: Callable[[bool], Awaitable[None]] | None = None,
     ) -> None:
         self._target = target
         self._status = StatusLine(status_interval_s)
         self._typing = TypingLoop(typing_interval_s)
         self._opened = False
+        self._on_finish = on_finish  # told once whether the turn ended well (marks the question)
 
     async def progress(self, state: Progress, detail: str = "") -> None:
         """Edit the status message (posting it first) and keep the typing indicator going until the end."""
@@ -123,6 +130,9 @@ class DiscordSink:
         await self._status.update(channel, render_status(state, detail), final=final)
         if final:
             await self._typing.stop()
+            if self._on_finish is not None:
+                on_finish, self._on_finish = self._on_finish, None
+                await on_finish(state is Progress.DONE)
         else:
             self._typing.start(channel)
 

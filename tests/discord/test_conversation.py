@@ -21,7 +21,9 @@ async def test_mention_creates_a_thread_and_posts_every_step_there_in_order(tmp_
         [create] = s.fake.calls_to("POST", rf"/channels/{s.fake.channel_id}/messages/{mid}/threads")
         assert create.json["name"] == "what is the sqrt of 2?"
         assert create.json["auto_archive_duration"] == 1440
-        assert s.fake.calls_to("PUT", rf"/channels/\d+/messages/{mid}/reactions/.+/@me")
+        await s.fake.wait_for("PUT", rf"/channels/\d+/messages/{mid}/reactions/✅/@me")
+        reacted = [(c.method, c.path.split("/reactions/")[1]) for c in s.fake.calls if "/reactions/" in c.path]
+        assert reacted == [("PUT", "👀/@me"), ("DELETE", "👀/@me"), ("PUT", "✅/@me")], reacted
         assert s.fake.calls_to("POST", rf"/channels/{mid}/typing")
         posts = s.contents(mid)  # the thread's id is the question's id
         assert posts[0].startswith("🤔")  # the status message comes first ...

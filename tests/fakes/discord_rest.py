@@ -278,6 +278,7 @@ _ROUTES = [
     ("PATCH", re.compile(rf"/channels/{_ID}/messages/{_ID}"), _edit_message),
     ("POST", re.compile(rf"/channels/{_ID}/messages/{_ID}/threads"), _create_thread),
     ("PUT", re.compile(rf"/channels/{_ID}/messages/{_ID}/reactions/([^/]+)/@me"), _no_content),
+    ("DELETE", re.compile(rf"/channels/{_ID}/messages/{_ID}/reactions/([^/]+)/@me"), _no_content),
     ("POST", re.compile(rf"/channels/{_ID}/typing"), _no_content),
     ("GET", re.compile(rf"/channels/{_ID}"), _get_channel),
     ("POST", re.compile(rf"/interactions/{_ID}/([^/]+)/callback"), _callback),
