@@ -22,7 +22,8 @@ async def test_mention_creates_a_thread_and_posts_every_step_there_in_order(tmp_
         assert create.json["name"] == "what is the sqrt of 2?"
         assert create.json["auto_archive_duration"] == 1440
         await s.fake.wait_for("PUT", rf"/channels/\d+/messages/{mid}/reactions/✅/@me")
-        reacted = [(c.method, c.path.split("/reactions/")[1]) for c in s.fake.calls if "/reactions/" in c.path]
+        calls = [c for c in s.fake.calls if "/reactions/" in c.path]
+        reacted = [(c.method, c.path.split("/reactions/")[1]) for c in calls]
         assert reacted == [("PUT", "👀/@me"), ("DELETE", "👀/@me"), ("PUT", "✅/@me")], reacted
         assert s.fake.calls_to("POST", rf"/channels/{mid}/typing")
         posts = s.contents(mid)  # the thread's id is the question's id
