@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
-
-from dotenv import dotenv_values
 
 from core.agent import Agent, Runner
 from core.commands import Commands
@@ -17,7 +14,7 @@ from core.limits import LimitDefaults, LimitsEngine, WorkspaceGate
 from core.llm import LLMClient
 from core.review.reviewer import Reviewer
 from core.service import Codebot
-from core.settings import ConfigError, Settings
+from core.settings import ConfigError, Settings, read_environment
 from core.store.sqlite import SQLiteStore
 from core.turn import TurnDeps, TurnRunner
 from sandbox import Sandbox, SandboxConfig
@@ -25,11 +22,7 @@ from sandbox import Sandbox, SandboxConfig
 
 def environment(env_file: str | Path | None = ".env") -> dict[str, str]:
     """Return `.env` values overlaid by the process environment (the environment wins)."""
-    merged: dict[str, str] = {}
-    if env_file and Path(env_file).is_file():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(os.environ)
-    return merged
+    return read_environment(env_file)
 
 
 def sandbox_config(environ: Mapping[str, str], **overrides: Any) -> SandboxConfig:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -90,6 +93,20 @@ class Settings(BaseSettings):
                 f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)} "
                 "(set it in the environment or in .env; see .env.example)"
             )
+
+
+def read_environment(
+    env_file: str | Path | None = ".env", environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Return `.env` values overlaid by the process environment (the environment wins).
+
+    For the parts configured outside Settings (sandbox, limits); call at start-up, never on the loop.
+    """
+    merged: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
-from dotenv import dotenv_values
-
 from core.limits.parse import Value, check_range, fmt_number, parse_channels, parse_number, parse_safety
 from core.limits.spec import BY_NAME, SPECS, LimitError, LimitSpec
+from core.settings import read_environment
 
 SAFETY_FLOOR_ENV = "CODEBOT_LIMIT_SAFETY_FLOOR"
 
@@ -73,10 +71,7 @@ def limit_environ(
     Settings ignores these variables, so the composition root reads them here; call it at start-up,
     never on the event loop (it reads a file).
     """
-    merged: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
+    merged = read_environment(env_file, environ)
     return {k: v for k, v in merged.items() if k.startswith("CODEBOT_LIMIT_")}
 
 
