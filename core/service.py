@@ -114,9 +114,7 @@ class Codebot:
         replicas too.
         """
         try:
-            if await self._store.has_conversation(key):
-                return True
-            return any(k == key for k, _, _ in await self._store.unfinished_turns())
+            return await self._store.has_conversation(key)
         except StoreError:
             return False
 

@@ -117,7 +117,9 @@ class Store(Protocol):
         """Return the newest `limit` history entries of a thread, oldest first."""
         ...
 
-    async def has_conversation(self, key: ThreadKey) -> bool: ...
+    async def has_conversation(self, key: ThreadKey) -> bool:
+        """True when the thread has stored history or a started turn, read in one snapshot."""
+        ...
 
     async def reset_conversation(self, key: ThreadKey) -> int:
         """Forget a thread's history; return how many entries were removed."""

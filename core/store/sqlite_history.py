@@ -37,11 +37,16 @@ async def load_messages(db: aiosqlite.Connection, key: ThreadKey, limit: int) ->
 
 
 async def has_conversation(db: aiosqlite.Connection, key: ThreadKey) -> bool:
-    """Return whether the thread has any stored history."""
+    """Return whether the thread has stored history or a turn in progress.
+
+    One statement, so it sees one snapshot: a turn that commits between two separate reads would
+    otherwise be missed by both (no history yet in the first, no longer started in the second).
+    """
     rows = await db.execute_fetchall(
         f"""SELECT EXISTS (SELECT 1 FROM messages WHERE conversation_id =
-            (SELECT id FROM conversations WHERE {_KEY_WHERE}))""",
-        key_params(key),
+                (SELECT id FROM conversations WHERE {_KEY_WHERE}))
+            OR EXISTS (SELECT 1 FROM turns WHERE state = 'started' AND {_KEY_WHERE})""",
+        key_params(key) * 2,
     )
     return bool(next(iter(rows))[0])
 

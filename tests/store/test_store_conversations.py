@@ -58,6 +58,21 @@ async def test_messages_round_trip_exactly(store: SQLiteStore) -> None:
     assert await store.load_messages(KEY, 10) == odd
 
 
+async def test_a_thread_is_a_conversation_from_its_first_started_turn(store: SQLiteStore) -> None:
+    # A follow-up arriving at any moment of the first turn, including the instant it commits, must be
+    # recognised as part of the conversation: one read covers both the started turn and the history.
+    assert not await store.has_conversation(KEY)
+    await store.start_turn(KEY, "ev1", "U1", "what is 2+2?", now=1000.0)
+    assert await store.has_conversation(KEY)
+    assert not await store.has_conversation(key("other"))
+    await store.commit_turn(turn(KEY, "ev1", ["q", "a"]))
+    assert await store.has_conversation(KEY)
+
+    await store.start_turn(key("gone"), "ev2", "U1", "hello", now=1001.0)
+    await store.abandon_turn("ev2", "shutdown", now=1002.0)
+    assert not await store.has_conversation(key("gone"))  # nothing stored and nothing running
+
+
 async def test_reset_forgets_one_thread_only(store: SQLiteStore, db_path: Path) -> None:
     other = key("other")
     await store.commit_turn(turn(KEY, "ev1", ["m1", "m2"]))
@@ -84,7 +99,6 @@ async def test_failed_commit_writes_nothing(store: SQLiteStore) -> None:
         await store.commit_turn(doomed)
 
     assert await store.load_messages(KEY, 10) == []
-    assert not await store.has_conversation(KEY)
     assert await store.audit(WS) == []
     assert (await store.usage(WS, since=0)).tokens == 0
     assert [event for _, event, _ in await store.unfinished_turns()] == ["ev1"]
