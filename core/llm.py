@@ -23,8 +23,9 @@ from mirascope.llm.providers.openai.completions._utils import (
     feature_info_for_openai_model,
 )
 from mirascope.llm.providers.openai.model_id import OPENAI_KNOWN_MODELS
-from openai import AsyncOpenAI, OpenAI
+from openai import OpenAI
 
+from core.lean_client import LeanAsyncOpenAI
 from core.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class CompatProvider(BaseOpenAICompletionsProvider):
         # Not calling super(): it reads os.environ and builds clients with SDK retries on.
         key = api_key or "not-needed"
         self.client = OpenAI(api_key=key, base_url=base_url, timeout=timeout_s, max_retries=0)
-        self.async_client = AsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout_s, max_retries=0)
+        self.async_client = LeanAsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout_s, max_retries=0)
 
     def _model_name(self, model_id: str) -> str:
         name = model_id.split("/", 1)[1] if "/" in model_id else model_id
