@@ -44,5 +44,5 @@ class LeanAsyncOpenAI(AsyncOpenAI):
     """AsyncOpenAI with the lean chat.completions.create above."""
 
     @cached_property
-    def chat(self) -> Any:  # type: ignore[override]
+    def chat(self) -> Any:
         return _Chat(self, super().chat)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+import httpx
 from mirascope import llm
 from mirascope.llm.providers import BaseOpenAICompletionsProvider, OpenAIProvider
 from mirascope.llm.providers.openai.completions._utils import (
@@ -25,6 +26,7 @@ from mirascope.llm.providers.openai.completions._utils import (
 from mirascope.llm.providers.openai.model_id import OPENAI_KNOWN_MODELS
 from openai import OpenAI
 
+from core.aiohttp_transport import AiohttpTransport
 from core.lean_client import LeanAsyncOpenAI
 from core.settings import ConfigError, Settings
 
@@ -137,7 +139,10 @@ class CompatProvider(BaseOpenAICompletionsProvider):
         # Not calling super(): it reads os.environ and builds clients with SDK retries on.
         key = api_key or "not-needed"
         self.client = OpenAI(api_key=key, base_url=base_url, timeout=timeout_s, max_retries=0)
-        self.async_client = LeanAsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout_s, max_retries=0)
+        http = async_http(timeout_s)
+        self.async_client = LeanAsyncOpenAI(
+            api_key=key, base_url=base_url, timeout=timeout_s, max_retries=0, http_client=http
+        )
 
     def _model_name(self, model_id: str) -> str:
         name = model_id.split("/", 1)[1] if "/" in model_id else model_id
@@ -165,12 +170,19 @@ class BoundModel(llm.Model):
         return self._provider
 
 
+def async_http(timeout_s: float) -> httpx.AsyncClient:
+    """The HTTP client under the SDK's async client: httpx's interface over aiohttp's connection pool."""
+    return httpx.AsyncClient(transport=AiohttpTransport(), timeout=timeout_s)
+
+
 def _openai_provider(key: str, timeout_s: float) -> OpenAIProvider:
     """Build the normal openai provider (Responses API for OpenAI models) with SDK retries off."""
     provider = OpenAIProvider(api_key=key)
     for sub in (provider._completions_provider, provider._responses_provider):
         sub.client = sub.client.with_options(timeout=timeout_s, max_retries=0)
-        sub.async_client = sub.async_client.with_options(timeout=timeout_s, max_retries=0)
+        sub.async_client = sub.async_client.with_options(
+            timeout=timeout_s, max_retries=0, http_client=async_http(timeout_s)
+        )
     provider.client = provider._completions_provider.client
     return provider
 

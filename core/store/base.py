@@ -87,7 +87,7 @@ class SlotResult:
     """Outcome of an atomic try-to-count in a rate-limit window."""
 
     granted: bool
-    used: int  # count in the window after this call
+    used: int  # count in the window just after this call (concurrent callers' slots may be included)
     limit: int
     resets_at: float  # when the oldest counted slot leaves the window (or the window ends)
 
@@ -180,8 +180,8 @@ class Store(Protocol):
         """Count one use in a sliding window if fewer than `limit` are counted; atomic."""
         ...
 
-    async def add_to_bucket(self, bucket: str, amount: int, window_s: float, now: float) -> int:
-        """Add an amount (e.g. tokens) to a sliding-window total; return the new total."""
+    async def add_to_bucket(self, bucket: str, amount: int, window_s: float, now: float) -> None:
+        """Add an amount (e.g. tokens) to a sliding-window total."""
         ...
 
     async def bucket_total(self, bucket: str, window_s: float, now: float) -> int: ...

@@ -154,7 +154,7 @@ class SQLiteStore:
         await db.execute("PRAGMA foreign_keys = ON")
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _use(self) -> AsyncIterator[aiosqlite.Connection]:
         """Serialise use of the connection and translate driver errors."""
         async with self._lock:
             if self._db is None:
@@ -167,7 +167,7 @@ class SQLiteStore:
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         """Run the body in a BEGIN IMMEDIATE transaction: all of it commits, or none of it."""
-        async with self._read() as db:
+        async with self._use() as db:
             try:
                 # BEGIN sits inside the try: if cancellation lands while it is queued, the ROLLBACK
                 # below still follows it, so the connection never keeps an open write transaction.
@@ -194,12 +194,12 @@ class SQLiteStore:
 
     async def load_messages(self, key: ThreadKey, limit: int) -> list[str]:
         """Return the newest `limit` history entries of a thread, oldest first."""
-        async with self._read() as db:
+        async with self._use() as db:
             return await history.load_messages(db, key, limit)
 
     async def has_conversation(self, key: ThreadKey) -> bool:
         """Return whether the thread has stored history."""
-        async with self._read() as db:
+        async with self._use() as db:
             return await history.has_conversation(db, key)
 
     async def reset_conversation(self, key: ThreadKey) -> int:
@@ -228,14 +228,16 @@ class SQLiteStore:
 
     async def claim_event(self, platform: str, event_id: str, now: float, ttl_s: float) -> bool:
         """Record an event id; True only for the first claim within ttl_s (atomic across processes)."""
-        async with self._write() as db:
+        async with self._use() as db:  # single statements: each is atomic without BEGIN/COMMIT
+            if self._sweep_due("events", now):
+                await history.sweep_events(db, now)
             return await history.claim_event(db, platform, event_id, now, ttl_s)
 
     async def start_turn(
         self, key: ThreadKey, event_id: str, user_id: str, question: str, now: float
     ) -> None:
         """Note that a turn began, so a crash or shutdown can be reported later."""
-        async with self._write() as db:
+        async with self._use() as db:  # one statement, atomic on its own
             await history.start_turn(db, key, event_id, user_id, question, now)
 
     async def abandon_turn(self, event_id: str, reason: str, now: float) -> None:
@@ -245,7 +247,7 @@ class SQLiteStore:
 
     async def unfinished_turns(self) -> list[tuple[ThreadKey, str, str]]:
         """Turns started but neither committed nor abandoned: (key, event_id, question), oldest first."""
-        async with self._read() as db:
+        async with self._use() as db:
             return await history.unfinished_turns(db)
 
     # audit and usage
@@ -254,17 +256,17 @@ class SQLiteStore:
         self, workspace: Workspace, limit: int = 20, before_id: int | None = None
     ) -> list[AuditRecord]:
         """Return a workspace's audit records, newest first."""
-        async with self._read() as db:
+        async with self._use() as db:
             return await ledger.audit(db, workspace, limit, before_id)
 
     async def audit_entry(self, workspace: Workspace, audit_id: int) -> AuditRecord | None:
         """Return one audit record, or None if it does not exist in this workspace."""
-        async with self._read() as db:
+        async with self._use() as db:
             return await ledger.audit_entry(db, workspace, audit_id)
 
     async def export_audit(self, workspace: Workspace | None) -> list[AuditRecord]:
         """Return audit records oldest first; all workspaces when None."""
-        async with self._read() as db:
+        async with self._use() as db:
             return await ledger.export_audit(db, workspace)
 
     async def add_usage(self, usage: UsageRecord) -> None:
@@ -274,14 +276,14 @@ class SQLiteStore:
 
     async def usage(self, workspace: Workspace, since: float, user_id: str | None = None) -> UsageTotals:
         """Return usage totals at or after `since`, for the workspace or one of its users."""
-        async with self._read() as db:
+        async with self._use() as db:
             return await ledger.usage(db, workspace, since, user_id)
 
     # limits
 
     async def limits(self, workspace: Workspace) -> dict[str, str]:
         """Return the values admins set for this workspace (raw strings)."""
-        async with self._read() as db:
+        async with self._use() as db:
             return await ledger.limits(db, workspace)
 
     async def set_limit(self, change: LimitChange) -> None:
@@ -291,25 +293,24 @@ class SQLiteStore:
 
     async def limit_changes(self, workspace: Workspace, limit: int = 20) -> list[LimitChange]:
         """Return a workspace's limit changes, newest first."""
-        async with self._read() as db:
+        async with self._use() as db:
             return await ledger.limit_changes(db, workspace, limit)
 
     async def take_slot(self, bucket: str, limit: int, window_s: float, now: float) -> SlotResult:
         """Count one use in a sliding window if fewer than `limit` are counted; atomic across processes."""
-        async with self._write() as db:
+        async with self._use() as db:  # the deciding statement is atomic on its own
             if self._sweep_due("buckets", now):
                 await ledger.sweep_buckets(db, now)
             return await ledger.take_slot(db, bucket, limit, window_s, now)
 
-    async def add_to_bucket(self, bucket: str, amount: int, window_s: float, now: float) -> int:
-        """Add an amount (e.g. tokens) to a sliding-window total; return the new total."""
-        async with self._write() as db:
+    async def add_to_bucket(self, bucket: str, amount: int, window_s: float, now: float) -> None:
+        """Add an amount (e.g. tokens) to a sliding-window total."""
+        async with self._use() as db:  # single statements: each is atomic without BEGIN/COMMIT
             if self._sweep_due("buckets", now):
                 await ledger.sweep_buckets(db, now)
             await ledger.add(db, bucket, amount, window_s, now)
-            return await ledger.bucket_total(db, bucket, window_s, now)
 
     async def bucket_total(self, bucket: str, window_s: float, now: float) -> int:
         """Return a bucket's total inside the window ending at `now`."""
-        async with self._read() as db:
+        async with self._use() as db:
             return await ledger.bucket_total(db, bucket, window_s, now)

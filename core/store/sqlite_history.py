@@ -87,21 +87,29 @@ async def append_messages(
 async def claim_event(
     db: aiosqlite.Connection, platform: str, event_id: str, now: float, ttl_s: float
 ) -> bool:
-    """Insert the event, or re-take it if its claim expired; True if this call took it."""
+    """Insert the event, or re-take it if its claim expired; True if this call took it.
+
+    One conditional upsert, atomic on its own: a live claim makes the WHERE false, so no row changes,
+    RETURNING yields nothing, and we lose.
+    """
+    rows = await db.execute_fetchall(
+        """INSERT INTO events (platform, event_id, claimed_at, expires_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (platform, event_id) DO UPDATE
+           SET claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
+           WHERE events.expires_at <= excluded.claimed_at
+           RETURNING 1""",
+        (platform, event_id, now, now + ttl_s),
+    )
+    return bool(list(rows))
+
+
+async def sweep_events(db: aiosqlite.Connection, now: float) -> None:
+    """Forget claims that expired (a bounded batch per call)."""
     await db.execute(
         """DELETE FROM events WHERE (platform, event_id) IN
            (SELECT platform, event_id FROM events WHERE expires_at <= ? LIMIT ?)""",
         (now, SWEEP_ROWS),
     )
-    # One conditional upsert: a live claim makes the WHERE false, so no row changes and we lose.
-    async with db.execute(
-        """INSERT INTO events (platform, event_id, claimed_at, expires_at) VALUES (?, ?, ?, ?)
-           ON CONFLICT (platform, event_id) DO UPDATE
-           SET claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
-           WHERE events.expires_at <= excluded.claimed_at""",
-        (platform, event_id, now, now + ttl_s),
-    ) as cursor:
-        return cursor.rowcount == 1
 
 
 async def start_turn(

@@ -175,13 +175,22 @@ async def _window(
 async def take_slot(
     db: aiosqlite.Connection, bucket: str, limit: int, window_s: float, now: float
 ) -> SlotResult:
-    """Count one use if the window holds fewer than `limit`; run inside a write transaction."""
+    """Count one use if the window holds fewer than `limit`.
+
+    The check and the insert are one statement, so two callers racing for the last slot cannot both
+    win, with no BEGIN/COMMIT round trips. The counts reported afterwards are a separate read.
+    """
+    granted = False
+    if limit > 0:
+        rows = await db.execute_fetchall(
+            """INSERT INTO buckets (bucket, at, amount, expires_at)
+               SELECT ?, ?, 1, ?
+               WHERE (SELECT COALESCE(SUM(amount), 0) FROM buckets WHERE bucket = ? AND at > ?) < ?
+               RETURNING 1""",
+            (bucket, now, now + window_s, bucket, now - window_s, limit),
+        )
+        granted = bool(list(rows))
     used, oldest = await _window(db, bucket, window_s, now)
-    granted = used < limit
-    if granted:
-        await add(db, bucket, 1, window_s, now)
-        used += 1
-        oldest = now if oldest is None else min(oldest, now)
     resets_at = float(now if oldest is None else oldest) + window_s
     return SlotResult(granted=granted, used=used, limit=limit, resets_at=resets_at)
 

@@ -50,7 +50,7 @@ async def test_last_slot_goes_to_exactly_one_caller_across_connections(
 
     granted = [r for r in results if r.granted]
     assert len(granted) == 5
-    assert sorted(r.used for r in granted) == [1, 2, 3, 4, 5]
+    assert all(1 <= r.used <= 5 for r in granted)  # read after the decision, so others may be counted
     assert all(r.used == 5 for r in results if not r.granted)
     assert await store.bucket_total("runs:T1", HOUR, 100.0) == 5
 
@@ -80,9 +80,12 @@ async def test_last_slot_goes_to_exactly_one_caller_across_processes(db_path: Pa
 
 
 async def test_bucket_totals_slide(store: SQLiteStore) -> None:
-    assert await store.add_to_bucket("tokens:T1", 300, 86400.0, now=0.0) == 300
-    assert await store.add_to_bucket("tokens:T1", 200, 86400.0, now=3600.0) == 500
-    assert await store.add_to_bucket("tokens:T2", 7, 86400.0, now=3600.0) == 7
+    await store.add_to_bucket("tokens:T1", 300, 86400.0, now=0.0)
+    assert await store.bucket_total("tokens:T1", 86400.0, now=0.0) == 300
+    await store.add_to_bucket("tokens:T1", 200, 86400.0, now=3600.0)
+    await store.add_to_bucket("tokens:T2", 7, 86400.0, now=3600.0)
+    assert await store.bucket_total("tokens:T1", 86400.0, now=3600.0) == 500
+    assert await store.bucket_total("tokens:T2", 86400.0, now=3600.0) == 7
 
     assert await store.bucket_total("tokens:T1", 86400.0, now=86399.0) == 500
     assert await store.bucket_total("tokens:T1", 86400.0, now=86400.0) == 200
