@@ -12,6 +12,7 @@ from core.limits.render import WINDOWS_TEXT, limits_table, reference_table
 from core.limits.spec import BY_NAME
 from core.limits.timefmt import day_start, stamp, week_start
 from core.store.base import AuditRecord, Store, UsageTotals, Workspace
+from core.text import duration
 from core.types import CommandRequest, CommandResult
 
 MAX_REPLY_CHARS = 1800  # under Discord's 2000 with room for the adapter's own framing
@@ -210,9 +211,8 @@ def _audit_list(records: list[AuditRecord], older: bool) -> CommandResult:
         return CommandResult("No older runs." if older else "No code has run in this workspace yet.")
     lines = ["*Latest code runs* (newest first; `audit <id>` shows one run's code)"]
     for r in records:
-        lines.append(
-            f"`#{r.id}` {stamp(r.at)} · `{r.user_id}` · {_verdict(r)} · {r.outcome} · {r.duration_ms:,.0f} ms"
-        )
+        took = duration(r.duration_ms)
+        lines.append(f"`#{r.id}` {stamp(r.at)} · `{r.user_id}` · {_verdict(r)} · {r.outcome} · {took}")
     if len(records) == AUDIT_PAGE:
         lines.append(f"Older: `audit before {records[-1].id}`")
     return CommandResult("\n".join(lines))
@@ -224,7 +224,7 @@ def _audit_detail(r: AuditRecord) -> CommandResult:
     head = (
         f"*Run #{r.id}* · {stamp(r.at)} · by `{r.user_id}` in `{r.key.channel}` · step {r.step}\n"
         f"*Verdict:* {_verdict(r)}{reasons}\n"
-        f"*Outcome:* {r.outcome}{exit_text} · {r.duration_ms:,.0f} ms\n"
+        f"*Outcome:* {r.outcome}{exit_text} · {duration(r.duration_ms)}\n"
     )
     room = MAX_REPLY_CHARS - len(head) - 80
     code = r.code.replace("```", "`\u200b``")  # a code fence inside the code must not end the block

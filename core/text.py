@@ -14,3 +14,12 @@ def scrub_surrogates(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
+
+
+def duration(ms: float) -> str:
+    """How long a run took, for a person: "<1 ms", "340 ms", "2.4 s"."""
+    if ms < 1:
+        return "<1 ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    return f"{ms / 1000:.1f} s"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from core.text import duration
 from core.types import AnswerReply, CodeReply, NoticeReply, Reply, ResultReply, Verdict, VerdictReply
 from sandbox.types import RunResult
 
@@ -30,7 +31,7 @@ def render_verdict(step: int, v: Verdict) -> str:
 
 def render_result(step: int, r: RunResult) -> str:
     status = {"ok": "ok", "error": f"failed, exit {r.exit_code}"}.get(r.outcome, r.outcome)
-    lines = [f"[step {step}] result: {status} in {r.duration_ms:.0f} ms"]
+    lines = [f"[step {step}] result: {status} in {duration(r.duration_ms)}"]
     if r.stdout:
         lines += ["  stdout:", _indent(_clip(r.stdout))]
     if r.result is not None:

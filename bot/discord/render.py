@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from core.text import duration
 from core.types import (
     AnswerReply,
     CodeReply,
@@ -149,7 +150,7 @@ def _verdict(reply: VerdictReply) -> str:
 
 
 def _result_head(step: int, r: RunResult) -> str:
-    secs = f"{r.duration_ms / 1000:.2f} s"
+    secs = duration(r.duration_ms)
     if r.timed_out or r.killed_reason == "timeout":
         head = f"⏱️ **Timed out** after {secs}"
     elif r.killed_reason:

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.slack import markup
 from bot.slack.markup import escape, fenced_sections, prose
+from core.text import duration
 from core.types import (
     AnswerReply,
     CodeReply,
@@ -98,7 +99,7 @@ def render_verdict(reply: VerdictReply, limits: RenderLimits) -> SlackMessage:
 
 def status_line(r: RunResult) -> str:
     """Summarise how a run ended, for a person."""
-    took = f"{r.duration_ms:.0f} ms"
+    took = duration(r.duration_ms)
     if r.timed_out or r.killed_reason == "timeout":
         line = f":stopwatch: *Timed out* · {took}"
     elif r.killed_reason:
