@@ -58,6 +58,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        # Built here, at start-up: loading the CA bundle reads a file, which must not happen on a request.
+        self._tls = ssl.create_default_context(cafile=certifi.where())  # the CA bundle httpx would use
         self._proxies = urllib.request.getproxies()  # HTTP(S)_PROXY, as httpx would honour them
         self._proxy_for: dict[tuple[str, str], str | None] = {}
 
@@ -72,9 +74,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            tls = ssl.create_default_context(cafile=certifi.where())  # the CA bundle httpx would use
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ssl=tls),
+                connector=aiohttp.TCPConnector(limit=0, ssl=self._tls),
                 auto_decompress=False,  # httpx decodes, as it would for its own transport
             )
         return self._session

@@ -198,7 +198,7 @@ class SQLiteStore:
             return await history.load_messages(db, key, limit)
 
     async def has_conversation(self, key: ThreadKey) -> bool:
-        """Return whether the thread has stored history."""
+        """Return whether the thread has stored history or a turn in progress (one snapshot)."""
         async with self._use() as db:
             return await history.has_conversation(db, key)
 
