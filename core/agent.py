@@ -44,6 +44,10 @@ from sandbox.types import RunLimits, RunResult, SandboxUnavailable
 log = logging.getLogger(__name__)
 
 MIN_RUN_S = 1.0  # don't start a run with less time than this left before the deadline
+INTERNAL_ERROR_TEXT = (
+    "Something went wrong on our side while answering; the problem was logged. Please try again."
+)
+SANDBOX_FAILED_TEXT = "The sandbox failed while running this step; the problem was logged. Please try again."
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,27 @@ class StepRecord:
     step: int
     code: str
     verdict: Verdict
-    result: RunResult | None  # None when refused
+    result: RunResult | None  # None when refused, or when the sandbox failed (see `failure`)
+    failure: str = ""  # "sandbox-unavailable" or "sandbox-error" when an allowed run produced no result
+
+    @property
+    def ran(self) -> bool:
+        """The program was handed to the sandbox (it may have run even if no result came back)."""
+        return self.result is not None or self.failure == "sandbox-error"
+
+    @property
+    def outcome(self) -> str:
+        if self.result is not None:
+            return self.result.outcome
+        return self.failure or "refused"
+
+
+@dataclass
+class TurnLedger:
+    """What a turn has done so far; the caller records it even when the turn fails or is cancelled."""
+
+    records: list[StepRecord] = field(default_factory=list)
+    tokens: int = 0  # agent + review tokens spent so far
 
 
 @dataclass(frozen=True)
@@ -118,9 +142,12 @@ class _Turn:
     sink: _GuardedSink
     limits: TurnLimits
     deadline: float
+    ledger: TurnLedger
     used: int = 0  # tool calls charged against max_steps
-    tokens: int = 0
-    records: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[StepRecord]:
+        return self.ledger.records
 
     async def run_step(self, code: str) -> str:
         """Review, run and report one program; return what the model should see."""
@@ -128,7 +155,7 @@ class _Turn:
         await self.sink.post(CodeReply(n, code))
         await self.sink.progress(Progress.REVIEWING, f"step {n}")
         verdict, tokens = await self.reviewer.review(code, self.limits.safety_mode, deadline=self.deadline)
-        self.tokens += tokens
+        self.ledger.tokens += tokens
         await self.sink.post(VerdictReply(n, verdict))
         if not verdict.allowed:
             self.records.append(StepRecord(n, code, verdict, None))
@@ -140,13 +167,22 @@ class _Turn:
         if run_limits.timeout_s > remaining:
             run_limits = run_limits.replace(timeout_s=remaining)
         await self.sink.progress(Progress.RUNNING, f"step {n}")
-        try:
-            result = await self.runner.run(code, run_limits)
-        except SandboxUnavailable as exc:
-            raise _Abort(str(exc) or "The sandbox is unavailable.") from exc
+        result = await self._run(n, code, verdict, run_limits)
         self.records.append(StepRecord(n, code, verdict, result))
         await self.sink.post(ResultReply(n, result))
         return format_run(result)
+
+    async def _run(self, n: int, code: str, verdict: Verdict, limits: RunLimits) -> RunResult:
+        """Run the program; a sandbox failure is recorded for the audit before the turn stops."""
+        try:
+            return await self.runner.run(code, limits)
+        except SandboxUnavailable as exc:
+            self.records.append(StepRecord(n, code, verdict, None, "sandbox-unavailable"))
+            raise _Abort(str(exc) or "The sandbox is unavailable.") from exc
+        except Exception as exc:  # the code may well have run: the audit must still show it
+            log.exception("the sandbox raised while running step %d", n)
+            self.records.append(StepRecord(n, code, verdict, None, "sandbox-error"))
+            raise _Abort(SANDBOX_FAILED_TEXT) from exc
 
     async def answer_call(self, ctx: llm.Context[Any], call: llm.ToolCall) -> tuple[llm.ToolOutput, bool]:
         """Produce the output for one tool call; the flag says the step limit was hit."""
@@ -157,6 +193,17 @@ class _Turn:
         if code is None:
             return _output(call, problem), False
         return _output(call, await execute_code(ctx, code)), False
+
+
+def _user_error(exc: Exception, *, log_it: bool = True) -> str:
+    """The user-facing text for a failed turn; unexpected failures are logged with their traceback."""
+    if isinstance(exc, LLMFailure):
+        return exc.user_message
+    if isinstance(exc, _Abort):
+        return str(exc)
+    if log_it:
+        log.error("turn failed unexpectedly", exc_info=exc)
+    return INTERNAL_ERROR_TEXT
 
 
 def _output(call: llm.ToolCall, text: str) -> llm.ToolOutput:
@@ -182,10 +229,16 @@ class Agent:
         limits: TurnLimits,
         *,
         deadline: float,
+        ledger: TurnLedger | None = None,
     ) -> TurnOutcome:
-        """Answer `question` in the context of `history`, reporting every step to `sink`."""
+        """Answer `question` in the context of `history`, reporting every step to `sink`.
+
+        `ledger` is filled as the turn goes, so the caller can record the runs and tokens of a turn
+        that never returns (cancelled at shutdown).
+        """
         guard = _GuardedSink(sink)
-        turn = _Turn(self._reviewer, self._runner, guard, limits, deadline)
+        ledger = ledger if ledger is not None else TurnLedger()
+        turn = _Turn(self._reviewer, self._runner, guard, limits, deadline, ledger)
         start = len(history) + 1  # the system prompt and the history are not new
         messages: list[llm.Message] = [
             llm.messages.system(self._system_prompt),
@@ -195,15 +248,15 @@ class Agent:
         try:
             # _loop keeps this same list a complete exchange as it goes, for the error path below.
             messages, answer = await self._loop(turn, messages)
-        except (LLMFailure, _Abort) as exc:
-            error = exc.user_message if isinstance(exc, LLMFailure) else str(exc)
+        except Exception as exc:  # whatever failed, what already ran is returned for the record
+            error = _user_error(exc)
             messages = [*messages, self._assistant(f"(no answer: {error})")]
             await guard.post(NoticeReply("error", error))
             await guard.progress(Progress.FAILED)
-            return TurnOutcome(tuple(messages[start:]), "", tuple(turn.records), turn.tokens, error)
+            return TurnOutcome(tuple(messages[start:]), "", tuple(turn.records), ledger.tokens, error)
         await guard.post(AnswerReply(answer))
         await guard.progress(Progress.DONE)
-        return TurnOutcome(tuple(messages[start:]), answer, tuple(turn.records), turn.tokens)
+        return TurnOutcome(tuple(messages[start:]), answer, tuple(turn.records), ledger.tokens)
 
     async def _loop(self, turn: _Turn, messages: list[llm.Message]) -> tuple[list[llm.Message], str]:
         """Call the model until it answers in text; `messages` is kept valid for the error path."""
@@ -240,8 +293,8 @@ class Agent:
         try:
             for call in calls:
                 outputs.append(await turn.answer_call(ctx, call))
-        except (_Abort, LLMFailure) as exc:
-            reason = exc.user_message if isinstance(exc, LLMFailure) else str(exc)
+        except Exception as exc:
+            reason = _user_error(exc, log_it=False)
             done = [out for out, _ in outputs]
             rest = [_output(c, f"Not run: {reason}") for c in calls[len(outputs) :]]
             messages.append(llm.messages.user([*done, *rest]))
@@ -251,7 +304,7 @@ class Agent:
     async def _think(self, turn: _Turn, fn: Any) -> Any:
         await turn.sink.progress(Progress.THINKING)
         response = await self._llm.call(fn, deadline=turn.deadline)
-        turn.tokens += usage_tokens(response)
+        turn.ledger.tokens += usage_tokens(response)
         return response
 
     def _give_up(self, turn: _Turn, response: Any) -> tuple[list[llm.Message], str]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mirascope import llm
 
-from core.agent import Agent, StepRecord, TurnLimits, TurnOutcome
+from core.agent import INTERNAL_ERROR_TEXT, Agent, StepRecord, TurnLedger, TurnLimits
 from core.codec import CodecError, decode_message, encode_message
 from core.history import trim_history
 from core.limits import EffectiveLimits, LimitsEngine, WorkspaceGate
@@ -24,9 +25,6 @@ from sandbox.types import RunLimits
 log = logging.getLogger(__name__)
 
 ABANDONED_TEXT = "The bot was restarting and had to stop working on this. Please ask again."
-INTERNAL_ERROR_TEXT = (
-    "Something went wrong on our side while answering; the problem was logged. Please try again."
-)
 
 
 @dataclass(frozen=True)
@@ -112,35 +110,67 @@ class TurnRunner:
             safety_mode=limits.safety,
         )
         deadline = time.monotonic() + s.turn_deadline_s
-        outcome = await self._d.agent.run_turn(
-            history, _question(incoming), sink, turn_limits, deadline=deadline
-        )
-        await self._persist(incoming, outcome)
+        ledger = TurnLedger()
+        try:
+            outcome = await self._d.agent.run_turn(
+                history, _question(incoming), sink, turn_limits, deadline=deadline, ledger=ledger
+            )
+        except BaseException:  # cancelled mid-turn: the runs that happened are still recorded
+            await asyncio.shield(self._record_partial(incoming, ledger))
+            raise
+        await self._persist(incoming, outcome.messages, tuple(outcome.steps), outcome.tokens)
 
-    async def _persist(self, incoming: Incoming, outcome: TurnOutcome) -> None:
-        now = self._d.clock()
+    async def _record_partial(self, incoming: Incoming, ledger: TurnLedger) -> None:
+        if not ledger.records and not ledger.tokens:
+            return  # nothing happened worth a record; the turn is abandoned as before
+        try:
+            await self._persist(incoming, (), tuple(ledger.records), ledger.tokens)
+        except StoreError as exc:
+            log.error("could not record the runs of an unfinished turn in %s: %s", incoming.key, exc)
+
+    async def _persist(
+        self, incoming: Incoming, messages: Sequence[llm.Message], steps: tuple[StepRecord, ...], tokens: int
+    ) -> None:
+        """Commit the turn; if its history cannot be written, still record its runs, usage and tokens."""
         ws = Workspace.of(incoming.key)
-        audits = [_audit(incoming, step, now) for step in outcome.steps]
-        runs = [s.result for s in outcome.steps if s.result is not None]
+        turn = self._turn_record(incoming, tuple(encode_message(m) for m in messages), steps, tokens)
+        try:
+            await self._d.store.commit_turn(turn)
+        except StoreError:
+            if turn.messages:  # history left as it was; the runs that happened are still accounted
+                await self._commit_without_history(turn)
+            raise
+        finally:
+            await self._charge_tokens(ws, tokens)
+
+    async def _commit_without_history(self, turn: Turn) -> None:
+        try:
+            await self._d.store.commit_turn(dataclasses.replace(turn, messages=()))
+        except StoreError as exc:
+            log.error("could not record the runs of %s either: %s", turn.event_id, exc)
+
+    async def _charge_tokens(self, ws: Workspace, tokens: int) -> None:
+        try:
+            await self._d.limits.record_tokens(ws, tokens)
+        except StoreError as exc:
+            log.error("could not charge %d tokens to %s: %s", tokens, ws, exc)
+
+    def _turn_record(
+        self, incoming: Incoming, messages: tuple[str, ...], steps: tuple[StepRecord, ...], tokens: int
+    ) -> Turn:
+        now = self._d.clock()
+        runs = [s.result for s in steps if s.result is not None]
         usage = UsageRecord(
-            workspace=ws,
+            workspace=Workspace.of(incoming.key),
             user_id=incoming.author.id,
             at=now,
-            runs=len(runs),
-            refusals=sum(1 for s in outcome.steps if s.result is None),
-            tokens=outcome.tokens,
+            runs=sum(1 for s in steps if s.ran),
+            refusals=sum(1 for s in steps if not s.verdict.allowed),
+            tokens=tokens,
             sandbox_ms=sum(r.duration_ms for r in runs),
         )
-        turn = Turn(
-            key=incoming.key,
-            event_id=incoming.event_id,
-            messages=tuple(encode_message(m) for m in outcome.messages),
-            audits=audits,
-            usage=usage,
-        )
-        await self._d.store.commit_turn(turn)
-        if outcome.tokens:
-            await self._d.limits.record_tokens(ws, outcome.tokens)
+        audits = [_audit(incoming, step, now) for step in steps]
+        return Turn(incoming.key, incoming.event_id, messages, audits, usage)
 
     async def _abandon(self, incoming: Incoming, sink: ReplySink, reason: str, notify: bool = True) -> None:
         try:
@@ -170,10 +200,9 @@ def _question(incoming: Incoming) -> str:
 
 def _audit(incoming: Incoming, step: StepRecord, now: float) -> AuditRecord:
     result = step.result
-    if result is None:
-        outcome, exit_code, duration = "refused", None, 0.0
-    else:
-        outcome, exit_code, duration = result.outcome, result.exit_code, result.duration_ms
+    exit_code = result.exit_code if result is not None else None
+    duration = result.duration_ms if result is not None else 0.0
+    outcome = step.outcome
     return AuditRecord(
         key=incoming.key,
         user_id=incoming.author.id,
