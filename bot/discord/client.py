@@ -11,7 +11,13 @@ import discord
 import yarl
 from discord import app_commands
 
-from bot.discord.commands import FAILED_TEXT, CommandRunner, build_groups
+from bot.discord.commands import (
+    FAILED_TEXT,
+    CommandRunner,
+    build_groups,
+    command_path,
+    stale_command_text,
+)
 from bot.discord.messages import MessageHandler, MessageOptions
 from bot.discord.sink import ChannelTarget, DiscordSink
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS
@@ -166,11 +172,16 @@ class DiscordBot:
     async def _on_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        log.error("slash command %s failed: %s", interaction.command and interaction.command.name, error)
+        if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
+            text = stale_command_text(command_path(interaction))  # an old registration, not our failure
+            log.info("stale or unknown slash command %s: %s", command_path(interaction), error)
+        else:
+            text = FAILED_TEXT
+            log.error("slash command %s failed: %s", interaction.command and interaction.command.name, error)
         try:
             if interaction.response.is_done():
-                await interaction.followup.send(FAILED_TEXT, ephemeral=True)
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
             else:
-                await interaction.response.send_message(FAILED_TEXT, ephemeral=True)
+                await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
         except SEND_ERRORS:
             pass  # the interaction expired; nothing more can reach the user

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -29,6 +29,35 @@ NOT_ADMIN_TEXT = (
     "can do that."
 )
 FAILED_TEXT = "Sorry, that command failed on our side; the problem was logged."
+USER_SUBCOMMANDS = ("help", "limits", "usage", "reset")
+ADMIN_SUBCOMMANDS = ("set", "audit")
+COMMANDS_TEXT = "`/codebot help|limits|usage|reset`, and `/codebot-admin set|audit` for server managers"
+
+
+def stale_command_text(path: tuple[str, ...]) -> str:
+    """Answer a command this bot does not (or no longer) registers, naming the right one.
+
+    Discord keeps sending old registrations until clients refresh, so `/codebot set` from before the
+    admin group existed still arrives; it deserves directions, not an internal error.
+    """
+    sub = path[-1].lower()[:40].replace("`", "'") if path else ""
+    shown = "/" + " ".join(p[:40].replace("`", "'") for p in path)
+    if sub in ADMIN_SUBCOMMANDS:
+        return f"`{shown}` has moved: use `/codebot-admin {sub}` (server managers)."
+    if sub in USER_SUBCOMMANDS:
+        return f"`{shown}` has moved: use `/codebot {sub}`."
+    return f"I don't know `{shown}`. The commands are {COMMANDS_TEXT}; `/codebot help` explains them."
+
+
+def command_path(interaction: discord.Interaction) -> tuple[str, ...]:
+    """The invoked command's names (`codebot`, `set`) read from the raw interaction data."""
+    data: dict[str, Any] = dict(interaction.data) if isinstance(interaction.data, dict) else {}
+    names = [str(data.get("name", ""))]
+    options: list[Any] = list(data.get("options") or [])
+    while options and isinstance(options[0], dict) and options[0].get("type") in (1, 2):
+        names.append(str(options[0].get("name", "")))
+        options = list(options[0].get("options") or [])
+    return tuple(n for n in names if n)
 
 
 class CommandRunner:
