@@ -13,10 +13,20 @@ from typing import TextIO
 
 from bot.console.render import render
 from core.service import Codebot
+from core.text import escape_controls
 from core.types import Author, CommandRequest, Incoming, Progress, Reply, ResultReply, ThreadKey
 
 BANNER = "codebot console: ask a question; `/codebot help` lists commands; Ctrl-D or Ctrl-C quits."
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_COMMANDISH = re.compile(r"/[A-Za-z][\w-]{0,39}")  # "/help": meant as a command, not a question
+CONSOLE_COMMANDS = ("help", "limits", "set", "usage", "reset", "audit")
+
+
+def unknown_command_text(word: str) -> str:
+    """Directions for a line like `/help` that looks like a command the console does not have."""
+    name = word.lstrip("/").lower()
+    hint = f"did you mean `/codebot {name}`? " if name in CONSOLE_COMMANDS else ""
+    return f"Unknown command `{word}`; {hint}`/codebot help` lists the commands."
 
 
 class ConsoleSink:
@@ -29,7 +39,8 @@ class ConsoleSink:
 
     async def progress(self, state: Progress, detail: str = "") -> None:
         if self._show_progress and state not in (Progress.DONE,):
-            print(f"… {state.value}{' ' + detail if detail else ''}", file=sys.stderr, flush=True)
+            line = f"… {state.value}{' ' + detail if detail else ''}"
+            print(escape_controls(line), file=sys.stderr, flush=True)
 
     async def post(self, reply: Reply) -> None:
         print(render(reply), file=self._out, flush=True)
@@ -41,7 +52,8 @@ class ConsoleSink:
         for f in reply.files:
             path = self._files_dir / (_SAFE_NAME.sub("_", f.name) or "file")
             path.write_bytes(f.data)
-            print(f"  file: {f.name} ({f.size:,} bytes) saved to {path}", file=self._out, flush=True)
+            line = f"  file: {f.name} ({f.size:,} bytes) saved to {path}"
+            print(escape_controls(line), file=self._out, flush=True)
 
 
 class LineReader:
@@ -96,8 +108,12 @@ async def run_console(
         text = line.strip()
         if not text:
             continue
-        if text.startswith("/codebot"):
+        first = text.split(maxsplit=1)[0]
+        if first == "/codebot":
             await _command(core, key, me, text, stdout)
+            continue
+        if _COMMANDISH.fullmatch(first):
+            print(escape_controls(unknown_command_text(first)), file=stdout, flush=True)
             continue
         incoming = Incoming(key, me, text, event_id=f"{key.thread}-{uuid.uuid4().hex}")
         await core.submit(incoming, sink)
@@ -117,4 +133,4 @@ async def _command(core: Codebot, key: ThreadKey, me: Author, text: str, stdout:
         thread=key,
     )
     result = await core.command(req)
-    print(result.text, file=stdout, flush=True)
+    print(escape_controls(result.text), file=stdout, flush=True)  # audit shows stored code: keep it inert

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from core.text import duration
+from core.text import duration, escape_controls
 from core.types import AnswerReply, CodeReply, NoticeReply, Reply, ResultReply, Verdict, VerdictReply
 from sandbox.types import RunResult
 
@@ -25,7 +25,7 @@ def render_verdict(step: int, v: Verdict) -> str:
     status = "allowed" if v.allowed else "REFUSED"
     checks = " + ".join(v.checks) or "none"
     lines = [f"[step {step}] safety review: {status} (risk {v.risk}; checks: {checks}, mode {v.mode})"]
-    lines += [f"    - {reason}" for reason in v.reasons]
+    lines += [f"    - {' '.join(reason.split())}" for reason in v.reasons]  # one line each
     return "\n".join(lines)
 
 
@@ -48,7 +48,17 @@ def render_result(step: int, r: RunResult) -> str:
 
 
 def render(reply: Reply) -> str:
-    """Return the terminal text for one reply."""
+    """Return the terminal text for one reply; controls from the code or the model are shown escaped."""
+    return escape_controls(_render(reply))
+
+
+def _answer(text: str) -> str:
+    # Continuation lines are indented so an answer cannot print a line that looks like the bot's own.
+    first, *rest = text.strip().split("\n")
+    return "\n".join([f"answer: {first}", *(f"    {line}" for line in rest)])
+
+
+def _render(reply: Reply) -> str:
     match reply:
         case CodeReply(step=step, code=code):
             return f"[step {step}] code:\n    ```python\n{_indent(code)}\n    ```"
@@ -57,7 +67,7 @@ def render(reply: Reply) -> str:
         case ResultReply(step=step, result=result):
             return render_result(step, result)
         case AnswerReply(text=text):
-            return f"answer: {text.strip()}"
+            return _answer(text)
         case NoticeReply(kind=kind, text=text):
             return f"({kind}) {text}"
     raise TypeError(f"unknown reply {reply!r}")

@@ -11,10 +11,13 @@ from pathlib import Path
 
 from tests.fakes.openai_fake import FakeOpenAI
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("CODEBOT_SANDBOX_")}
+    env["PYTHONPATH"] = str(REPO)  # the checkout under test, not whichever copy is installed
     env.update({"CODEBOT_DB": str(tmp_path / "bot.db"), "CODEBOT_SANDBOX_POOL_SIZE": "0", **extra})
     return env
 

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("CODEBOT_SANDBOX_")}
+    env["PYTHONPATH"] = str(REPO)  # the checkout under test, not whichever copy is installed
     env.update({"CODEBOT_DB": str(tmp_path / "console.db"), "CODEBOT_SANDBOX_POOL_SIZE": "0"})
     env.update(extra)
     return env
