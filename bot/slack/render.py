@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.slack import markup
-from bot.slack.markup import escape, fenced_sections, prose
+from bot.slack.markup import code_safe, escape, fenced_sections, prose
 from core.text import duration
 from core.types import (
     AnswerReply,
@@ -27,8 +28,9 @@ Block = dict[str, Any]
 class RenderLimits:
     """Slack's message limits, as caps with units. Defaults follow Slack's documented/practical limits."""
 
-    section_chars: int = 3000  # Block Kit: text of one section block
+    section_chars: int = 3000  # Block Kit: text of one section block (and of one context element)
     max_blocks: int = 50  # Block Kit: blocks per message
+    names_chars: int = 600  # a list of file names shown in a context line, before "… and N more"
     message_chars: int = 3900  # practical ceiling per message (msg_too_long appears near 4000)
     answer_messages: int = 3  # a long answer is split over at most this many messages, then attached
     fallback_chars: int = 300  # notification text sent alongside the blocks
@@ -68,6 +70,23 @@ def fallback(text: str, limits: RenderLimits) -> str:
     if len(flat) > limits.fallback_chars:
         flat = flat[: limits.fallback_chars - 1] + "…"
     return prose(flat)
+
+
+def name_list(names: Sequence[str], budget: int, notes: Sequence[str] = ()) -> str:
+    """Escaped, comma-separated names (each with its note) within `budget` characters, then "… N more"."""
+    shown: list[str] = []
+    used = 0
+    for i, name in enumerate(names):
+        note = f" ({notes[i]})" if i < len(notes) else ""
+        # One name can't use the whole line up, nor close the inline code around it.
+        shown_name = code_safe(prose(name[:200].replace("`", "'")))
+        item = f"`{shown_name}`{note}"
+        more = len(names) - i
+        if shown and used + len(item) + 2 > budget - 20:
+            return ", ".join(shown) + f" … and {more:,} more"
+        shown.append(item)
+        used += len(item) + 2
+    return ", ".join(shown)
 
 
 def render_code(reply: CodeReply, limits: RenderLimits) -> SlackMessage:
@@ -139,18 +158,25 @@ def render_result(reply: ResultReply, limits: RenderLimits) -> SlackMessage:
         full = "\n\n".join(f"== {label} ==\n{text}" for label, text in _result_parts(r))
         attachments.append(Attachment(name, full.encode(), f"Full output, step {reply.step}"))
         blocks.append(context(f"Output truncated here; the full output is attached as `{name}`."))
-    if r.files:
-        names = ", ".join(f"`{escape(f.name)}` ({markup.human_size(f.size)})" for f in r.files)
-        blocks.append(context(f":paperclip: Files: {names}"))
-    if r.skipped_files:
-        blocks.append(
-            context(f"Not returned (over a limit or not a regular file): {prose(', '.join(r.skipped_files))}")
-        )
-    blocks = blocks[: limits.max_blocks]
+    blocks = blocks[: limits.max_blocks - 2] + _file_notes(r, limits)
     summary = re.sub(r":[a-z_]+:\s*", "", status_line(r)).replace("*", "")
     return SlackMessage(
         fallback(f"Result (step {reply.step}): {summary}", limits), tuple(blocks), tuple(attachments)
     )
+
+
+def _file_notes(r: RunResult, limits: RenderLimits) -> list[Block]:
+    """Context lines naming the returned and the skipped files, each within a bounded length."""
+    notes = []
+    if r.files:
+        sizes = [markup.human_size(f.size) for f in r.files]
+        names = name_list([f.name for f in r.files], limits.names_chars, sizes)
+        notes.append(context(f":paperclip: Files: {names}"))
+    if r.skipped_files:
+        count = len(r.skipped_files)
+        names = name_list(r.skipped_files, limits.names_chars)
+        notes.append(context(f"Not returned ({count:,} over a limit or not regular files): {names}"))
+    return notes
 
 
 def render_answer(reply: AnswerReply, limits: RenderLimits) -> tuple[SlackMessage, ...]:
@@ -197,8 +223,39 @@ def render_notice(reply: NoticeReply, limits: RenderLimits) -> SlackMessage:
 
 
 def render(reply: Reply, limits: RenderLimits | None = None) -> tuple[SlackMessage, ...]:
-    """Render any reply into the messages to post, in order."""
+    """Render any reply into the messages to post, in order, each within Slack's limits."""
     limits = limits or RenderLimits()
+    return tuple(within_limits(m, limits) for m in _render(reply, limits))
+
+
+def within_limits(message: SlackMessage, limits: RenderLimits) -> SlackMessage:
+    """Last line of defence: Slack refuses a whole message (invalid_blocks) for one text too long."""
+    blocks = [_fit_block(b, limits.section_chars) for b in message.blocks]
+    if len(blocks) > limits.max_blocks:
+        blocks = [*blocks[: limits.max_blocks - 1], context("_(the rest did not fit in one message)_")]
+    text = markup.clip(message.text, limits.section_chars) or " "
+    return SlackMessage(text, tuple(blocks), message.attachments)
+
+
+def _fit_block(block: Block, limit: int) -> Block:
+    if block.get("type") == "section" and "text" in block:
+        return {**block, "text": _fit_text(block["text"], limit)}
+    if block.get("type") == "context":
+        return {**block, "elements": [_fit_text(e, limit) for e in block["elements"][:10]]}
+    return block
+
+
+def _fit_text(obj: dict[str, Any], limit: int) -> dict[str, Any]:
+    text = obj.get("text") or " "
+    if len(text) > limit:
+        fenced = text.startswith(markup.FENCE)
+        text = markup.clip(text, limit - (4 if fenced else 0))
+        if fenced and text.count(markup.FENCE) % 2:
+            text += "\n" + markup.FENCE
+    return {**obj, "text": text}
+
+
+def _render(reply: Reply, limits: RenderLimits) -> tuple[SlackMessage, ...]:
     if isinstance(reply, CodeReply):
         return (render_code(reply, limits),)
     if isinstance(reply, VerdictReply):

@@ -14,7 +14,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.events import Target
 from bot.slack.markup import escape
-from bot.slack.render import Attachment, RenderLimits, SlackMessage, render, render_progress, section
+from bot.slack.render import (
+    Attachment,
+    RenderLimits,
+    SlackMessage,
+    name_list,
+    render,
+    render_progress,
+    section,
+    within_limits,
+)
 from core.types import Progress, Reply
 
 log = logging.getLogger(__name__)
@@ -152,9 +161,9 @@ class SlackSink:
                 channel=self._target.channel, thread_ts=self._target.thread_ts, file_uploads=uploads
             )
         except SLACK_FAILURES as exc:
-            names = ", ".join(f"`{escape(a.filename)}`" for a in attachments)
+            names = name_list([a.filename for a in attachments], self._limits.names_chars)
             log.warning("slack upload failed in %s: %s", self._target.channel, slack_error(exc))
-            note = (
-                f":warning: Could not upload {names} ({slack_error(exc)}); the text above is all I can show."
-            )
-            await self._post_message(SlackMessage(f"Could not upload {names}", (section(note),)))
+            error = escape(slack_error(exc))[:100]
+            note = f":warning: Could not upload {names} ({error}); the text above is all I can show."
+            message = SlackMessage(f"Could not upload {names}", (section(note),))
+            await self._post_message(within_limits(message, self._limits))

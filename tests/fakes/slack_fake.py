@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.slack_limits import message_error
+
 T = TypeVar("T")
 
 
@@ -52,6 +54,7 @@ class FakeSlack:
         self.ws_received: list[dict[str, Any]] = []
         self.ws_connections = 0
         self.fail_upload = False
+        self.refused: list[tuple[str, str, list[str]]] = []  # (method, error, details) Slack would refuse
         self._failures: dict[str, list[Failure]] = {}
         self._ts = itertools.count(1)
         self._file_ids = itertools.count(1)
@@ -161,12 +164,24 @@ class FakeSlack:
             "bot_id": "BBOT",
         }
 
+    def _refuse(self, method: str, p: dict[str, Any]) -> dict[str, Any] | None:
+        problem = message_error(p)
+        if problem is None:
+            return None
+        error, details = problem
+        self.refused.append((method, error, details))
+        return {"ok": False, "error": error, "errors": details}
+
     def m_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._refuse("chat.postMessage", p)) is not None:
+            return refused
         ts = self.next_ts()
         msg = {"text": p.get("text"), "ts": ts, "thread_ts": p.get("thread_ts"), "bot_id": "BBOT"}
         return {"ok": True, "channel": p.get("channel"), "ts": ts, "message": msg}
 
     def m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        if (refused := self._refuse("chat.update", p)) is not None:
+            return refused
         return {"ok": True, "channel": p.get("channel"), "ts": p.get("ts"), "text": p.get("text", "")}
 
     def m_reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +239,12 @@ class FakeSlack:
         return web.Response(text="OK")
 
     async def _respond(self, request: web.Request) -> web.Response:
-        self.responses.append(await request.json())
+        body = await request.json()
+        problem = message_error(body)
+        if problem is not None:  # response_url answers 400 with a plain-text error, as Slack's does
+            self.refused.append(("response_url", *problem))
+            return web.Response(status=400, text=problem[0])
+        self.responses.append(body)
         return web.Response(text="ok")
 
     # ---- Socket Mode -------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from tests.fakes.slack_fake import FakeSlack
 async def slack() -> AsyncIterator[FakeSlack]:
     async with FakeSlack() as fake:
         yield fake
+    # Real Slack would have refused these payloads: a test must not pass on a message nobody saw.
+    assert not fake.refused, fake.refused
 
 
 @pytest.fixture

@@ -1,0 +1,86 @@
+"""What real Slack refuses in a message, so the fake refuses it too (Block Kit and message limits).
+
+Limits from Slack's Block Kit reference: section text 3,000 and 10 fields of 2,000; context 10 elements
+of 3,000; header plain_text 150; 50 blocks per message; text objects need at least one character. A
+message's `text` over 40,000 characters is refused with `msg_too_long`. Only the block types and fields
+the bot uses are modelled; anything else is refused, as an unknown block type would be.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MAX_BLOCKS = 50
+MAX_TEXT = 40_000
+SECTION_TEXT = 3000
+SECTION_FIELDS = 10
+FIELD_TEXT = 2000
+CONTEXT_ELEMENTS = 10
+CONTEXT_TEXT = 3000
+HEADER_TEXT = 150
+
+
+def message_error(params: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """Return (error, details) for a chat.postMessage / chat.update / response payload Slack refuses."""
+    text = params.get("text")
+    blocks = params.get("blocks")
+    if isinstance(blocks, str):  # form-encoded calls carry blocks as a JSON string
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            return "invalid_blocks_format", ["blocks is not JSON"]
+    if not blocks and not (isinstance(text, str) and text.strip()):
+        return "no_text", []
+    if isinstance(text, str) and len(text) > MAX_TEXT:
+        return "msg_too_long", [f"text is {len(text)} characters; the limit is {MAX_TEXT}"]
+    if blocks is None:
+        return None
+    if not isinstance(blocks, list):
+        return "invalid_blocks_format", ["blocks must be an array"]
+    problems = [] if len(blocks) <= MAX_BLOCKS else [f"{len(blocks)} blocks; at most {MAX_BLOCKS}"]
+    for i, block in enumerate(blocks):
+        problems += [f"[{i}] {p}" for p in _block_problems(block)]
+    return ("invalid_blocks", problems) if problems else None
+
+
+def _block_problems(block: Any) -> list[str]:
+    if not isinstance(block, dict):
+        return ["a block must be an object"]
+    kind = block.get("type")
+    if kind == "section":
+        problems = []
+        if "text" not in block and "fields" not in block:
+            problems.append("section needs text or fields")
+        if "text" in block:
+            problems += _text_problems(block["text"], SECTION_TEXT, "text")
+        fields = block.get("fields", [])
+        if len(fields) > SECTION_FIELDS:
+            problems.append(f"{len(fields)} fields; at most {SECTION_FIELDS}")
+        for n, f in enumerate(fields):
+            problems += _text_problems(f, FIELD_TEXT, f"fields[{n}]")
+        return problems
+    if kind == "context":
+        elements = block.get("elements") or []
+        problems = [] if 1 <= len(elements) <= CONTEXT_ELEMENTS else [f"{len(elements)} context elements"]
+        for n, e in enumerate(elements):
+            problems += _text_problems(e, CONTEXT_TEXT, f"elements[{n}]")
+        return problems
+    if kind == "header":
+        return _text_problems(block.get("text"), HEADER_TEXT, "text", plain_only=True)
+    if kind == "divider":
+        return []
+    return [f"unsupported block type {kind!r}"]
+
+
+def _text_problems(obj: Any, limit: int, where: str, *, plain_only: bool = False) -> list[str]:
+    if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
+        return [f"{where}: not a text object"]
+    if plain_only and obj["type"] != "plain_text":
+        return [f"{where}: must be plain_text"]
+    text = obj.get("text")
+    if not isinstance(text, str) or not text:
+        return [f"{where}: text must be at least 1 character"]
+    if len(text) > limit:
+        return [f"{where}: must be less than {limit + 1} characters (got {len(text)})"]
+    return []
