@@ -29,6 +29,10 @@ NOT_ADMIN_TEXT = (
     "can do that."
 )
 FAILED_TEXT = "Sorry, that command failed on our side; the problem was logged."
+RESET_REFUSED = (
+    "You can only reset a conversation in a channel you can view (members with *Manage Server* can "
+    "reset any). Nothing was deleted."
+)
 USER_SUBCOMMANDS = ("help", "limits", "usage", "reset")
 ADMIN_SUBCOMMANDS = ("set", "audit")
 COMMANDS_TEXT = "`/codebot help|limits|usage|reset`, and `/codebot-admin set|audit` for server managers"
@@ -76,6 +80,11 @@ class CommandRunner:
                 NOT_ADMIN_TEXT, ephemeral=True, allowed_mentions=NO_MENTIONS
             )
             return
+        if req.thread is not None and not self._may_act_on_thread(interaction, req):
+            await interaction.response.send_message(
+                RESET_REFUSED, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
         task = asyncio.create_task(self._core.command(req), name=f"discord command {name}")
         try:
             done, _ = await asyncio.wait({task}, timeout=self._defer_after)
@@ -96,6 +105,13 @@ class CommandRunner:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    def _may_act_on_thread(self, interaction: discord.Interaction, req: CommandRequest) -> bool:
+        """Only someone who can see the thread may wipe it; admins always may."""
+        # Discord resolves the invoker's permissions in the channel the command came from (the thread).
+        if interaction.guild_id is None or self._core.is_admin(req.author):
+            return True  # a DM is the invoker's own conversation
+        return bool(interaction.permissions.view_channel)
 
 
 def _result_of(task: asyncio.Task[CommandResult]) -> CommandResult:

@@ -99,7 +99,9 @@ class SlackBot:
         self.app.middleware(self._gate)
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
-        self.app.command("/codebot")(SlashCommand(self._core, self.users, ack_budget_s=ack_budget_s))
+        self.app.command("/codebot")(
+            SlashCommand(self._core, self.users, self.client, ack_budget_s=ack_budget_s)
+        )
 
     async def _gate(self, req: Any, resp: Any, next: Any) -> BoltResponse:
         if self._stopping:  # 503 makes Slack retry later (another replica, or us after restart)

@@ -7,6 +7,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.access import is_member
 from bot.slack.admins import UserDirectory
 from bot.slack.events import PLATFORM, parse_command_text, parse_thread_ref
 from bot.slack.render import render_command_text
@@ -21,6 +24,10 @@ RESET_HELP = (
     "Slack does not tell a slash command which thread it was typed in, so name the thread: "
     "`/codebot reset <link to the thread>` (⋮ › Copy link on the thread's first message), "
     "or write `@codebot reset` inside the thread."
+)
+RESET_REFUSED = (
+    ":no_entry: You can only reset a thread in a channel you are a member of (workspace admins can "
+    "reset any). Nothing was deleted."
 )
 
 
@@ -47,9 +54,12 @@ def response_args(result: CommandResult) -> dict[str, str]:
 class SlashCommand:
     """Bolt listener for /codebot. Answers via ack() when the core is quick, else via response_url."""
 
-    def __init__(self, core: Codebot, users: UserDirectory, *, ack_budget_s: float = 2.0) -> None:
+    def __init__(
+        self, core: Codebot, users: UserDirectory, client: AsyncWebClient, *, ack_budget_s: float = 2.0
+    ) -> None:
         self._core = core
         self._users = users
+        self._client = client
         self._budget = ack_budget_s  # Slack's hard limit is 3 s; leave room for the network
 
     async def __call__(
@@ -64,6 +74,15 @@ class SlashCommand:
         await ack(text=":hourglass_flowing_sand: Working on it…", response_type="ephemeral")
         await respond(**await work)
 
+    async def _may_act_on_thread(self, request: CommandRequest) -> bool:
+        """A thread named by link may be in a channel the caller cannot see (a private one): check."""
+        thread = request.thread
+        if thread is None or thread.channel == request.channel:  # typed in that very channel
+            return True
+        if self._core.is_admin(request.author):
+            return True
+        return await is_member(self._client, thread.channel, request.author.id)
+
     async def _run(self, body: Mapping[str, Any]) -> dict[str, str]:
         user_id = str(body.get("user_id", ""))
         try:
@@ -72,6 +91,8 @@ class SlashCommand:
             request = build_request(body, author)
             if isinstance(request, str):
                 return {"text": request, "response_type": "ephemeral"}
+            if not await self._may_act_on_thread(request):
+                return {"text": RESET_REFUSED, "response_type": "ephemeral"}
             return response_args(await self._core.command(request))
         except Exception:  # a broken command must still answer the user, never leave Slack hanging
             log.exception("/codebot failed")

@@ -7,8 +7,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+from core.types import ThreadKey
 from tests.discord.stack import bot_settings, discord_stack, running_bot
-from tests.fakes.discord_fake import FakeDiscord
+from tests.fakes.discord_fake import BASIC_PERMS, MANAGE_GUILD, VIEW_CHANNEL, FakeDiscord
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.harness import core_stack
 
@@ -137,3 +138,24 @@ async def test_the_fake_drops_answers_after_the_deadline_which_is_why_slow_comma
         await s.fake.wait_for("POST", rf"/interactions/\d+/{token}/callback")
         await asyncio.sleep(0.2)  # the error handler's follow-up attempt, if any
         assert not s.fake.calls_to("POST", rf"/webhooks/\d+/{token}")  # nothing ever reached the user
+
+
+async def test_reset_needs_view_channel_in_the_thread_unless_admin(tmp_path):
+    no_view = BASIC_PERMS & ~VIEW_CHANNEL
+    async with discord_stack(tmp_path) as s:
+        s.llm.enqueue_text("Noted: the secret word is pineapple.")
+        msg = await s.ask("remember the word pineapple")
+        await s.done(msg["id"])
+        key = ThreadKey("discord", str(s.fake.guild_id), str(s.fake.channel_id), msg["id"])
+        thread = int(msg["id"])
+        mallory = s.fake.user("mallory")
+        payload = await s.fake.slash("codebot", "reset", user=mallory, channel_id=thread, permissions=no_view)
+        refused = await _answer(s, payload)
+        assert "Nothing was deleted" in refused and await s.core.has_conversation(key)
+        manager = s.fake.user("mod")
+        admin_perms = no_view | MANAGE_GUILD
+        payload = await s.fake.slash(
+            "codebot", "reset", user=manager, channel_id=thread, permissions=admin_perms
+        )
+        assert "Forgot this thread" in await _answer(s, payload)
+        assert not await s.core.has_conversation(key)

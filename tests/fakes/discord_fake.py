@@ -31,6 +31,7 @@ from tests.fakes.discord_rest import (
 
 BASIC_PERMS = 0x400 | 0x800 | 0x10000 | 0x40 | 0x8000 | 0x800000000 | 0x4000000000 | 0x80000000
 MANAGE_GUILD = 0x20
+VIEW_CHANNEL = 0x400
 
 CALL_KEY = web.RequestKey("call", Call)
 
@@ -256,12 +257,19 @@ class FakeDiscord:
         manager: bool = False,
         channel_id: int | None = None,
         dm: bool = False,
+        permissions: int | None = None,
     ) -> dict[str, Any]:
-        """Dispatch INTERACTION_CREATE for `/group sub option:value...`; returns the payload."""
+        """Dispatch INTERACTION_CREATE for `/group sub option:value...`; returns the payload.
+
+        `permissions` are the member's resolved permissions in that channel (Discord computes them with
+        the channel's overwrites); by default the basic ones, plus Manage Server for a manager.
+        """
         token = f"tok-{self.new_id()}"
         opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
         cid = str(channel_id or self.channel_id)
-        perms = str(BASIC_PERMS | (MANAGE_GUILD if manager else 0))
+        perms = str(
+            permissions if permissions is not None else BASIC_PERMS | (MANAGE_GUILD if manager else 0)
+        )
         d: dict[str, Any] = {
             "id": str(self.new_id()),
             "application_id": str(self.app_id),

@@ -54,6 +54,9 @@ class FakeSlack:
         self.ws_received: list[dict[str, Any]] = []
         self.ws_connections = 0
         self.fail_upload = False
+        # conversations.members: channels the bot can see and who is in them; others are channel_not_found
+        self.channel_members: dict[str, list[str]] = {}
+        self.members_page_size = 1000  # Slack pages member lists; tests shrink it to exercise cursors
         self.refused: list[tuple[str, str, list[str]]] = []  # (method, error, details) Slack would refuse
         self._failures: dict[str, list[Failure]] = {}
         self._ts = itertools.count(1)
@@ -209,6 +212,24 @@ class FakeSlack:
             "profile": {"display_name": self.names.get(uid, "")},
         }
         return {"ok": True, "user": user}
+
+    def m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = str(p.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "invalid_arguments"}
+        if channel not in self.channel_members:  # unknown, or private and the bot is not in it
+            return {"ok": False, "error": "channel_not_found"}
+        try:
+            limit = int(p.get("limit") or 100)
+            start = int(p.get("cursor") or 0)
+        except ValueError:
+            return {"ok": False, "error": "invalid_cursor"}
+        if not 1 <= limit <= 1000:
+            return {"ok": False, "error": "invalid_limit"}
+        members = self.channel_members[channel]
+        end = start + min(limit, self.members_page_size)
+        cursor = str(end) if end < len(members) else ""
+        return {"ok": True, "members": members[start:end], "response_metadata": {"next_cursor": cursor}}
 
     def m_files_getUploadURLExternal(self, p: dict[str, Any]) -> dict[str, Any]:
         fid = f"F{next(self._file_ids):04d}"

@@ -80,3 +80,42 @@ async def test_a_slow_command_is_acked_at_once_then_answered_via_response_url(tm
         assert "Working on it" in ack_text(reply) and reply.seconds < 3
         [later] = await slack.wait_for(lambda: slack.responses, timeout_s=5)
         assert later["response_type"] == "ephemeral" and "*Usage*" in later["text"]
+
+
+async def _remembered(s, root: str) -> str:
+    """A conversation in the private channel CPRIV; returns the link /codebot reset takes."""
+    s.llm.enqueue_text("the secret is 42")
+    await s.event(mention("remember the secret", channel="CPRIV", ts=root, user="UOWNER"))
+    await s.slack.wait_for(lambda: "the secret is 42" in s.thread("CPRIV", root))
+    await s.core.wait_idle(10)
+    return f"https://fake.slack.com/archives/CPRIV/p{root.replace('.', '')}"
+
+
+async def test_reset_by_link_needs_membership_of_the_threads_channel(tmp_path, slack):
+    slack.admins.add("UADMIN")
+    slack.channel_members["CPRIV"] = ["UOWNER", "U2", "U3", "UMEMBER"]
+    slack.members_page_size = 2  # the member is on the second page: the bot must follow the cursor
+    async with slack_stack(tmp_path, slack) as s:
+        first, second = "1700000020.000100", "1700000021.000100"
+        link = await _remembered(s, first)
+        refused = ack_text(await s.command(f"reset {link}", user="UOUT", channel="C1"))
+        assert "member" in refused and "Nothing was deleted" in refused
+        assert await s.core.has_conversation(s.bot_key("CPRIV", first))
+        assert "Forgot this thread" in ack_text(await s.command(f"reset {link}", user="UMEMBER"))
+        assert not await s.core.has_conversation(s.bot_key("CPRIV", first))
+
+        link = await _remembered(s, second)  # an admin may reset a thread in any channel
+        assert "Forgot this thread" in ack_text(await s.command(f"reset {link}", user="UADMIN"))
+        assert not await s.core.has_conversation(s.bot_key("CPRIV", second))
+    checked = [c.params for c in slack.calls_to("conversations.members")]
+    assert checked and all(c["channel"] == "CPRIV" for c in checked)
+    assert any(c.get("cursor") for c in checked)  # paged through
+
+
+async def test_reset_of_a_thread_in_a_channel_the_bot_cannot_see_is_refused(tmp_path, slack):
+    async with slack_stack(tmp_path, slack) as s:
+        link = "https://fake.slack.com/archives/GSECRET/p1700000030000100"
+        refused = ack_text(await s.command(f"reset {link}", user="U123", channel="C1"))
+    assert "Nothing was deleted" in refused
+    [call] = slack.calls_to("conversations.members")
+    assert call.params["channel"] == "GSECRET"  # channel_not_found from Slack counts as "not a member"

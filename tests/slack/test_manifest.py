@@ -25,6 +25,8 @@ def test_manifest_grants_the_scopes_events_and_command_the_adapter_uses():
         "groups:history",
         "im:history",
         "users:read",
+        "channels:read",
+        "groups:read",
         "files:write",
         "commands",
     }
