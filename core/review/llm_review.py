@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from core.llm import LLMClient, LLMFailure, usage_tokens
 from core.types import Finding
 
-MAX_CODE_CHARS = 20_000  # longer programs are reviewed by their head; the static pass sees all of it
+MAX_CODE_CHARS = 20_000  # longer programs are reviewed in parts (core.review.parts), never cut
 
 REVIEW_PROMPT = """\
 You review Python programs before they run in a locked-down sandbox (no network, no secrets, \
@@ -47,14 +47,14 @@ class ReviewUnavailable(Exception):
         self.tokens = tokens
 
 
-def review_prompt(code: str, findings: Sequence[Finding]) -> str:
-    """Build the user message: static notes, then the program in a fence."""
+def review_prompt(code: str, findings: Sequence[Finding], part: str = "") -> str:
+    """Build the user message: static notes, then the program (or the named part of it) in a fence."""
     notes = "\n".join(f"- line {f.line}: {f.rule}: {f.message}" for f in findings) or "- none"
-    clipped = code if len(code) <= MAX_CODE_CHARS else code[:MAX_CODE_CHARS] + "\n# [rest cut]"
     # A fence longer than any backtick run in the code, so the code cannot close it early.
-    longest = max((len(run) for run in re.findall(r"`+", clipped)), default=0)
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
     fence = "`" * max(3, longest + 1)
-    return f"Static-analysis notes:\n{notes}\n\nProgram:\n{fence}python\n{clipped}\n{fence}"
+    title = f"Program, {part} (the other parts are reviewed separately):" if part else "Program:"
+    return f"Static-analysis notes:\n{notes}\n\n{title}\n{fence}python\n{code}\n{fence}"
 
 
 class LLMReview:
@@ -68,11 +68,12 @@ class LLMReview:
         self._strict = True
 
     async def __call__(
-        self, code: str, findings: Sequence[Finding], *, deadline: float
+        self, code: str, findings: Sequence[Finding], *, deadline: float, part: str = ""
     ) -> tuple[ReviewVerdict, int]:
         """Return the verdict and the tokens spent; raise ReviewUnavailable when there is none."""
         model = self._client.model("review")
-        messages = [llm.messages.system(REVIEW_PROMPT), llm.messages.user(review_prompt(code, findings))]
+        prompt = review_prompt(code, findings, part)
+        messages = [llm.messages.system(REVIEW_PROMPT), llm.messages.user(prompt)]
         response = await self._ask(model, messages, deadline)
         tokens = usage_tokens(response)
         try:

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from core.llm import LLMClient
+from core.review import parts
 from core.review.llm_review import LLMReview, ReviewUnavailable, ReviewVerdict
 from core.review.static import analyse
 from core.types import Finding, RiskLevel, Verdict
@@ -70,11 +71,35 @@ class Reviewer:
             return self._remember(key, verdict), 0
         if self._llm_review is None:
             return _fallback(mode, findings, "no LLM reviewer is configured"), 0
+        code_parts = parts.split(code)
+        if len(code_parts) > parts.MAX_PARTS:  # never run a tail nobody reviewed
+            reason = parts.too_long_reason(len(code))
+            verdict = Verdict(False, "medium", (reason,), findings, ("static",), mode)
+            return self._remember(key, verdict), 0
         try:
-            answer, tokens = await self._llm_review(code, findings, deadline=deadline)
+            answer, tokens = await self._review_parts(code_parts, findings, deadline)
         except ReviewUnavailable as exc:
             return _fallback(mode, findings, exc.reason), exc.tokens
         return self._remember(key, _combine(mode, findings, answer)), tokens
+
+    async def _review_parts(
+        self, code_parts: list[parts.Part], findings: tuple[Finding, ...], deadline: float
+    ) -> tuple[ReviewVerdict, int]:
+        """Review each part in turn (each sees its own static notes); one verdict for the whole."""
+        assert self._llm_review is not None
+        if len(code_parts) == 1:
+            return await self._llm_review(code_parts[0].code, findings, deadline=deadline)
+        verdicts, spent = [], 0
+        for p in code_parts:
+            notes = [f for f in findings if p.first_line <= f.line <= p.last_line]
+            where = f"part {p.index} of {p.count}, lines {p.first_line}-{p.last_line}"
+            try:
+                verdict, tokens = await self._llm_review(p.code, notes, deadline=deadline, part=where)
+            except ReviewUnavailable as exc:
+                raise ReviewUnavailable(exc.reason, spent + exc.tokens) from exc
+            verdicts.append(verdict)
+            spent += tokens
+        return parts.merge(code_parts, verdicts), spent
 
     def _remember(self, key: str, verdict: Verdict) -> Verdict:
         self._cache[key] = verdict
@@ -85,8 +110,10 @@ class Reviewer:
 
 
 def _combine(mode: str, findings: tuple[Finding, ...], answer: ReviewVerdict) -> Verdict:
-    # The reviewer's words go to the chat: keep them few and short.
-    reasons = tuple(r.strip()[:MAX_REASON_CHARS] for r in answer.reasons if r.strip())[:MAX_REASONS]
+    # The reviewer's words go to the chat: keep them few and short (a multi-part note stays last).
+    reasons = tuple(r.strip()[:MAX_REASON_CHARS] for r in answer.reasons if r.strip())
+    if len(reasons) > MAX_REASONS:
+        reasons = (*reasons[: MAX_REASONS - 1], reasons[-1])
     allowed = answer.allowed
     if mode == "strict" and allowed and answer.risk == "high":
         allowed = False

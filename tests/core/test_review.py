@@ -8,6 +8,7 @@ import time
 import pytest
 
 from core.llm import LLMClient
+from core.review.parts import PART_CHARS, split
 from core.review.reviewer import Reviewer
 from tests.core.conftest import make_settings
 from tests.fakes.openai_fake import FakeOpenAI
@@ -144,3 +145,46 @@ async def test_long_reviewer_reasons_are_trimmed_for_the_chat(fake: FakeOpenAI, 
     fake.enqueue_verdict(False, "high", ["x" * 5000] * 50)
     verdict, _ = await review(Reviewer(client), SAFE, "standard")
     assert len(verdict.reasons) == 5 and all(len(r) == 300 for r in verdict.reasons)
+
+
+def _long_program(lines: int) -> str:
+    """A harmless program of ~`lines` * 40 characters, with something to hide at the very end."""
+    body = "".join(f"value_{n:06d} = {n} * 2  # padding line\n" for n in range(lines))
+    return body + "import os\nprint(open('/proc/self/environ').read())  # the tail\n"
+
+
+async def test_a_long_program_is_reviewed_whole_in_parts(fake: FakeOpenAI, client: LLMClient):
+    code = _long_program(1200)  # ~48,000 characters: three parts
+    fake.enqueue_verdict(True, "low", [])
+    fake.enqueue_verdict(True, "low", [])
+    fake.enqueue_verdict(False, "high", ["reads the process environment"])
+    verdict, tokens = await review(Reviewer(client), code, "standard")
+    prompts = [r["messages"][-1]["content"] for r in fake.review_requests]
+    assert len(prompts) == 3 and all(len(p) < 25_000 for p in prompts)
+    assert "part 1 of 3" in prompts[0] and "part 3 of 3" in prompts[2]
+    assert "/proc/self/environ" in prompts[2]  # the tail was seen
+    assert "value_000000" in prompts[0] and all(f"value_{n:06d} " in "".join(prompts) for n in range(1200))
+    assert "line 1201: env" not in prompts[0] and "env" in prompts[2].split("Program")[0]
+    assert not verdict.allowed and verdict.risk == "high" and tokens == 3 * 18
+    assert any("reads the process environment" in r for r in verdict.reasons)
+    assert "3 parts" in verdict.reasons[-1]
+
+
+async def test_a_program_too_long_to_review_whole_is_refused_and_says_why(
+    fake: FakeOpenAI, client: LLMClient
+):
+    code = _long_program(2500)  # ~100,000 characters: more than the reviewer reads
+    verdict, tokens = await review(Reviewer(client), code, "standard")
+    assert not verdict.allowed and fake.review_requests == [] and tokens == 0
+    [reason] = verdict.reasons
+    assert "was not run" in reason and "80,000" in reason and f"{len(code):,}" in reason
+
+
+@pytest.mark.parametrize(
+    "code", ["x" * 50_000, "a = 1\n" * 9000, "short", "", "b = 2\n" + "y" * 45_000 + "\nz = 3"]
+)
+def test_parts_cover_the_whole_program_and_each_fits(code):
+    pieces = split(code)
+    assert "".join(p.code for p in pieces) == code
+    assert all(len(p.code) <= PART_CHARS for p in pieces)
+    assert [p.index for p in pieces] == list(range(1, len(pieces) + 1))
