@@ -46,3 +46,46 @@ def _escape_one(match: re.Match[str]) -> str:
     if named:
         return named
     return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
+
+_URLISH = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.)\S+|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b", re.I)
+_SHORTCODE = re.compile(r":[a-z0-9_+-]+:", re.I)
+_MARKUP = re.compile(r"[*_~`|>#\\]")
+# How the bot's own step lines begin (verdicts, results, code headers), after emoji and markup.
+_BOT_LINE = re.compile(
+    r"(?:step \d+\b|(?:safety )?review\s*(?::|off\b)|safety review\b|ran ok\b|ran in\b|timed out\b"
+    r"|killed\b|stopped:|failed\s*·|error after\b|exited with code\b|result \(step)",
+    re.I,
+)
+
+
+def deceptive_link(label: str, url: str) -> bool:
+    """True when a link's label reads as an address other than the one it opens.
+
+    `[https://slack.com/verify](https://evil.example)` must not render as a link: a reader trusts the
+    label. A label that is plain words, or the same address, is fine.
+    """
+    found = _URLISH.search(label)
+    if found is None:
+        return False
+    shown = _address(found.group(0))
+    target = _address(url)
+    return shown != target and shown != target.split("/", 1)[0]
+
+
+def _address(text: str) -> str:
+    text = text.strip().strip("<>").lower()
+    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
+    return text.removeprefix("www.").rstrip("/")
+
+
+def mimics_bot_line(line: str) -> bool:
+    """True when a line of model text would read like one of the bot's own verdict or result lines."""
+    return _BOT_LINE.match(plain_words(line)) is not None
+
+
+def plain_words(line: str) -> str:
+    """The line without emoji, :shortcodes: and markdown markers: what it says, not how it looks."""
+    text = _MARKUP.sub("", _SHORTCODE.sub("", line))
+    start = next((i for i, ch in enumerate(text) if ch.isalnum()), len(text))
+    return " ".join(text[start:].split())

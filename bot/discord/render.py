@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.discord.answer import answer_markdown
 from core.text import duration
 from core.types import (
     AnswerReply,
@@ -27,6 +28,11 @@ ZWSP = "\u200b"
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _ID_MENTION = re.compile(r"<(@[!&]?|#|/)(?=[\w:-]*\d>)")
 _FENCE_RUN = re.compile(r"`{3,}")
+_MASKED_LINK = re.compile(
+    r"\[([^\[\]\n]{0,300})\]\(\s*<?([a-z][a-z0-9+.-]*:[^\s)>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)", re.I
+)
+_INLINE_CODE = re.compile(r"(`[^`\n]+`)")
+_MD_SPECIAL = re.compile(r"([*_~`|>#\\\[\]()<-])")
 
 _STATUS = {
     Progress.QUEUED: "⏳ Queued",
@@ -65,10 +71,30 @@ def neutralize(text: str) -> str:
     return _ID_MENTION.sub(lambda m: "<" + m.group(1) + ZWSP, text)
 
 
-def code_block(body: str, lang: str = "") -> str:
-    """Wrap untrusted text in a fenced block that nothing inside can close."""
-    body = _FENCE_RUN.sub(lambda m: ZWSP.join(m.group()), neutralize(body))
-    return f"```{lang}\n{body.rstrip()}\n```" if body.strip() else f"```{lang}\n \n```"
+def code_block(body: str, lang: str = "", limit: int = MAX_CHARS, *, keep_tail: bool = False) -> str:
+    """Wrap untrusted text in a fenced block that nothing inside can close, at most `limit` chars.
+
+    The body is escaped first and clipped second, so the fences are never what gets cut: text that
+    looks like the bot's own lines (a "Review: allowed" heading, a masked link) stays inside the block.
+    """
+    body = _FENCE_RUN.sub(lambda m: ZWSP.join(m.group()), neutralize(body)).rstrip()
+    if not body.strip():
+        body = " "
+    room = max(limit - len(f"```{lang}\n\n```"), 1)
+    return f"```{lang}\n{clip(body, room, keep_tail=keep_tail)}\n```"
+
+
+def fences_balanced(text: str) -> bool:
+    """True when every ``` opened in `text` is closed (fence runs inside blocks are broken up)."""
+    return text.count("```") % 2 == 0
+
+
+def clip_markdown(text: str, limit: int) -> str:
+    """Shorten markdown to `limit` chars; a code block the cut leaves open is closed again."""
+    if len(text) <= limit:
+        return text
+    cut = clip(text, limit - 4)
+    return cut + "\n```" if not fences_balanced(cut) else cut
 
 
 def clip(text: str, limit: int, *, keep_tail: bool = False) -> str:
@@ -103,11 +129,26 @@ def render_command(result: CommandResult, name: str = "") -> str:
     """Command text for Discord: admin subcommands live under /codebot-admin (see commands.py)."""
     text = re.sub(r"/codebot (set|audit)\b", r"/codebot-admin \1", result.text)
     note = DISCORD_HELP_NOTE if name == "help" else ""
-    return clip(neutralize(text), MAX_CHARS - len(note)) + note
+    return clip_markdown(neutralize(text), MAX_CHARS - len(note)) + note
 
 
 def render_reply(reply: Reply, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> list[Outgoing]:
-    """Render one core reply as one or more messages."""
+    """Render one core reply as one or more messages, each within Discord's limits, fences balanced."""
+    return [_checked(out) for out in _render(reply, upload_limit)]
+
+
+def _checked(out: Outgoing) -> Outgoing:
+    # Last line of defence: Discord refuses a message over 2000 characters, and an open fence would
+    # turn everything after it, or nothing at all, into code.
+    if len(out.content) <= MAX_CHARS and fences_balanced(out.content) and out.content.strip():
+        return out
+    content = clip_markdown(out.content, MAX_CHARS)
+    if not fences_balanced(content):
+        content = content.replace("```", "`\u200b``")
+    return Outgoing(content or "…", out.files)
+
+
+def _render(reply: Reply, upload_limit: int) -> list[Outgoing]:
     if isinstance(reply, CodeReply):
         return [_code(reply)]
     if isinstance(reply, VerdictReply):
@@ -126,8 +167,7 @@ def _code(reply: CodeReply) -> Outgoing:
         return Outgoing(f"{head}\n{block}")
     name = f"step{reply.step}.py"
     note = f"\n*(code shortened; the full code is attached as `{name}`)*"
-    room = MAX_CHARS - len(head) - len(note) - 20
-    shown = code_block(clip(reply.code, room), "py")
+    shown = code_block(reply.code, "py", MAX_CHARS - len(head) - len(note) - 1)
     return Outgoing(f"{head}\n{shown}{note}", (Attachment(name, reply.code.encode()),))
 
 
@@ -193,10 +233,11 @@ def _result(step: int, r: RunResult, upload_limit: int) -> list[Outgoing]:
 
 
 def _shortened(head: str, sections: list[tuple[str, str, bool]], budget: int) -> str:
-    overhead = len(head) + sum(len(t) + 16 for t, _, _ in sections)
-    each = max((budget - overhead) // max(len(sections), 1), 40)
-    blocks = [f"**{t}**\n{code_block(clip(b, each, keep_tail=tail))}" for t, b, tail in sections]
-    return clip("\n".join([head, *blocks]), budget)
+    """Each section gets an equal share of what is left, clipped inside its own fences."""
+    overhead = len(head) + sum(len(t) + 6 for t, _, _ in sections)
+    each = max((budget - overhead) // max(len(sections), 1), 20)
+    blocks = [f"**{t}**\n{code_block(b, limit=each, keep_tail=tail)}" for t, b, tail in sections]
+    return clip_markdown("\n".join([head, *blocks]), budget)
 
 
 def _plain_output(r: RunResult) -> str:
@@ -207,8 +248,11 @@ def _plain_output(r: RunResult) -> str:
 def _skipped_notes(r: RunResult) -> list[str]:
     if not r.skipped_files:
         return []
-    names = ", ".join(f"`{neutralize(n)}`" for n in r.skipped_files[:10])
-    return [clip(f"*(not returned by the sandbox: {names})*", 400)]
+    shown = (neutralize(n[:60].replace("`", "'")) for n in r.skipped_files[:10])
+    names = ", ".join(f"`{n}`" for n in shown)
+    more = len(r.skipped_files) - 10
+    names += f" and {more:,} more" if more > 0 else ""
+    return [f"*(not returned by the sandbox: {names})*"]
 
 
 def pack_files(text: str, files: list[Attachment], upload_limit: int) -> list[Outgoing]:
@@ -216,8 +260,8 @@ def pack_files(text: str, files: list[Attachment], upload_limit: int) -> list[Ou
     too_big = [f for f in files if len(f.data) > upload_limit]
     if too_big:
         listed = ", ".join(f"`{neutralize(f.name)}` ({_size(len(f.data))})" for f in too_big[:10])
-        note = f"\n*(over Discord's {_size(upload_limit)} upload limit, not attached: {listed})*"
-        text = clip(text, MAX_CHARS - len(note)) + note
+        note = clip(f"\n*(over Discord's {_size(upload_limit)} upload limit, not attached: {listed})*", 600)
+        text = clip_markdown(text, MAX_CHARS - len(note)) + note
     batches: list[list[Attachment]] = [[]]
     used = 0
     for f in (f for f in files if len(f.data) <= upload_limit):
@@ -226,7 +270,7 @@ def pack_files(text: str, files: list[Attachment], upload_limit: int) -> list[Ou
             used = 0
         batches[-1].append(f)
         used += len(f.data)
-    out = [Outgoing(clip(text, MAX_CHARS), tuple(batches[0]))]
+    out = [Outgoing(clip_markdown(text, MAX_CHARS), tuple(batches[0]))]
     out += [Outgoing(f"*(more files, {i + 2}/{len(batches)})*", tuple(b)) for i, b in enumerate(batches[1:])]
     return out
 
@@ -238,7 +282,7 @@ def _size(n: int) -> str:
 
 
 def _answer(text: str) -> list[Outgoing]:
-    chunks = split_text(neutralize(text).strip() or "*(empty answer)*", MAX_CHARS)
+    chunks = split_text(neutralize(answer_markdown(text)).strip() or "*(empty answer)*", MAX_CHARS)
     if len(chunks) <= MAX_ANSWER_MESSAGES:
         return [Outgoing(c) for c in chunks]
     kept = chunks[: MAX_ANSWER_MESSAGES - 1]

@@ -15,6 +15,7 @@ from bot.discord.render import (
     MAX_CHARS,
     Outgoing,
     clip,
+    clip_markdown,
     render_notice,
     render_reply,
     render_status,
@@ -178,7 +179,8 @@ class DiscordSink:
             log.warning("upload failed in %s: %s", getattr(channel, "id", "?"), exc)
         # A failed upload still leaves the text, with a short note.
         note = "\n" + clip(f"*(could not attach {', '.join(a.name for a in out.files)})*", 300)
+        content = clip_markdown(out.content, MAX_CHARS - len(note)) + note
         try:
-            await channel.send(clip(out.content, MAX_CHARS - len(note)) + note, allowed_mentions=NO_MENTIONS)
+            await channel.send(content, allowed_mentions=NO_MENTIONS)
         except SEND_ERRORS as exc:
             log.warning("could not post in %s: %s", getattr(channel, "id", "?"), exc)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from core.text import deceptive_link, mimics_bot_line, plain_words
+
 FENCE = "```"
 ZWSP = "\u200b"
 _FENCE_OVERHEAD = len(f"{FENCE}\n\n{FENCE}")
@@ -122,9 +124,23 @@ def _inline(line: str) -> str:
             continue
         part = re.sub(r"\*\*(.+?)\*\*|__(.+?)__", lambda m: f"*{m.group(1) or m.group(2)}*", part)
         part = re.sub(r"~~(.+?)~~", r"~\1~", part)
-        part = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1).replace('|', '¦')}>", part)
+        part = _LINK.sub(_link, part)
         out.append(neutralise(part))
     return "".join(out)
+
+
+def _link(m: re.Match[str]) -> str:
+    label, url = m.group(1), m.group(2)
+    if deceptive_link(label, url):  # the label names another address: show both, link only the real one
+        return f"{label} (<{url}>)"
+    return f"<{url}|{label.replace('|', '¦')}>"
+
+
+def _prose_line(line: str) -> str:
+    """One escaped prose line; a line dressed up as the bot's own verdict or result is shown plainly."""
+    if mimics_bot_line(line):
+        return f"“{neutralise(plain_words(line))}”"
+    return _inline(line)
 
 
 def to_mrkdwn(markdown: str) -> str:
@@ -135,7 +151,7 @@ def to_mrkdwn(markdown: str) -> str:
             in_fence = not in_fence
             lines.append(FENCE)  # Slack shows a language tag as code, so drop it
             continue
-        lines.append(code_safe(line) if in_fence else _inline(line))
+        lines.append(code_safe(line) if in_fence else _prose_line(line))
     if in_fence:
         lines.append(FENCE)
     return "\n".join(lines)

@@ -106,3 +106,5 @@ async def discord_stack(
             yield DiscordStack(fake, llm, core, bot, task, fake.user("alice"))
     finally:
         await fake.stop()
+    # Real Discord would have answered these with a 400: no test may pass on a message nobody saw.
+    assert not fake.refused, fake.refused

@@ -59,6 +59,7 @@ class FakeDiscord:
         self.bot_user = self.user("codebot", bot=True)
         self.owner = self.user("owner")
         self.calls: list[Call] = []
+        self.refused: list[tuple[str, str, dict[str, str]]] = []  # (method, path, problems) answered 400
         self.messages: dict[int, dict[str, Any]] = {}
         self.threads: dict[int, dict[str, Any]] = {}
         self.members: dict[int, dict[str, Any]] = {}

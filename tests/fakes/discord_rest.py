@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from tests.fakes.discord_limits import form_errors, is_empty, message_problems, thread_problems
+
 if TYPE_CHECKING:
     from tests.fakes.discord_fake import FakeDiscord
 
 ISO = "2026-01-01T00:00:00.000000+00:00"
-MAX_CONTENT = 2000
 MAX_FILES = 10
 
 
@@ -81,25 +82,19 @@ async def _sync(fake: FakeDiscord, call: Call, *_: str) -> web.Response:
     return _json(fake.commands)
 
 
-def _invalid(call: Call) -> web.Response | None:
-    body = call.json or {}
-    if len(body.get("content") or "") > MAX_CONTENT:
-        return _json(
-            {
-                "message": "Invalid Form Body",
-                "code": 50035,
-                "errors": {
-                    "content": {
-                        "_errors": [
-                            {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}
-                        ]
-                    }
-                },
-            },
-            400,
-        )
+def _invalid(fake: FakeDiscord, call: Call, *, edit: bool = False) -> web.Response | None:
+    """400 for a message body Discord refuses; recorded in `fake.refused` so tests can insist on none."""
+    body = call.json if call.json is not None else {}
+    problems = message_problems(body, len(call.files))
+    if problems:
+        fake.refused.append((call.method, call.path, problems))
+        return _json(form_errors(problems), 400)
     if len(call.files) > MAX_FILES:
+        fake.refused.append((call.method, call.path, {"files": "too many attachments"}))
         return _error(400, 50035, "Invalid Form Body (too many attachments)")
+    if not edit and is_empty(body, len(call.files)):
+        fake.refused.append((call.method, call.path, {"_": "empty message"}))
+        return _error(400, 50006, "Cannot send an empty message")
     return None
 
 
@@ -141,7 +136,7 @@ def _message(fake: FakeDiscord, channel_id: str, call: Call) -> dict[str, Any]:
 
 
 async def _post_message(fake: FakeDiscord, call: Call, channel_id: str) -> web.Response:
-    bad = _invalid(call)
+    bad = _invalid(fake, call)
     if bad is not None:
         return bad
     if sum(len(d) for _, _, d in call.files) > fake.upload_limit:
@@ -153,7 +148,7 @@ async def _post_message(fake: FakeDiscord, call: Call, channel_id: str) -> web.R
 
 
 async def _edit_message(fake: FakeDiscord, call: Call, channel_id: str, message_id: str) -> web.Response:
-    bad = _invalid(call)
+    bad = _invalid(fake, call, edit=True)
     if bad is not None:
         return bad
     msg = fake.messages.get(int(message_id))
@@ -167,6 +162,10 @@ async def _create_thread(fake: FakeDiscord, call: Call, channel_id: str, message
     tid = int(message_id)  # a thread started from a message has the message's id
     if tid in fake.threads:
         return _error(400, 160004, "A thread has already been created for this message")
+    problems = thread_problems(call.json)
+    if problems:
+        fake.refused.append((call.method, call.path, problems))
+        return _json(form_errors(problems), 400)
     body = call.json or {}
     archive = body.get("auto_archive_duration", 1440)
     thread = thread_object(
@@ -240,9 +239,14 @@ async def _callback(fake: FakeDiscord, call: Call, interaction_id: str, token: s
         return _error(404, 10062, "Unknown interaction")
     if answered:
         return _error(400, 40060, "Interaction has already been acknowledged.")
-    fake._interactions[token] = (created, True)
     body = call.json or {}
     data = body.get("data") or {}
+    if body.get("type") == 4:  # a message response: the same rules as any message
+        problems = message_problems(data)
+        if problems:
+            fake.refused.append((call.method, call.path, problems))
+            return _json(form_errors(problems), 400)
+    fake._interactions[token] = (created, True)
     msg = {**_message(fake, "0", call), "content": data.get("content", ""), "flags": data.get("flags", 0)}
     loading = body.get("type") == 5
     return _json(
@@ -260,12 +264,13 @@ async def _callback(fake: FakeDiscord, call: Call, interaction_id: str, token: s
 
 
 async def _followup(fake: FakeDiscord, call: Call, app_id: str, token: str) -> web.Response:
-    bad = _invalid(call)
+    bad = _invalid(fake, call)
     return bad if bad is not None else _json(_message(fake, "0", call))
 
 
 async def _edit_original(fake: FakeDiscord, call: Call, app_id: str, token: str) -> web.Response:
-    return _json(_message(fake, "0", call))
+    bad = _invalid(fake, call, edit=True)
+    return bad if bad is not None else _json(_message(fake, "0", call))
 
 
 _ID = r"(\d+)"
