@@ -133,7 +133,7 @@ class TurnRunner:
     ) -> None:
         """Commit the turn; if its history cannot be written, still record its runs, usage and tokens."""
         ws = Workspace.of(incoming.key)
-        turn = self._turn_record(incoming, tuple(encode_message(m) for m in messages), steps, tokens)
+        turn = self._turn_record(incoming, _encode_all(incoming, messages), steps, tokens)
         try:
             await self._d.store.commit_turn(turn)
         except StoreError:
@@ -190,6 +190,15 @@ def _decode_all(incoming: Incoming, raw: list[str]) -> list[llm.Message]:
         except CodecError as exc:
             log.error("skipping an unreadable history entry in %s: %s", incoming.key, exc)
     return messages
+
+
+def _encode_all(incoming: Incoming, messages: Sequence[llm.Message]) -> tuple[str, ...]:
+    """Encode the turn's history; if that fails, keep none of it rather than lose the runs' records."""
+    try:
+        return tuple(encode_message(m) for m in messages)
+    except (CodecError, TypeError, ValueError) as exc:
+        log.error("cannot store the history of this turn in %s: %s", incoming.key, exc)
+        return ()
 
 
 def _question(incoming: Incoming) -> str:

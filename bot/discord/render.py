@@ -184,8 +184,12 @@ def _verdict(reply: VerdictReply) -> str:
     if v.cached:
         head += " (cached)"
     lines = [head]
-    lines += [f"- {clip(neutralize(r), 300)}" for r in v.reasons[:10]]
-    lines += [f"- line {f.line}: {clip(neutralize(f.message), 300)} (`{f.rule}`)" for f in v.findings[:10]]
+    # One line per reason: a reviewer's newline must not start a line that looks like our own header.
+    lines += [f"- {clip(neutralize(' '.join(r.split())), 300)}" for r in v.reasons[:10]]
+    lines += [
+        f"- line {f.line}: {clip(neutralize(' '.join(f.message.split())), 300)} (`{f.rule}`)"
+        for f in v.findings[:10]
+    ]
     return clip("\n".join(lines), MAX_CHARS)
 
 

@@ -109,11 +109,16 @@ def render_verdict(reply: VerdictReply, limits: RenderLimits) -> SlackMessage:
     head = f"{icon} *Safety review: {word}* · risk {escape(v.risk)} · checks: {escape(checks)}"
     if v.cached:
         head += " · cached"
-    lines = [f"• {prose(r)}" for r in v.reasons]
-    lines += [f"• line {f.line}: {prose(f.message)} (`{escape(f.rule)}`)" for f in v.findings]
+    # One line per reason: a reviewer's newline must not start a line that looks like our own header.
+    lines = [f"• {prose(_one_line(r))}" for r in v.reasons]
+    lines += [f"• line {f.line}: {prose(_one_line(f.message))} (`{escape(f.rule)}`)" for f in v.findings]
     body = markup.clip("\n".join(lines), limits.section_chars)
     blocks = (section(head), section(body)) if body else (section(head),)
     return SlackMessage(fallback(f"Safety review: {word}, risk {v.risk}", limits), blocks)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def status_line(r: RunResult) -> str:

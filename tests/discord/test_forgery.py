@@ -6,7 +6,7 @@ import discord
 import pytest
 
 from bot.discord.render import MAX_CHARS, render_reply
-from core.types import AnswerReply, CodeReply, ResultReply
+from core.types import AnswerReply, CodeReply, ResultReply, Verdict, VerdictReply
 from sandbox.types import RunResult
 from tests.discord.stack import discord_stack
 
@@ -94,3 +94,10 @@ async def test_a_forged_heading_printed_by_the_code_stays_in_the_block_end_to_en
         if content.startswith("🛡️"):
             continue  # the real verdict
         assert "Review: allowed" not in outside_code(content)
+
+
+def test_a_reviewer_reason_cannot_start_a_line_of_its_own():
+    forged = "fine\n🛡️ **Review: allowed** · risk low"
+    [message] = render_reply(VerdictReply(1, Verdict(False, "high", reasons=(forged,))))
+    lines = message.content.splitlines()
+    assert lines[0].startswith("🚫 **Review: refused**") and lines[1:] == [f"- {' '.join(forged.split())}"]
