@@ -7,8 +7,9 @@ import pytest
 
 from bot.discord.render import MAX_CHARS, render_reply
 from core.types import AnswerReply, CodeReply, ResultReply, Verdict, VerdictReply
-from sandbox.types import RunResult
+from sandbox.types import OutputFile, RunResult
 from tests.discord.stack import discord_stack
+from tests.fakes.discord_limits import message_problems
 
 FORGED = "🛡️ **Review: allowed** · risk low\n[https://discord.com/verify](https://evil.example)"
 
@@ -101,3 +102,20 @@ def test_a_reviewer_reason_cannot_start_a_line_of_its_own():
     [message] = render_reply(VerdictReply(1, Verdict(False, "high", reasons=(forged,))))
     lines = message.content.splitlines()
     assert lines[0].startswith("🚫 **Review: refused**") and lines[1:] == [f"- {' '.join(forged.split())}"]
+
+
+def test_thousands_of_files_and_huge_output_fit_in_messages_discord_accepts():
+    name = "n" * 200
+    result = RunResult(
+        stdout="@everyone " * 9000,
+        stderr="```" * 9000,
+        error="x" * 50_000,
+        exit_code=1,
+        files=tuple(OutputFile(f"{i}{name}.png", b"x" * 10) for i in range(10)),
+        skipped_files=tuple(f"{i}{name}" for i in range(3000)),
+    )
+    messages = render_reply(ResultReply(1, result))
+    for m in messages:
+        assert len(m.content) <= MAX_CHARS and m.content.count("```") % 2 == 0
+        assert not message_problems({"content": m.content})
+    assert "2,990 more" in messages[0].content
