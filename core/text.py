@@ -53,8 +53,9 @@ _SHORTCODE = re.compile(r":[a-z0-9_+-]+:", re.I)
 _MARKUP = re.compile(r"[*_~`|>#\\]")
 # How the bot's own step lines begin (verdicts, results, code headers), after emoji and markup.
 _BOT_LINE = re.compile(
-    r"(?:step \d+\b|(?:safety )?review\s*(?::|off\b)|safety review\b|ran ok\b|ran in\b|timed out\b"
-    r"|killed\b|stopped:|failed\s*·|error after\b|exited with code\b|result \(step)",
+    r"(?:step \d+\s*·|code\s*·\s*step \d+|(?:safety )?review\s*:\s*(?:allowed|refused)\b|review off\b"
+    r"|safety review\b|ran ok\b|ran in \d|timed out\b|killed\s*\(|stopped:|failed\s*·|error after \d"
+    r"|exited with code \d|result \(step)",
     re.I,
 )
 
