@@ -296,7 +296,7 @@ class Agent:
         except Exception as exc:
             reason = _user_error(exc, log_it=False)
             done = [out for out, _ in outputs]
-            rest = [_output(c, f"Not run: {reason}") for c in calls[len(outputs) :]]
+            rest = [_output(c, f"No result: {reason}") for c in calls[len(outputs) :]]
             messages.append(llm.messages.user([*done, *rest]))
             raise
         return outputs
