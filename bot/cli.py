@@ -12,6 +12,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import SecretStr
+
+from core.logs import configure_logging
 from core.settings import ConfigError, Settings, load_settings
 from core.store.base import StoreError
 
@@ -82,19 +85,28 @@ def _configure_logging(settings: Settings, quiet: bool) -> None:
     level = (
         logging.WARNING if quiet and settings.log_level == "INFO" else getattr(logging, settings.log_level)
     )
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level, settings.log_format, _secret_values(settings))
     for noisy in ("httpx", "openai", "discord.client", "discord.gateway", "slack_bolt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+def _secret_values(settings: Settings) -> list[str]:
+    """Every secret setting's value, so the log formatter can scrub it from any line."""
+    values = [v.get_secret_value() for v in vars(settings).values() if isinstance(v, SecretStr)]
+    return [v for v in values if v]
+
+
 async def _serve(cmd: str, args: argparse.Namespace, settings: Settings) -> int:
+    from bot.ops_http import serve_ops
     from bot.wiring import environment, open_core
+    from core.readiness import Ops
     from sandbox.types import SandboxUnavailable
 
     environ = environment()
     _check_platform_settings(cmd, args, settings)
+    ops = Ops()  # the one metrics registry of this process; the listener answers from start-up on
     try:
-        async with open_core(settings, environ) as core:
+        async with serve_ops(settings, ops), open_core(settings, environ, ops=ops) as core:
             if cmd == "console":
                 from bot.console.app import run_console
 
