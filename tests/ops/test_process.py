@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from collections.abc import AsyncIterator
@@ -9,11 +10,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.slack_fake import FakeSlack
 from tests.ops.conftest import sample_value
 from tests.ops.process import PORT_TAKEN, OpsBot, free_port, start_ops_bot
-from tests.ops.test_logs import OPENAI, SIGNING, SLACK_APP, SLACK_BOT
+from tests.ops.test_logs import DISCORD, OPENAI, SIGNING, SLACK_APP, SLACK_BOT
 from tests.reliability.bot_process import bot_environ, start_bot
 from tests.slack.payloads import mention
 
@@ -111,3 +113,33 @@ async def test_http_mode_keeps_healthz_on_the_events_port_and_adds_the_ops_port(
         assert status == 200 and "codebot_turns_waiting 0.0" in text
     finally:
         await events.kill()
+
+
+async def test_discord_mode_serves_readiness_and_counts_a_turn(tmp_path, llm, http):
+    fake = FakeDiscord(token=DISCORD)
+    await fake.start()
+    try:
+        env = bot_environ(
+            tmp_path, "http://127.0.0.1:9/unused", llm.base_url,
+            DISCORD_TOKEN=DISCORD, DISCORD_API_URL=fake.api_base, DISCORD_GATEWAY_URL=fake.gateway_url,
+            CODEBOT_LOG_FORMAT="json",
+        )  # fmt: skip
+        bot = await start_ops_bot(["discord"], env, tmp_path)
+        try:
+            assert json.loads(await bot.wait_status(http, "/readyz", 200, timeout_s=60)) == {"ready": True}
+            # /readyz covers the core, not the gateway connection: wait for the bot's IDENTIFY too (the
+            # fake's waiters wake on REST calls only, and its dispatch waits just 5 s for this event).
+            await asyncio.wait_for(fake._ready.wait(), 60)
+            llm.enqueue_text("Hello from Discord.")
+            mention = f"<@{fake.bot_user['id']}> hello"
+            await fake.send_message(mention, fake.user("alice"), mention_bot=True)
+            labels = {"platform": "discord", "outcome": "ok"}
+            await bot.wait_sample(http, "codebot_turns_total", labels, 1, timeout_s=60)
+            bot.proc.send_signal(signal.SIGTERM)
+            assert await bot.wait(30) == 0, "".join(bot.log)
+        finally:
+            await bot.kill()
+    finally:
+        await fake.stop()
+    assert not [line for line in bot.log if DISCORD in line]
+    assert any(json.loads(line).get("thread", "").startswith("discord:") for line in bot.log)
