@@ -55,7 +55,7 @@ async def open_core(
     """Open the store, the LLM client and the sandbox, and yield a running Codebot.
 
     `runner` replaces the sandbox (benchmarks measuring the core alone); production never passes it.
-    `ops` collects the metrics and answers readiness; the CLI passes the one its listener serves.
+    `ops` gets the metrics and answers readiness (the CLI passes the one its listener serves).
     """
     cfg = sandbox_cfg or sandbox_config(environ)
     defaults = limit_defaults(environ)
@@ -67,12 +67,9 @@ async def open_core(
     await store.open()
     try:
         async with AsyncExitStack() as stack:
-            sandbox: Runner
-            if runner is not None:
-                sandbox = runner
-            else:
-                sandbox = await stack.enter_async_context(Sandbox(cfg))
-            sandbox = MeteredRunner(sandbox, ops.metrics)
+            sandbox = MeteredRunner(
+                runner if runner is not None else await stack.enter_async_context(Sandbox(cfg)), ops.metrics
+            )
             limits = LimitsEngine(store, defaults)
             agent = Agent(llm_client, Reviewer(llm_client), sandbox)
             deps = TurnDeps(

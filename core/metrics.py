@@ -39,34 +39,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._turns = Counter(
-            "codebot_turns", "Turns finished, by platform and outcome", ["platform", "outcome"], registry=r
-        )
-        self._turn_s = Histogram(
-            "codebot_turn_seconds",
-            "Wall time of a turn, admission to last reply",
-            buckets=_TURN_BUCKETS,
-            registry=r,
-        )
-        self._waiting = Gauge(
-            "codebot_turns_waiting",
-            "Turns accepted but not answering yet (admission, locks, slots)",
-            registry=r,
-        )
-        self._running = Gauge("codebot_turns_running", "Turns the model is working on", registry=r)
-        self._steps = Counter(
-            "codebot_steps", "Programs the model submitted (execute_code steps)", registry=r
-        )
-        self._refusals = Counter(
-            "codebot_refusals", "Programs the safety review refused, by risk", ["risk"], registry=r
-        )
-        self._runs = Counter("codebot_sandbox_runs", "Sandbox runs, by outcome", ["outcome"], registry=r)
-        self._run_s = Histogram(
-            "codebot_sandbox_seconds", "Wall time of sandbox runs", buckets=_SANDBOX_BUCKETS, registry=r
-        )
-        self._kills = Counter(
-            "codebot_sandbox_kills", "Sandbox runs killed, by reason", ["reason"], registry=r
-        )
+        self._turn_metrics(r)
+        self._run_metrics(r)
         self._llm_s = Histogram(
             "codebot_llm_request_seconds",
             "LLM request attempts, by result",
@@ -87,6 +61,38 @@ class Metrics:
             "codebot_platform_api_errors", "Chat platform API calls that failed", ["platform"], registry=r
         )
         self._ready = Gauge("codebot_ready", "1 when the last readiness check passed", registry=r)
+
+    def _turn_metrics(self, r: CollectorRegistry) -> None:
+        self._turns = Counter(
+            "codebot_turns", "Turns finished, by platform and outcome", ["platform", "outcome"], registry=r
+        )
+        self._turn_s = Histogram(
+            "codebot_turn_seconds",
+            "Wall time of a turn, admission to last reply",
+            buckets=_TURN_BUCKETS,
+            registry=r,
+        )
+        self._waiting = Gauge(
+            "codebot_turns_waiting",
+            "Turns accepted but not answering yet (admission, locks, slots)",
+            registry=r,
+        )
+        self._running = Gauge("codebot_turns_running", "Turns the model is working on", registry=r)
+
+    def _run_metrics(self, r: CollectorRegistry) -> None:
+        self._steps = Counter(
+            "codebot_steps", "Programs the model submitted (execute_code steps)", registry=r
+        )
+        self._refusals = Counter(
+            "codebot_refusals", "Programs the safety review refused, by risk", ["risk"], registry=r
+        )
+        self._runs = Counter("codebot_sandbox_runs", "Sandbox runs, by outcome", ["outcome"], registry=r)
+        self._run_s = Histogram(
+            "codebot_sandbox_seconds", "Wall time of sandbox runs", buckets=_SANDBOX_BUCKETS, registry=r
+        )
+        self._kills = Counter(
+            "codebot_sandbox_kills", "Sandbox runs killed, by reason", ["reason"], registry=r
+        )
 
     def turn_finished(self, platform: str, outcome: str, seconds: float) -> None:
         self._turns.labels(_bounded(platform, PLATFORMS), _bounded(outcome, TURN_OUTCOMES)).inc()
