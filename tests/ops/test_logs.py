@@ -92,3 +92,16 @@ def test_a_chat_message_cannot_forge_a_text_log_line():
     [line] = lines(buf)
     assert "question: hi\\n2026-01-01 ERROR core: forged" in line
     assert "thread=slack:T1:C1:1.2forged turn=Ev1" in line
+
+
+def test_ordinary_lines_are_left_alone():
+    plain = (
+        "turn finished: ok in 2.1 s, 1 step(s)",
+        "LLM call failed: ServerError (status 503, attempt 1)",
+        "slack post failed in C0123ABCD: channel_not_found",
+        "result = sum(range(10**5)); token_count = 42",
+    )
+    with captured("text") as buf:
+        for text in plain:
+            logging.getLogger("tests.ops").info(text)
+    assert [line.split(": ", 1)[1] for line in lines(buf)] == list(plain)
