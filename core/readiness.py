@@ -72,7 +72,7 @@ class Readiness:
             return f"store: {exc}"
         except Exception as exc:  # a probe must answer, whatever the store raised
             log.warning("store readiness check failed: %r", exc)
-            return f"store: {type(exc).__name__}"
+            return f"store: {type(exc).__name__}: {exc}"
 
 
 class Ops:
