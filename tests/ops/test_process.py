@@ -73,7 +73,7 @@ async def test_socket_mode_serves_health_readiness_metrics_and_json_logs(tmp_pat
 async def _readiness_drops_while_a_turn_finishes_during_shutdown(
     bot: OpsBot, slack: FakeSlack, llm: FakeOpenAI, http: aiohttp.ClientSession
 ) -> None:
-    llm.enqueue_delay(2.0)
+    llm.enqueue_delay(5.0)  # the turn outlives the checks below by seconds, even on a loaded machine
     llm.enqueue_text("finished while stopping")
     root = "1700000401.000100"
     await slack.send_event(mention("slow one", ts=root, event_id="EvOps2"), "e2")
