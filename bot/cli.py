@@ -6,16 +6,17 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from core.logs import configure_logging
-from core.settings import ConfigError, Settings, load_settings
+from core.settings import ConfigError, Settings, load_settings, read_environment
 from core.store.base import StoreError
 
 if TYPE_CHECKING:
@@ -85,14 +86,19 @@ def _configure_logging(settings: Settings, quiet: bool) -> None:
     level = (
         logging.WARNING if quiet and settings.log_level == "INFO" else getattr(logging, settings.log_level)
     )
-    configure_logging(level, settings.log_format, _secret_values(settings))
+    configure_logging(level, settings.log_format, secret_values(settings, read_environment()))
     for noisy in ("httpx", "openai", "discord.client", "discord.gateway", "slack_bolt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-def _secret_values(settings: Settings) -> list[str]:
-    """Every secret setting's value, so the log formatter can scrub it from any line."""
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+
+
+def secret_values(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """Return the values the log formatter must scrub from every line."""
+    # Secret settings, plus any *_KEY/*_TOKEN/... variable: mirascope reads other providers' keys itself.
     values = [v.get_secret_value() for v in vars(settings).values() if isinstance(v, SecretStr)]
+    values += [v for k, v in environ.items() if _SECRET_NAME.search(k.upper())]
     return [v for v in values if v]
 
 

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.cli import secret_values
 from core.logs import LogFormat, configure_logging, turn_context
+from core.settings import Settings
 from tests.ops.conftest import OpsStack, incoming
 from tests.recording_sink import RecordingSink
 
@@ -105,3 +107,14 @@ def test_ordinary_lines_are_left_alone():
         for text in plain:
             logging.getLogger("tests.ops").info(text)
     assert [line.split(": ", 1)[1] for line in lines(buf)] == list(plain)
+
+
+def test_keys_of_other_providers_in_the_environment_are_scrubbed_too():
+    google = "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"  # no token pattern knows this shape
+    settings = Settings(_env_file=None, SLACK_SIGNING_SECRET=SIGNING)  # type: ignore[call-arg]
+    secrets = tuple(secret_values(settings, {"GOOGLE_API_KEY": google, "HOME": "/root/home"}))
+    assert set(secrets) == {SIGNING, google}
+    with captured("json", secrets) as buf:
+        logging.getLogger("tests.ops").warning("google said no to %s (signing %s)", google, SIGNING)
+    [line] = lines(buf)
+    assert google not in line and SIGNING not in line
