@@ -55,7 +55,12 @@ class MeteredSink:
 
     async def post(self, reply: Reply) -> None:
         self._note(reply)
-        await self._forward(self._sink.post(reply))
+        try:
+            await self._forward(self._sink.post(reply))
+        except Exception:
+            if isinstance(reply, AnswerReply | NoticeReply) and self.outcome != "none":
+                self.outcome = "undelivered"  # how the turn ended never reached the thread
+            raise
 
     def _note(self, reply: Reply) -> None:
         if isinstance(reply, CodeReply):
@@ -105,8 +110,8 @@ class ObservedTurns(TurnRunner):
         else:
             self._m.turn_waiting(-1)
         outcome = metered.outcome
-        if outcome in ("none", "ok") and metered.failed:
-            outcome = "undelivered"  # the answer (or the notice) never reached the thread
+        if outcome == "none" and metered.failed:
+            outcome = "undelivered"  # the sink broke before the turn could say how it ended
         self._m.turn_finished(platform, outcome, seconds)
         log.info("turn finished: %s in %.1f s, %d step(s)", outcome, seconds, metered.steps)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.types import AnswerReply
+from core.types import AnswerReply, Progress, Reply
 from tests.ops.conftest import OpsStack, incoming, sample_value
 from tests.recording_sink import RecordingSink
 
@@ -66,3 +66,43 @@ async def test_a_failed_turn_counts_as_error_and_no_label_carries_an_id(stack: O
     assert sample_value(text, "codebot_llm_errors_total", {"kind": "auth"}) == 1
     values = {v for f in text_string_to_metric_families(text) for s in f.samples for v in s.labels.values()}
     assert not values & {"T9", "C9", "1700.999", "U77", "Ev-fail"}
+
+
+class FailingAnswerSink(RecordingSink):
+    """An adapter sink whose platform refuses the final answer (progress updates still work)."""
+
+    async def post(self, reply: Reply) -> None:
+        if isinstance(reply, AnswerReply):
+            raise ConnectionError("platform refused the post")
+        await super().post(reply)
+
+
+async def test_an_answer_the_platform_refuses_counts_as_undelivered_and_a_platform_error(stack: OpsStack):
+    stack.llm.enqueue_text("You will never see this.")
+    sink = FailingAnswerSink()
+    assert (await stack.core.submit(incoming("hi", event="Ev-lost"), sink)).accepted
+    await stack.core.wait_idle(30)
+    _, text = await stack.get("/metrics")
+    assert sample_value(text, "codebot_turns_total", {"outcome": "undelivered"}) == 1
+    assert sample_value(text, "codebot_turns_total", {"outcome": "ok"}) == 0
+    assert sample_value(text, "codebot_platform_api_errors_total", {"platform": "slack"}) == 1
+
+
+class FailingStatusSink(RecordingSink):
+    """An adapter sink whose platform refuses the final status update, after the answer got through."""
+
+    async def progress(self, state: Progress, detail: str = "") -> None:
+        if state is Progress.DONE:
+            raise ConnectionError("platform refused the update")
+        await super().progress(state, detail)
+
+
+async def test_a_delivered_answer_counts_as_ok_even_if_a_later_status_update_fails(stack: OpsStack):
+    stack.llm.enqueue_text("Delivered.")
+    sink = FailingStatusSink()
+    assert (await stack.core.submit(incoming("hi", event="Ev-status"), sink)).accepted
+    await stack.core.wait_idle(30)
+    assert sink.answers == ["Delivered."]
+    _, text = await stack.get("/metrics")
+    assert sample_value(text, "codebot_turns_total", {"outcome": "ok"}) == 1
+    assert sample_value(text, "codebot_platform_api_errors_total", {"platform": "slack"}) == 1
