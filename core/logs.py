@@ -58,7 +58,7 @@ _PATTERNS = (
     re.compile(r"\bxox[abposre]-[A-Za-z0-9-]{6,}"),  # Slack bot/user/config tokens
     re.compile(r"\bxapp-[A-Za-z0-9-]{6,}"),  # Slack app-level tokens
     re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"),  # OpenAI-style API keys
-    re.compile(r"(?i)\b(bearer|bot)\s+[A-Za-z0-9._~+/=-]{12,}"),  # Authorization header values
+    re.compile(r"(?i)\b(bearer|bot)\s+(?=\S*\d)[A-Za-z0-9._~+/=-]{16,}"),  # Authorization header values
     re.compile(r"\b[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}"),  # Discord bot tokens
     re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.-]{20,}"),  # Discord interaction tokens in URLs
     re.compile(r"(?i)((?:api[_-]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?)[^\s\"',&]{6,}"),

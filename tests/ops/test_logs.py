@@ -102,6 +102,7 @@ def test_ordinary_lines_are_left_alone():
         "LLM call failed: ServerError (status 503, attempt 1)",
         "slack post failed in C0123ABCD: channel_not_found",
         "result = sum(range(10**5)); token_count = 42",
+        "the bot configuration is incomplete; Bearer authentication is off",
     )
     with captured("text") as buf:
         for text in plain:
