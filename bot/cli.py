@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -111,8 +112,11 @@ async def _serve(cmd: str, args: argparse.Namespace, settings: Settings) -> int:
     environ = environment()
     _check_platform_settings(cmd, args, settings)
     ops = Ops()  # the one metrics registry of this process; the listener answers from start-up on
+    # The console is a person at a terminal, not a service: it must not take the port of a bot running
+    # on the same host with the same .env.
+    listener = serve_ops(settings, ops) if cmd != "console" else contextlib.nullcontext()
     try:
-        async with serve_ops(settings, ops), open_core(settings, environ, ops=ops) as core:
+        async with listener, open_core(settings, environ, ops=ops) as core:
             if cmd == "console":
                 from bot.console.app import run_console
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -143,3 +145,20 @@ async def test_discord_mode_serves_readiness_and_counts_a_turn(tmp_path, llm, ht
         await fake.stop()
     assert not [line for line in bot.log if DISCORD in line]
     assert any(json.loads(line).get("thread", "").startswith("discord:") for line in bot.log)
+
+
+async def test_the_console_does_not_take_the_ops_port_of_a_bot_on_the_same_host(tmp_path, llm):
+    with socket.socket() as taken:  # a running bot's listener, from the same .env
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = bot_environ(tmp_path, "http://127.0.0.1:9/unused", llm.base_url)
+        env["CODEBOT_HTTP_PORT"] = str(taken.getsockname()[1])
+        llm.enqueue_text("Console answer.")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "console",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(b"hello\n"), 90)
+    assert proc.returncode == 0, err.decode()
+    assert "answer: Console answer." in out.decode()
