@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.settings import ConfigError, Settings, load_settings
+from pydantic import SecretStr
+
+from core.logs import configure_logging
+from core.settings import ConfigError, Settings, load_settings, read_environment
 from core.store.base import StoreError
 
 if TYPE_CHECKING:
@@ -82,19 +87,36 @@ def _configure_logging(settings: Settings, quiet: bool) -> None:
     level = (
         logging.WARNING if quiet and settings.log_level == "INFO" else getattr(logging, settings.log_level)
     )
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level, settings.log_format, secret_values(settings, read_environment()))
     for noisy in ("httpx", "openai", "discord.client", "discord.gateway", "slack_bolt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+
+
+def secret_values(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """Return the values the log formatter must scrub from every line."""
+    # Secret settings, plus any *_KEY/*_TOKEN/... variable: mirascope reads other providers' keys itself.
+    values = [v.get_secret_value() for v in vars(settings).values() if isinstance(v, SecretStr)]
+    values += [v for k, v in environ.items() if _SECRET_NAME.search(k.upper())]
+    return [v for v in values if v]
+
+
 async def _serve(cmd: str, args: argparse.Namespace, settings: Settings) -> int:
+    from bot.ops_http import serve_ops
     from bot.wiring import environment, open_core
+    from core.readiness import Ops
     from sandbox.types import SandboxUnavailable
 
     environ = environment()
     _check_platform_settings(cmd, args, settings)
+    ops = Ops()  # the one metrics registry of this process; the listener answers from start-up on
+    # The console is a person at a terminal, not a service: it must not take the port of a bot running
+    # on the same host with the same .env.
+    listener = serve_ops(settings, ops) if cmd != "console" else contextlib.nullcontext()
     try:
-        async with open_core(settings, environ) as core:
+        async with listener, open_core(settings, environ, ops=ops) as core:
             if cmd == "console":
                 from bot.console.app import run_console
 

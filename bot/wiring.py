@@ -12,12 +12,14 @@ from typing import Any
 from core.agent import Agent, Runner
 from core.commands import Commands
 from core.limits import LimitDefaults, LimitsEngine, WorkspaceGate
-from core.llm import LLMClient
+from core.observe import MeteredLLMClient, MeteredRunner, MeteredStore, ObservedTurns
+from core.readiness import Ops, Readiness
 from core.review.reviewer import Reviewer
 from core.service import Codebot
 from core.settings import ConfigError, Settings, read_environment
+from core.store.base import Store
 from core.store.sqlite import SQLiteStore
-from core.turn import TurnDeps, TurnRunner
+from core.turn import TurnDeps
 from sandbox import Sandbox, SandboxConfig
 
 
@@ -48,23 +50,26 @@ async def open_core(
     environ: Mapping[str, str],
     sandbox_cfg: SandboxConfig | None = None,
     runner: Runner | None = None,
+    ops: Ops | None = None,
 ) -> AsyncIterator[Codebot]:
     """Open the store, the LLM client and the sandbox, and yield a running Codebot.
 
     `runner` replaces the sandbox (benchmarks measuring the core alone); production never passes it.
+    `ops` gets the metrics and answers readiness (the CLI passes the one its listener serves).
     """
     cfg = sandbox_cfg or sandbox_config(environ)
     defaults = limit_defaults(environ)
-    llm_client = LLMClient(settings)
-    store = SQLiteStore(settings.db, busy_timeout_s=settings.db_busy_timeout_s)
+    ops = ops or Ops()
+    llm_client = MeteredLLMClient(settings, ops.metrics)
+    store: Store = MeteredStore(
+        SQLiteStore(settings.db, busy_timeout_s=settings.db_busy_timeout_s), ops.metrics
+    )
     await store.open()
     try:
         async with AsyncExitStack() as stack:
-            sandbox: Runner
-            if runner is not None:
-                sandbox = runner
-            else:
-                sandbox = await stack.enter_async_context(Sandbox(cfg))
+            sandbox = MeteredRunner(
+                runner if runner is not None else await stack.enter_async_context(Sandbox(cfg)), ops.metrics
+            )
             limits = LimitsEngine(store, defaults)
             agent = Agent(llm_client, Reviewer(llm_client), sandbox)
             deps = TurnDeps(
@@ -76,7 +81,8 @@ async def open_core(
                 base_limits=cfg.default_limits,
             )
             commands = Commands(store, limits, settings.admin_ids)
-            core = Codebot(settings, store, TurnRunner(deps), commands)
+            core = Codebot(settings, store, ObservedTurns(deps, ops.metrics), commands)
+            ops.bind(Readiness(settings, store, sandbox, core))
             # Everything built so far (modules, SDK schemas, pydantic models) lives as long as the process.
             # Moving it out of the collector's reach keeps full collections from rescanning it: without
             # this, a full collection under load blocked the event loop for over 100 ms.

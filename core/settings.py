@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     event_ttl_s: float = Field(86400.0, alias="CODEBOT_EVENT_TTL_S", gt=0)
     log_level: str = Field("INFO", alias="CODEBOT_LOG_LEVEL")
 
+    # operations: health, readiness and metrics listener (no port = off), log line format
+    http_host: str = Field("127.0.0.1", alias="CODEBOT_HTTP_HOST")
+    http_port: int | None = Field(None, alias="CODEBOT_HTTP_PORT", ge=0, le=65535)
+    log_format: Literal["text", "json"] = Field("text", alias="CODEBOT_LOG_FORMAT")
+
     # Slack
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
@@ -75,6 +80,11 @@ class Settings(BaseSettings):
         if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return v
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
 
     @property
     def effective_review_model(self) -> str:
