@@ -16,7 +16,7 @@ from core.llm import LLMClient
 from core.review.reviewer import Reviewer
 from core.service import Codebot
 from core.settings import ConfigError, Settings, read_environment
-from core.store.sqlite import SQLiteStore
+from core.store.factory import make_store
 from core.turn import TurnDeps, TurnRunner
 from sandbox import Sandbox, SandboxConfig
 
@@ -56,7 +56,9 @@ async def open_core(
     cfg = sandbox_cfg or sandbox_config(environ)
     defaults = limit_defaults(environ)
     llm_client = LLMClient(settings)
-    store = SQLiteStore(settings.db, busy_timeout_s=settings.db_busy_timeout_s)
+    store = make_store(
+        settings.database, busy_timeout_s=settings.db_busy_timeout_s, pool_size=settings.db_pool_size
+    )
     await store.open()
     try:
         async with AsyncExitStack() as stack:

@@ -1,7 +1,9 @@
-"""Ordered, named schema migrations for the SQLite store, applied at open inside one transaction.
+"""Ordered, named schema migrations for both backends, and the SQLite runner that applies them.
 
-Append new migrations at the end and never edit one that has shipped: databases record the names they
-have applied and only run the ones they lack.
+One list of steps serves SQLite and PostgreSQL: a step's `statements` are SQLite's, and its `postgres`
+statements replace them where the dialects differ (types, identity columns, functions); a step without
+them runs the same SQL on both. Append new migrations at the end and never edit one that has shipped:
+databases record the names they have applied and only run the ones they lack.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ class NewerDatabaseError(Exception):
 @dataclass(frozen=True)
 class Migration:
     name: str
-    statements: tuple[str, ...]  # run one by one: executescript would commit our transaction
+    statements: tuple[str, ...]  # SQLite's, run one by one: executescript would commit our transaction
+    postgres: tuple[str, ...] | None = None  # PostgreSQL's where it differs; None = the same statements
+
+    def for_postgres(self) -> tuple[str, ...]:
+        """Return the statements PostgreSQL runs for this step."""
+        return self.statements if self.postgres is None else self.postgres
 
 
 _INITIAL = (
@@ -93,7 +100,95 @@ _INITIAL = (
     "CREATE INDEX buckets_expiry ON buckets (expires_at)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("001_initial", _INITIAL),)
+# The same tables for PostgreSQL: timestamps are DOUBLE PRECISION (its REAL is only 4 bytes), ids are
+# identity columns, and counters that sum tokens are BIGINT.
+_INITIAL_POSTGRES = (
+    """CREATE TABLE conversations (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        UNIQUE (platform, workspace, channel, thread))""",
+    """CREATE TABLE messages (
+        conversation_id BIGINT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, seq))""",
+    """CREATE TABLE events (
+        platform TEXT NOT NULL, event_id TEXT NOT NULL,
+        claimed_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (platform, event_id))""",
+    "CREATE INDEX events_expiry ON events (expires_at)",
+    """CREATE TABLE turns (
+        event_id TEXT PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        user_id TEXT NOT NULL, question TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('started', 'committed', 'abandoned')),
+        reason TEXT, started_at DOUBLE PRECISION NOT NULL, finished_at DOUBLE PRECISION)""",
+    "CREATE INDEX turns_open ON turns (started_at) WHERE state = 'started'",
+    "CREATE INDEX turns_finished ON turns (finished_at) WHERE state != 'started'",
+    "CREATE INDEX turns_thread ON turns (platform, workspace, channel, thread) WHERE state = 'started'",
+    """CREATE TABLE audit (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        user_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+        step INTEGER NOT NULL CHECK (step >= 0),
+        code TEXT NOT NULL,
+        allowed INTEGER NOT NULL CHECK (allowed IN (0, 1)),
+        risk TEXT NOT NULL, reasons TEXT NOT NULL, outcome TEXT NOT NULL,
+        exit_code INTEGER,
+        duration_ms DOUBLE PRECISION NOT NULL CHECK (duration_ms >= 0),
+        event_id TEXT)""",
+    "CREATE INDEX audit_workspace ON audit (platform, workspace, id)",
+    """CREATE TABLE usage (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, user_id TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        questions INTEGER NOT NULL, runs INTEGER NOT NULL, refusals INTEGER NOT NULL,
+        tokens BIGINT NOT NULL, sandbox_ms DOUBLE PRECISION NOT NULL)""",
+    """CREATE INDEX usage_workspace ON usage (platform, workspace, at)
+        INCLUDE (questions, runs, refusals, tokens, sandbox_ms)""",
+    """CREATE INDEX usage_user ON usage (platform, workspace, user_id, at)
+        INCLUDE (questions, runs, refusals, tokens, sandbox_ms)""",
+    """CREATE TABLE limits (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (platform, workspace, name))""",
+    """CREATE TABLE limit_changes (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, name TEXT NOT NULL,
+        old TEXT, new TEXT NOT NULL, by TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX limit_changes_workspace ON limit_changes (platform, workspace, id)",
+    """CREATE TABLE buckets (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        bucket TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, amount BIGINT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX buckets_window ON buckets (bucket, at) INCLUDE (amount)",
+    "CREATE INDEX buckets_expiry ON buckets (expires_at)",
+    # Under READ COMMITTED a statement's snapshot predates any lock it waits for, so "count the window,
+    # then insert" cannot be one plain statement. This function takes a per-bucket transaction lock first;
+    # its next query gets a fresh snapshot that includes every slot committed before the lock was granted.
+    # One call, one round trip, and exactly `lim` winners however many replicas race.
+    """CREATE FUNCTION codebot_take_slot(
+            p_bucket TEXT, p_limit INTEGER, p_window DOUBLE PRECISION, p_now DOUBLE PRECISION,
+            OUT granted BOOLEAN, OUT used BIGINT, OUT oldest DOUBLE PRECISION)
+        LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            granted := FALSE;
+            IF p_limit > 0 THEN
+                PERFORM pg_advisory_xact_lock(hashtextextended('codebot.bucket:' || p_bucket, 0));
+                SELECT COALESCE(SUM(amount), 0) INTO used
+                    FROM buckets WHERE bucket = p_bucket AND at > p_now - p_window;
+                IF used < p_limit THEN
+                    INSERT INTO buckets (bucket, at, amount, expires_at)
+                        VALUES (p_bucket, p_now, 1, p_now + p_window);
+                    granted := TRUE;
+                END IF;
+            END IF;
+            SELECT COALESCE(SUM(amount), 0), MIN(at) INTO used, oldest
+                FROM buckets WHERE bucket = p_bucket AND at > p_now - p_window;
+        END $$""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration("001_initial", _INITIAL, _INITIAL_POSTGRES),)
 
 
 async def apply_migrations(
