@@ -101,12 +101,15 @@ _INITIAL = (
 )
 
 # The same tables for PostgreSQL: timestamps are DOUBLE PRECISION (its REAL is only 4 bytes), ids are
-# identity columns, and counters that sum tokens are BIGINT.
+# identity columns, and counters that sum tokens are BIGINT. conversations.last_seq lets one statement
+# append a turn's messages: ON CONFLICT updates the row's latest committed version, whatever the
+# statement's snapshot saw, so racing appends to one thread get consecutive, distinct numbers.
 _INITIAL_POSTGRES = (
     """CREATE TABLE conversations (
         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
         created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        last_seq INTEGER NOT NULL DEFAULT 0,
         UNIQUE (platform, workspace, channel, thread))""",
     """CREATE TABLE messages (
         conversation_id BIGINT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
@@ -172,6 +175,9 @@ _INITIAL_POSTGRES = (
             OUT granted BOOLEAN, OUT used BIGINT, OUT oldest DOUBLE PRECISION)
         LANGUAGE plpgsql VOLATILE AS $$
         BEGIN
+            -- A rate-limit count is not worth a disk flush per call: like SQLite's synchronous=NORMAL, a
+            -- server crash may forget the last fraction of a second of counts, never history or claims.
+            PERFORM set_config('synchronous_commit', 'off', true);
             granted := FALSE;
             IF p_limit > 0 THEN
                 PERFORM pg_advisory_xact_lock(hashtextextended('codebot.bucket:' || p_bucket, 0));

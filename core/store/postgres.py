@@ -5,8 +5,8 @@ protocol and caches prepared statements per connection, which keeps a turn's han
 well under a millisecond each on a local server; psycopg 3 would need psycopg_pool and a C build to match.
 
 Atomicity across replicas: every decision is one statement (claim_event, start_turn, has_conversation,
-reset), one function call taking a transaction lock (take_slot), or a transaction whose first statement
-locks the row that decides (commit_turn locks the turn's row; set_limit a per-limit advisory lock).
+reset, commit_turn), one function call taking a transaction lock (take_slot), or a transaction whose
+first statement takes a per-limit advisory lock (set_limit).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from core.store import postgres_commit as commit
 from core.store import postgres_history as history
 from core.store import postgres_ledger as ledger
 from core.store.base import (
@@ -102,13 +103,16 @@ class PostgresStore:
         self._pool = pool
 
     async def _create_pool(self) -> Any:
+        # Every connection is opened here and kept: opening one costs a few ms of CPU on the event loop
+        # (SCRAM's key derivation), which would stall every turn if it happened under load.
         # lock_timeout bounds every wait for a row or advisory lock held by another replica; the command
         # timeout is the safety net for a server that stops answering altogether.
         try:
             return await asyncpg.create_pool(
                 self._dsn,
-                min_size=1,
+                min_size=self._pool_size,
                 max_size=self._pool_size,
+                max_inactive_connection_lifetime=0,
                 timeout=self._timeout_s,
                 command_timeout=max(30.0, 2 * self._timeout_s),
                 server_settings={
@@ -201,15 +205,9 @@ class PostgresStore:
         Committing the same event id twice is a no-op, so a retried commit never duplicates history.
         """
         now = turn.usage.at
-        async with self._write() as db:
-            if not await history.mark_committed(db, turn.key, turn.event_id, turn.usage.user_id, now):
-                return
-            if turn.messages:
-                await history.append_messages(db, turn.key, turn.messages, now)
-            await ledger.insert_audits(db, turn.audits, turn.event_id)
-            await ledger.add_usage(db, turn.usage)
-        if self._sweep_due("turns", now):
-            async with self._conn() as db:
+        async with self._conn() as db:
+            await commit.commit_turn(db, turn)  # one statement: atomic, one round trip, one commit
+            if self._sweep_due("turns", now):
                 await history.sweep_turns(db, now - self._turn_retention_s)
 
     # de-duplication and turn bookkeeping

@@ -1,13 +1,12 @@
 """PostgreSQL SQL for conversations, their messages, processed events and turn bookkeeping.
 
 Functions take a connection; the caller (PostgresStore) owns transactions. Every function that decides
-something (claim, commit) does it in one statement, or under a row lock taken by its first statement,
-because READ COMMITTED gives each statement its own snapshot.
+something (claim, reset) does it in one statement, because READ COMMITTED gives each statement its own
+snapshot; commit_turn lives in postgres_commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from core.types import ThreadKey
@@ -63,29 +62,6 @@ async def reset_conversation(db: Conn, key: ThreadKey) -> int:
     return int(count)
 
 
-async def append_messages(db: Conn, key: ThreadKey, bodies: Sequence[str], now: float) -> None:
-    """Append bodies after the thread's last message, creating the conversation if needed.
-
-    The upsert locks the conversation's row until commit, so the next statement's fresh snapshot sees
-    every message another transaction appended before it let go: sequence numbers never collide.
-    """
-    conversation_id = await db.fetchval(
-        """INSERT INTO conversations (platform, workspace, channel, thread, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $5)
-           ON CONFLICT (platform, workspace, channel, thread) DO UPDATE SET updated_at = excluded.updated_at
-           RETURNING id""",
-        *key_params(key),
-        now,
-    )
-    await db.execute(
-        """INSERT INTO messages (conversation_id, seq, body)
-           SELECT $1, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = $1) + t.n, t.body
-           FROM unnest($2::text[]) WITH ORDINALITY AS t (body, n)""",
-        conversation_id,
-        list(bodies),
-    )
-
-
 async def claim_event(db: Conn, platform: str, event_id: str, now: float, ttl_s: float) -> bool:
     """Insert the event, or re-take it if its claim expired; True if this call took it.
 
@@ -134,28 +110,6 @@ async def start_turn(
         question,
         now,
     )
-
-
-async def mark_committed(db: Conn, key: ThreadKey, event_id: str, user_id: str, now: float) -> bool:
-    """Mark the turn committed (creating its row if needed); False if it already was.
-
-    The first statement of commit_turn: it locks the turn's row, so a second commit of the same event
-    waits here, then sees 'committed' and writes nothing.
-    """
-    changed = await db.fetchval(
-        """INSERT INTO turns (event_id, platform, workspace, channel, thread, user_id, question, state,
-                              reason, started_at, finished_at)
-           VALUES ($1, $2, $3, $4, $5, $6, '', 'committed', NULL, $7, $7)
-           ON CONFLICT (event_id) DO UPDATE SET state = 'committed', reason = NULL,
-             finished_at = excluded.finished_at
-           WHERE turns.state != 'committed'
-           RETURNING 1""",
-        event_id,
-        *key_params(key),
-        user_id,
-        now,
-    )
-    return changed is not None
 
 
 async def abandon_turn(db: Conn, event_id: str, reason: str, now: float) -> None:

@@ -5,11 +5,11 @@ Functions take a connection; the caller (PostgresStore) owns transactions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from core.store.base import AuditRecord, LimitChange, SlotResult, UsageRecord, UsageTotals, Workspace
-from core.store.postgres_history import SWEEP_ROWS, Conn, key_params
+from core.store.postgres_history import SWEEP_ROWS, Conn
 from core.types import ThreadKey
 
 _AUDIT_COLUMNS = (
@@ -34,22 +34,6 @@ def _audit_record(row: Sequence[Any]) -> AuditRecord:
         duration_ms=row[14],
         id=row[0],
     )
-
-
-async def insert_audits(db: Conn, audits: Iterable[AuditRecord], event_id: str | None) -> None:
-    """Insert audit records in order (their `id` is ignored; the database assigns one)."""
-    rows = [
-        (*key_params(a.key), a.user_id, a.at, a.step, a.code, int(a.allowed), a.risk, a.reasons,
-         a.outcome, a.exit_code, a.duration_ms, event_id)
-        for a in audits
-    ]  # fmt: skip
-    if rows:
-        await db.executemany(
-            """INSERT INTO audit (platform, workspace, channel, thread, user_id, at, step, code, allowed,
-                                  risk, reasons, outcome, exit_code, duration_ms, event_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
-            rows,
-        )
 
 
 async def audit(db: Conn, ws: Workspace, limit: int, before_id: int | None) -> list[AuditRecord]:
@@ -206,8 +190,10 @@ async def take_slot(db: Conn, bucket: str, limit: int, window_s: float, now: flo
 
 async def add(db: Conn, bucket: str, amount: int, window_s: float, now: float) -> None:
     """Insert one bucket row that counts until now + window_s."""
+    # Without a disk flush of its own, as take_slot's (see codebot_take_slot in migration 001).
     await db.execute(
-        "INSERT INTO buckets (bucket, at, amount, expires_at) VALUES ($1, $2, $3, $4)",
+        """WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+           INSERT INTO buckets (bucket, at, amount, expires_at) SELECT $1, $2, $3, $4 FROM relaxed""",
         bucket,
         now,
         amount,

@@ -106,13 +106,11 @@ async def test_a_dropped_connection_fails_one_call_plainly_and_the_pool_recovers
     await other.open()
     try:
         await store.commit_turn(turn(KEY, "e1", ["kept"]))
+        async with store._conn() as db:
+            pid = await db.fetchval("SELECT pg_backend_pid()")
         # The server ends the store's only connection, as a PostgreSQL restart or failover would.
         async with other._conn() as db:
-            await db.execute(
-                """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                   WHERE pid != pg_backend_pid() AND usename = current_user
-                     AND application_name = 'codebot' AND query LIKE '%turns%'"""
-            )
+            assert await db.fetchval("SELECT pg_terminate_backend($1)", pid)
         results = []
         for _ in range(3):
             try:
