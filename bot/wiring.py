@@ -12,10 +12,12 @@ from typing import Any
 from core.agent import Agent, Runner
 from core.commands import Commands
 from core.limits import LimitDefaults, LimitsEngine, WorkspaceGate
+from core.limits.store_gate import StoreGate
 from core.llm import LLMClient
 from core.review.reviewer import Reviewer
 from core.service import Codebot
 from core.settings import ConfigError, Settings, read_environment
+from core.store.base import Store
 from core.store.factory import make_store
 from core.turn import TurnDeps, TurnRunner
 from sandbox import Sandbox, SandboxConfig
@@ -40,6 +42,13 @@ def limit_defaults(environ: Mapping[str, str]) -> LimitDefaults:
         return LimitDefaults.from_env(environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _gate(settings: Settings, store: Store) -> WorkspaceGate:
+    """Replicas on PostgreSQL share one queue per workspace in the database; one process keeps its own."""
+    if isinstance(settings.database, str):
+        return StoreGate(store, lease_s=settings.turn_lease_s)
+    return WorkspaceGate()
 
 
 @asynccontextmanager
@@ -74,7 +83,7 @@ async def open_core(
                 store=store,
                 agent=agent,
                 limits=limits,
-                gate=WorkspaceGate(),
+                gate=_gate(settings, store),
                 base_limits=cfg.default_limits,
             )
             commands = Commands(store, limits, settings.admin_ids)

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     db: Path = Field(Path("codebot.db"), alias="CODEBOT_DB")
     db_busy_timeout_s: float = Field(5.0, alias="CODEBOT_DB_BUSY_TIMEOUT_S", ge=0)
     db_pool_size: int = Field(10, alias="CODEBOT_DB_POOL_SIZE", ge=1, le=1000)
+    turn_lease_s: float = Field(60.0, alias="CODEBOT_TURN_LEASE_S", ge=3, le=3600)
     admin_ids: Annotated[tuple[str, ...], NoDecode] = Field((), alias="CODEBOT_ADMIN_IDS")
     max_question_chars: int = Field(8000, alias="CODEBOT_MAX_QUESTION_CHARS", ge=10)
     history_max_messages: int = Field(40, alias="CODEBOT_HISTORY_MAX_MESSAGES", ge=2)

@@ -191,7 +191,39 @@ class Ledger(Protocol):
     async def bucket_total(self, bucket: str, window_s: float, now: float) -> int: ...
 
 
-class Store(Conversations, Events, AuditLog, Ledger, Protocol):
+class Leases(Protocol):
+    """Leases shared by replicas: the per-workspace queue and per-thread locks.
+
+    A holder renews its lease by polling; a lease not renewed by `now + lease_s` (a dead replica's) is
+    dropped, and its slot or lock goes to the next in line.
+    """
+
+    async def gate_enter(
+        self, workspace: Workspace, owner: str, cap: int, now: float, lease_s: float
+    ) -> tuple[int, int]:
+        """Queue a ticket and poll it at once: (ticket, 0 = running, N = queue position)."""
+        ...
+
+    async def gate_poll(
+        self, ticket: int, workspace: Workspace, cap: int, now: float, lease_s: float
+    ) -> int | None:
+        """Renew the ticket and admit it if a slot is free: 0 = running, N = queue position, None = lost."""
+        ...
+
+    async def gate_leave(self, ticket: int) -> None: ...
+
+    async def gate_counts(self, workspace: Workspace, now: float) -> tuple[int, int]:
+        """(running, waiting) live tickets of the workspace, across replicas."""
+        ...
+
+    async def lock_thread(self, key: ThreadKey, owner: str, now: float, lease_s: float) -> bool:
+        """Take or renew the thread's lock for `owner`; True if `owner` holds it now (atomic)."""
+        ...
+
+    async def unlock_thread(self, key: ThreadKey, owner: str) -> None: ...
+
+
+class Store(Conversations, Events, AuditLog, Ledger, Leases, Protocol):
     """Conversation-shaped persistence: every part of the contract, opened and closed as one."""
 
     async def open(self) -> None:

@@ -194,7 +194,84 @@ _INITIAL_POSTGRES = (
         END $$""",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("001_initial", _INITIAL, _INITIAL_POSTGRES),)
+# Leases shared by replicas: the per-workspace queue (tickets in FIFO id order, 'waiting' or 'running')
+# and per-thread locks. A lease its holder stops renewing (a dead replica) expires and is taken over.
+_LEASES = (
+    """CREATE TABLE gate_tickets (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, owner TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('waiting', 'running')),
+        lease_until REAL NOT NULL)""",
+    "CREATE INDEX gate_tickets_queue ON gate_tickets (platform, workspace, id)",
+    """CREATE TABLE thread_locks (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        owner TEXT NOT NULL, lease_until REAL NOT NULL,
+        PRIMARY KEY (platform, workspace, channel, thread)) WITHOUT ROWID""",
+)
+
+_LEASES_POSTGRES = (
+    """CREATE TABLE gate_tickets (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, owner TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('waiting', 'running')),
+        lease_until DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX gate_tickets_queue ON gate_tickets (platform, workspace, id)",
+    """CREATE TABLE thread_locks (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        owner TEXT NOT NULL, lease_until DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (platform, workspace, channel, thread))""",
+    # One call per poll: under a per-workspace transaction lock, drop dead tickets, renew this one, and
+    # admit it if it is among the first (cap - running) waiters. Returns 0 = running, N = position in
+    # the queue (1 = next), NULL = the ticket is gone (its lease expired).
+    """CREATE FUNCTION codebot_gate_poll(
+            p_ticket BIGINT, p_platform TEXT, p_workspace TEXT, p_cap INTEGER,
+            p_now DOUBLE PRECISION, p_lease DOUBLE PRECISION)
+        RETURNS INTEGER LANGUAGE plpgsql VOLATILE AS $$
+        DECLARE
+            v_state TEXT;
+            v_running INTEGER;
+            v_position INTEGER;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(
+                hashtextextended('codebot.gate:' || p_platform || ':' || p_workspace, 0));
+            DELETE FROM gate_tickets
+                WHERE platform = p_platform AND workspace = p_workspace AND lease_until <= p_now;
+            UPDATE gate_tickets SET lease_until = p_now + p_lease WHERE id = p_ticket
+                RETURNING state INTO v_state;
+            IF v_state IS NULL THEN
+                RETURN NULL;
+            END IF;
+            IF v_state = 'running' THEN
+                RETURN 0;
+            END IF;
+            SELECT count(*) INTO v_running FROM gate_tickets
+                WHERE platform = p_platform AND workspace = p_workspace AND state = 'running';
+            SELECT count(*) + 1 INTO v_position FROM gate_tickets
+                WHERE platform = p_platform AND workspace = p_workspace AND state = 'waiting'
+                  AND id < p_ticket;
+            IF v_position <= p_cap - v_running THEN
+                UPDATE gate_tickets SET state = 'running' WHERE id = p_ticket;
+                RETURN 0;
+            END IF;
+            RETURN v_position;
+        END $$""",
+    # Queue a ticket and poll it at once, so a turn that finds a free slot costs one round trip.
+    """CREATE FUNCTION codebot_gate_enter(
+            p_platform TEXT, p_workspace TEXT, p_owner TEXT, p_cap INTEGER,
+            p_now DOUBLE PRECISION, p_lease DOUBLE PRECISION, OUT ticket BIGINT, OUT place INTEGER)
+        LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            INSERT INTO gate_tickets (platform, workspace, owner, state, lease_until)
+                VALUES (p_platform, p_workspace, p_owner, 'waiting', p_now + p_lease)
+                RETURNING id INTO ticket;
+            place := codebot_gate_poll(ticket, p_platform, p_workspace, p_cap, p_now, p_lease);
+        END $$""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("001_initial", _INITIAL, _INITIAL_POSTGRES),
+    Migration("002_leases", _LEASES, _LEASES_POSTGRES),
+)
 
 
 async def apply_migrations(

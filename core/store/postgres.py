@@ -20,6 +20,7 @@ import asyncpg
 
 from core.store import postgres_commit as commit
 from core.store import postgres_history as history
+from core.store import postgres_leases as leases
 from core.store import postgres_ledger as ledger
 from core.store.base import (
     AuditRecord,
@@ -39,7 +40,22 @@ from core.types import ThreadKey
 SWEEP_EVERY_S = 10.0  # expired rows only cost space, so sweeping them needs no hurry
 
 # What a driver call can raise besides our own errors; all of it becomes a StoreError.
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+# After these a connection's protocol state is unknown (a server that dropped it mid-query leaves
+# asyncpg's state machine half-way): it is closed instead of going back to the pool.
+_BROKEN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 class PostgresStore:
@@ -162,7 +178,11 @@ class PostgresStore:
             raise StoreError("the store is not open")
         try:
             async with pool.acquire(timeout=self._timeout_s) as db:
-                yield db
+                try:
+                    yield db
+                except _BROKEN:
+                    db.terminate()  # the pool opens a fresh one in its place on the next acquire
+                    raise
         except asyncpg.exceptions.DataError as exc:  # a value the column type cannot hold
             raise StoreError(f"the store rejected an invalid record ({type(exc).__name__})") from exc
         except _DRIVER_ERRORS as exc:
@@ -300,3 +320,39 @@ class PostgresStore:
         """Return a bucket's total inside the window ending at `now`."""
         async with self._conn() as db:
             return await ledger.bucket_total(db, bucket, window_s, now)
+
+    # leases shared by replicas (queue tickets, thread locks)
+
+    async def gate_enter(
+        self, workspace: Workspace, owner: str, cap: int, now: float, lease_s: float
+    ) -> tuple[int, int]:
+        """Queue a ticket and poll it at once: (ticket, 0 = running, N = queue position)."""
+        async with self._conn() as db:
+            return await leases.gate_enter(db, workspace, owner, max(cap, 1), now, lease_s)
+
+    async def gate_poll(
+        self, ticket: int, workspace: Workspace, cap: int, now: float, lease_s: float
+    ) -> int | None:
+        """Renew the ticket and admit it if a slot is free: 0 = running, N = queue position, None = lost."""
+        async with self._conn() as db:
+            return await leases.gate_poll(db, ticket, workspace, max(cap, 1), now, lease_s)
+
+    async def gate_leave(self, ticket: int) -> None:
+        """Give up a ticket, running or waiting."""
+        async with self._conn() as db:
+            await leases.gate_leave(db, ticket)
+
+    async def gate_counts(self, workspace: Workspace, now: float) -> tuple[int, int]:
+        """Return (running, waiting) live tickets of the workspace, across replicas."""
+        async with self._conn() as db:
+            return await leases.gate_counts(db, workspace, now)
+
+    async def lock_thread(self, key: ThreadKey, owner: str, now: float, lease_s: float) -> bool:
+        """Take or renew the thread's lock for `owner`; True if `owner` holds it now."""
+        async with self._conn() as db:
+            return await leases.lock_thread(db, key, owner, now, lease_s)
+
+    async def unlock_thread(self, key: ThreadKey, owner: str) -> None:
+        """Release the thread's lock if `owner` still holds it."""
+        async with self._conn() as db:
+            await leases.unlock_thread(db, key, owner)

@@ -89,12 +89,16 @@ def translate(exc: BaseException, dsn: str) -> StoreError:
         )
     if state in _NO_SPACE:
         return StoreError(f"the PostgreSQL server's disk is full ({_where(dsn)}); free some space")
+    if state in _TIMEOUTS or isinstance(exc, TimeoutError):  # before OSError: TimeoutError is one
+        return StoreError(f"PostgreSQL did not answer in time ({_where(dsn)}); try again shortly")
     if state in _STARTING | _ADMIN_SHUTDOWN or isinstance(
-        exc, asyncpg.exceptions.ConnectionDoesNotExistError | asyncpg.exceptions.InterfaceError | OSError
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.exceptions.InterfaceError
+        | asyncpg.exceptions.InternalClientError
+        | OSError,
     ):
         return StoreError(f"lost the connection to PostgreSQL ({_where(dsn)}); try again shortly")
-    if state in _TIMEOUTS or isinstance(exc, TimeoutError):
-        return StoreError(f"PostgreSQL did not answer in time ({_where(dsn)}); try again shortly")
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         # The constraint's name, never the row's values (those are in the error's detail, not shown).
         name = getattr(exc, "constraint_name", None) or type(exc).__name__
