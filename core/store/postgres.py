@@ -33,7 +33,7 @@ from core.store.base import (
     Workspace,
 )
 from core.store.migrations import MIGRATIONS, ForeignDatabaseError, Migration, NewerDatabaseError
-from core.store.postgres_errors import connect_error, redact, translate
+from core.store.postgres_errors import connect_error, read_only_error, redact, translate
 from core.store.postgres_migrate import apply_migrations, schema_version
 from core.types import ThreadKey
 
@@ -157,7 +157,7 @@ class PostgresStore:
         except StoreError as exc:
             return str(exc)
         if read_only == "on":
-            return translate(asyncpg.exceptions.ReadOnlySQLTransactionError(""), self._dsn).args[0]
+            return str(read_only_error(self._dsn))
         return "ok"
 
     def pool_usage(self) -> tuple[int, int]:

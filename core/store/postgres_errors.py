@@ -53,6 +53,14 @@ def _where(dsn: str) -> str:
     return f"CODEBOT_DB={redact(dsn)}"
 
 
+def read_only_error(dsn: str) -> StoreError:
+    """Build the error for a database that refuses writes (a hot standby, a read-only role or setting)."""
+    return StoreError(
+        f"the PostgreSQL database is read-only ({_where(dsn)}); "
+        "point CODEBOT_DB at the primary, not a standby or a read-only role"
+    )
+
+
 def connect_error(exc: BaseException, dsn: str) -> StoreError:
     """Map a failure to open a connection (or the pool) to a StoreError naming the fix."""
     if isinstance(exc, asyncpg.PostgresError):
@@ -76,10 +84,7 @@ def translate(exc: BaseException, dsn: str) -> StoreError:
     if state == _NO_DATABASE:
         return StoreError(f"the PostgreSQL database does not exist ({_where(dsn)}); create it first")
     if state == _READ_ONLY:
-        return StoreError(
-            f"the PostgreSQL database is read-only ({_where(dsn)}); "
-            "point CODEBOT_DB at the primary, not a standby or a read-only role"
-        )
+        return read_only_error(dsn)
     if state == _INSUFFICIENT_PRIVILEGE:
         return StoreError(f"the PostgreSQL role lacks a privilege codebot needs ({_where(dsn)})")
     if state in _TOO_MANY:
