@@ -11,6 +11,7 @@ first statement takes a per-limit advisory lock (set_limit).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -87,6 +88,7 @@ class PostgresStore:
         self._turn_retention_s = turn_retention_s
         self._migrations = tuple(migrations)
         self._pool: Any = None
+        self._opening = asyncio.Lock()
         self._swept: dict[str, float] = {}
 
     @property
@@ -96,8 +98,11 @@ class PostgresStore:
 
     async def open(self) -> None:
         """Connect the pool and apply pending migrations in order, inside a transaction."""
-        if self._pool is not None:
-            return
+        async with self._opening:  # two concurrent opens must not build two pools
+            if self._pool is None:
+                self._pool = await self._migrated_pool()
+
+    async def _migrated_pool(self) -> Any:
         pool = await self._create_pool()
         try:
             async with pool.acquire(timeout=self._timeout_s) as db:
@@ -116,7 +121,7 @@ class PostgresStore:
             if isinstance(exc, _DRIVER_ERRORS):
                 raise translate(exc, self._dsn) from None
             raise
-        self._pool = pool
+        return pool
 
     async def _create_pool(self) -> Any:
         # Every connection is opened here and kept: opening one costs a few ms of CPU on the event loop
@@ -131,14 +136,17 @@ class PostgresStore:
                 max_inactive_connection_lifetime=0,
                 timeout=self._timeout_s,
                 command_timeout=max(30.0, 2 * self._timeout_s),
-                server_settings={
-                    "lock_timeout": str(int(self._timeout_s * 1000)),
-                    "application_name": "codebot",
-                },
+                server_settings=self._server_settings(),
             )
         except Exception as exc:  # the pool raised before any connection existed: nothing to clean up
             # `from None`: a driver message about a malformed URL may quote it, password and all.
             raise connect_error(exc, self._dsn) from None
+
+    def _server_settings(self) -> dict[str, str]:
+        settings = {"lock_timeout": str(int(self._timeout_s * 1000))}
+        if "application_name=" not in self._dsn:  # the DSN's own name (one per replica, say) wins
+            settings["application_name"] = "codebot"
+        return settings
 
     async def close(self) -> None:
         """Close the pool after in-flight calls finish; calling it twice is harmless."""

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 import traceback
+import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -177,3 +178,17 @@ def test_redact_hides_passwords_in_the_url_and_its_parameters() -> None:
         "postgres://bot@db/codebot?password=***&sslmode=require"
     )
     assert "pw" not in redact("postgresql://bot:p%40w@[::1]:5432/codebot")
+
+
+async def test_concurrent_opens_build_one_pool(dsn: str) -> None:
+    name = f"codebot-{uuid.uuid4().hex[:8]}"  # this test's connections, among any other session's
+    store = PostgresStore(f"{dsn}&application_name={name}", pool_size=2)
+    await asyncio.gather(*(store.open() for _ in range(5)))
+    count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
+    try:
+        assert store.pool_usage() == (2, 2)
+        async with store._conn() as db:
+            assert await db.fetchval(count, name) == 2
+    finally:
+        await store.close()
+    assert store.pool_usage() == (0, 2)
