@@ -138,7 +138,7 @@ class PostgresStore:
                 command_timeout=max(30.0, 2 * self._timeout_s),
                 server_settings=self._server_settings(),
             )
-        except Exception as exc:  # the pool raised before any connection existed: nothing to clean up
+        except Exception as exc:  # asyncpg has already closed any connection it opened
             # `from None`: a driver message about a malformed URL may quote it, password and all.
             raise connect_error(exc, self._dsn) from None
 
@@ -185,16 +185,25 @@ class PostgresStore:
         if pool is None:
             raise StoreError("the store is not open")
         try:
-            async with pool.acquire(timeout=self._timeout_s) as db:
-                try:
-                    yield db
-                except _BROKEN:
-                    db.terminate()  # the pool opens a fresh one in its place on the next acquire
-                    raise
+            db = await pool.acquire(timeout=self._timeout_s)
+        except TimeoutError:
+            raise StoreError(
+                f"all {self._pool_size} database connections stayed busy for {self._timeout_s:g} s "
+                f"({self.path}); raise CODEBOT_DB_POOL_SIZE or lighten the load"
+            ) from None
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc, self._dsn) from exc
+        try:
+            yield db
+        except _BROKEN as exc:
+            db.terminate()  # its protocol state is unknown; the pool opens a fresh one in its place
+            raise translate(exc, self._dsn) from exc
         except asyncpg.exceptions.DataError as exc:  # a value the column type cannot hold
             raise StoreError(f"the store rejected an invalid record ({type(exc).__name__})") from exc
         except _DRIVER_ERRORS as exc:
             raise translate(exc, self._dsn) from exc
+        finally:
+            await pool.release(db)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Any]:

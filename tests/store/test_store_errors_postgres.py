@@ -192,3 +192,16 @@ async def test_concurrent_opens_build_one_pool(dsn: str) -> None:
     finally:
         await store.close()
     assert store.pool_usage() == (0, 2)
+
+
+async def test_an_exhausted_pool_says_so_within_the_timeout(dsn: str) -> None:
+    store = PostgresStore(dsn, pool_size=1, timeout_s=0.3)
+    await store.open()
+    try:
+        async with store._conn():  # the only connection, busy with something long
+            with pytest.raises(StoreError, match="all 1 database connections stayed busy") as caught:
+                await store.load_messages(KEY, 10)
+        assert "CODEBOT_DB_POOL_SIZE" in str(caught.value) and ":***@" in str(caught.value)
+        assert await store.load_messages(KEY, 10) == []  # free again
+    finally:
+        await store.close()
