@@ -1,21 +1,27 @@
-"""Benchmark the SQLite store: per-call latency, usage() at scale, and event-loop lag under load.
+"""Benchmark the stores: per-call latency and a turn's store work on SQLite and PostgreSQL side by side,
+usage() at scale, and the last-slot race under load.
 
-Run: python bench/store_bench.py   (writes only to a temporary directory)
+Run: python bench/store_bench.py   (SQLite in a temporary directory; PostgreSQL too when
+CODEBOT_BENCH_POSTGRES or CODEBOT_TEST_POSTGRES names a server, in a schema dropped afterwards)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiosqlite
 
-from core.store.base import AuditRecord, Turn, UsageRecord, Workspace
+from core.store.base import AuditRecord, Store, Turn, UsageRecord, Workspace
+from core.store.postgres import PostgresStore
 from core.store.sqlite import SQLiteStore
 from core.types import ThreadKey
 
@@ -82,31 +88,104 @@ async def _max_loop_lag(work: Awaitable[object]) -> float:
     return worst
 
 
+@contextlib.asynccontextmanager
+async def _postgres_target() -> AsyncIterator[str | None]:
+    """Yield a DSN on a fresh schema of the configured server (None when there is none), then drop it."""
+    dsn = os.environ.get("CODEBOT_BENCH_POSTGRES") or os.environ.get("CODEBOT_TEST_POSTGRES")
+    if not dsn:
+        yield None
+        return
+    import asyncpg
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        yield dsn + ("&" if "?" in dsn else "?") + f"search_path={schema}"
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()
+
+
 async def main() -> None:
     """Print the figures."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
-        store = SQLiteStore(path)
-        await store.open()
-        now = time.time()
-        try:
-            await _latencies(store, now)
-            await _usage_scaling(store, path, now)
-            await _concurrency(store, path, now)
-        finally:
-            await store.close()
+        async with _postgres_target() as dsn:
+            stores: dict[str, Store] = {"sqlite": SQLiteStore(path)}
+            if dsn is not None:
+                stores["postgres"] = PostgresStore(dsn)
+            else:
+                print("(PostgreSQL skipped: set CODEBOT_BENCH_POSTGRES=postgresql://...)")
+            for store in stores.values():
+                await store.open()
+            now = time.time()
+            try:
+                await _latencies(stores, now)
+                await _turns(stores, now, dsn)
+                sqlite = stores["sqlite"]
+                assert isinstance(sqlite, SQLiteStore)
+                await _usage_scaling(sqlite, path, now)
+                await _concurrency("SQLite, two connections on one file", sqlite, SQLiteStore(path), now)
+                if dsn is not None:
+                    await _concurrency("PostgreSQL, two pools", stores["postgres"], PostgresStore(dsn), now)
+            finally:
+                for store in stores.values():
+                    await store.close()
 
 
-async def _latencies(store: SQLiteStore, now: float) -> None:
-    print("per-call latency, sequential, ms (median / p99):")
-    rows = {
-        "claim_event": await _timed(2000, lambda i: store.claim_event("slack", f"E{i}", now, 86400.0)),
-        "take_slot": await _timed(2000, lambda i: store.take_slot(f"runs:U{i % 50}", 20, 3600.0, now + i)),
-        "commit_turn": await _timed(2000, lambda i: store.commit_turn(_turn(i, now + i))),
-        "load_messages(40)": await _timed(2000, lambda i: store.load_messages(_turn(i, now).key, 40)),
+async def _latencies(stores: dict[str, Store], now: float) -> None:
+    names = list(stores)
+    print("per-call latency, sequential, ms (median / p99):   " + "".join(f"{n:>22}" for n in names))
+    calls: dict[str, Callable[[Store], Callable[[int], Awaitable[object]]]] = {
+        "claim_event": lambda s: lambda i: s.claim_event("slack", f"E{i}", now, 86400.0),
+        "take_slot": lambda s: lambda i: s.take_slot(f"runs:U{i % 50}", 20, 3600.0, now + i),
+        "commit_turn": lambda s: lambda i: s.commit_turn(_turn(i, now + i)),
+        "load_messages(40)": lambda s: lambda i: s.load_messages(_turn(i, now).key, 40),
+        "has_conversation": lambda s: lambda i: s.has_conversation(_turn(i, now).key),
     }
-    for name, ms in rows.items():
-        print(f"  {name:<20} {statistics.median(ms):7.3f} / {_p(ms, 0.99):7.3f}")
+    for name, make in calls.items():
+        cells = []
+        for store in stores.values():
+            ms = await _timed(2000, make(store))
+            cells.append(f"{statistics.median(ms):9.3f} / {_p(ms, 0.99):8.3f}")
+        print(f"  {name:<48}" + "".join(f"{c:>22}" for c in cells))
+
+
+async def _one_turn(store: Store, n: int, now: float) -> int:
+    """Make the store calls one answered question makes (service, limits engine, turn); return the count."""
+    turn = _turn(n, now)
+    ws, key = turn.usage.workspace, turn.key
+    await store.claim_event("slack", f"T{n}", now, 86400.0)
+    await store.has_conversation(key)
+    await store.limits(ws)
+    await store.bucket_total(f"tokens:{ws}", 86400.0, now)
+    await store.bucket_total(f"runs:{ws}", 86400.0, now)
+    await store.take_slot(f"runs:{ws}:{turn.usage.user_id}", 1000, 3600.0, now)
+    await store.take_slot(f"runs:{ws}", 100_000, 86400.0, now)
+    await store.start_turn(key, turn.event_id, turn.usage.user_id, "sqrt of 2?", now)
+    await store.load_messages(key, 40)
+    await store.commit_turn(turn)
+    await store.add_to_bucket(f"tokens:{ws}", 420, 86400.0, now)
+    return 11
+
+
+async def _turns(stores: dict[str, Store], now: float, dsn: str | None) -> None:
+    print("one question's store work (11 calls: claim, follow-up check, limits, 2 totals, 2 slots,")
+    print("start, history, commit, tokens), ms per question (median / p99):")
+    runs = list(stores.items())
+    if dsn is not None:
+        # The same calls without waiting for the server's disk flush: the round trips' share of the cost.
+        runs.append(("postgres, no flush (reference)", PostgresStore(dsn + "&synchronous_commit=off")))
+        await runs[-1][1].open()
+    try:
+        for n, (name, store) in enumerate(runs):
+            base = 100_000 * (n + 1)
+            ms = await _timed(1000, lambda i, s=store, b=base: _one_turn(s, b + i, now + i))  # type: ignore[misc]
+            print(f"  {name:<32} {statistics.median(ms):7.3f} / {_p(ms, 0.99):7.3f}")
+    finally:
+        if dsn is not None:
+            await runs[-1][1].close()
 
 
 async def _usage_scaling(store: SQLiteStore, path: Path, now: float) -> None:
@@ -124,8 +203,7 @@ async def _usage_scaling(store: SQLiteStore, path: Path, now: float) -> None:
     print(f"  one user, 200k rows  {statistics.median(user):7.3f}")
 
 
-async def _concurrency(store: SQLiteStore, path: Path, now: float) -> None:
-    other = SQLiteStore(path)
+async def _concurrency(label: str, store: Store, other: Store, now: float) -> None:
     await other.open()
     try:
         calls = [(store if i % 2 else other).take_slot("runs:T1", 100, 3600.0, now) for i in range(1000)]
@@ -135,7 +213,7 @@ async def _concurrency(store: SQLiteStore, path: Path, now: float) -> None:
         granted = await store.bucket_total("runs:T1", 3600.0, now)
     finally:
         await other.close()
-    print("1000 concurrent take_slot(limit 100) from two connections on one file:")
+    print(f"1000 concurrent take_slot(limit 100), {label}:")
     print(
         f"  granted {granted} (must be 100), {1000 / elapsed:,.0f} calls/s, worst event-loop lag {lag:.2f} ms"
     )

@@ -19,7 +19,7 @@ from core.limits.render import limits_table
 from core.limits.timefmt import iso, stamp
 from core.settings import Settings
 from core.store.base import AuditRecord, StoreError, Workspace
-from core.store.sqlite import SQLiteStore
+from core.store.factory import make_store
 from core.types import Author
 
 PLATFORMS = ("slack", "discord", "console")
@@ -54,8 +54,9 @@ def main(argv: list[str], settings: Settings, environ: Mapping[str, str] | None 
             raise _UsageError("missing command; use limits, set, changes or audit (see --help)")
         ws = _workspace(args.workspace) if args.workspace else None
         defaults = LimitDefaults.from_env(limit_environ() if environ is None else environ)
-        if args.cmd != "set" and not Path(settings.db).exists():
-            raise _UsageError(f"no database at {settings.db} (set CODEBOT_DB to the bot's database)")
+        database = settings.database  # a PostgreSQL URL (str) exists as far as we can tell here
+        if args.cmd != "set" and isinstance(database, Path) and not database.exists():
+            raise _UsageError(f"no database at {database} (set CODEBOT_DB to the bot's database)")
         out = asyncio.run(_run(args, ws, settings, defaults))
         if out.records is not None:
             _export(out.records, args.format, args.output)
@@ -101,7 +102,7 @@ def _workspace(text: str) -> Workspace:
 async def _run(
     args: argparse.Namespace, ws: Workspace | None, settings: Settings, d: LimitDefaults
 ) -> _Output:
-    store = SQLiteStore(settings.db, busy_timeout_s=settings.db_busy_timeout_s)
+    store = make_store(settings.database, busy_timeout_s=settings.db_busy_timeout_s, pool_size=1)
     await store.open()
     try:
         engine = LimitsEngine(store, d)

@@ -37,6 +37,9 @@ def settings_lines(settings: Settings) -> list[str]:
 
 
 async def store_line(settings: Settings) -> str:
+    database = settings.database
+    if isinstance(database, str):  # a PostgreSQL URL: looked at, never migrated, password never shown
+        return await _postgres_line(database, settings.db_busy_timeout_s)
     from core.store.sqlite import SQLiteStore
 
     exists = await asyncio.to_thread(settings.db.exists)
@@ -54,6 +57,16 @@ async def store_line(settings: Settings) -> str:
         return _line(False, "store", str(exc))
     finally:
         await store.close()
+
+
+async def _postgres_line(dsn: str, timeout_s: float) -> str:
+    from core.store.postgres_probe import probe
+
+    try:
+        ok, detail = (await probe(dsn, timeout_s=max(timeout_s, 1.0))).summary()
+    except StoreError as exc:
+        return _line(False, "store", str(exc))
+    return _line(ok, "store", detail)
 
 
 async def run_doctor(settings: Settings) -> int:

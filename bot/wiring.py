@@ -12,13 +12,14 @@ from typing import Any
 from core.agent import Agent, Runner
 from core.commands import Commands
 from core.limits import LimitDefaults, LimitsEngine, WorkspaceGate
+from core.limits.store_gate import StoreGate
 from core.observe import MeteredLLMClient, MeteredRunner, MeteredStore, ObservedTurns
 from core.readiness import Ops, Readiness
 from core.review.reviewer import Reviewer
 from core.service import Codebot
 from core.settings import ConfigError, Settings, read_environment
 from core.store.base import Store
-from core.store.sqlite import SQLiteStore
+from core.store.factory import make_store
 from core.turn import TurnDeps
 from sandbox import Sandbox, SandboxConfig
 
@@ -44,6 +45,13 @@ def limit_defaults(environ: Mapping[str, str]) -> LimitDefaults:
         raise ConfigError(str(exc)) from None
 
 
+def _gate(settings: Settings, store: Store) -> WorkspaceGate:
+    """Replicas on PostgreSQL share one queue per workspace in the database; one process keeps its own."""
+    if isinstance(settings.database, str):
+        return StoreGate(store, lease_s=settings.turn_lease_s)
+    return WorkspaceGate()
+
+
 @asynccontextmanager
 async def open_core(
     settings: Settings,
@@ -62,7 +70,10 @@ async def open_core(
     ops = ops or Ops()
     llm_client = MeteredLLMClient(settings, ops.metrics)
     store: Store = MeteredStore(
-        SQLiteStore(settings.db, busy_timeout_s=settings.db_busy_timeout_s), ops.metrics
+        make_store(
+            settings.database, busy_timeout_s=settings.db_busy_timeout_s, pool_size=settings.db_pool_size
+        ),
+        ops.metrics,
     )
     await store.open()
     try:
@@ -77,7 +88,7 @@ async def open_core(
                 store=store,
                 agent=agent,
                 limits=limits,
-                gate=WorkspaceGate(),
+                gate=_gate(settings, store),
                 base_limits=cfg.default_limits,
             )
             commands = Commands(store, limits, settings.admin_ids)

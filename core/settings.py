@@ -8,8 +8,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class ConfigError(ValueError):
@@ -41,6 +51,8 @@ class Settings(BaseSettings):
     # conversations
     db: Path = Field(Path("codebot.db"), alias="CODEBOT_DB")
     db_busy_timeout_s: float = Field(5.0, alias="CODEBOT_DB_BUSY_TIMEOUT_S", ge=0)
+    db_pool_size: int = Field(10, alias="CODEBOT_DB_POOL_SIZE", ge=1, le=1000)
+    turn_lease_s: float = Field(60.0, alias="CODEBOT_TURN_LEASE_S", ge=3, le=3600)
     admin_ids: Annotated[tuple[str, ...], NoDecode] = Field((), alias="CODEBOT_ADMIN_IDS")
     max_question_chars: int = Field(8000, alias="CODEBOT_MAX_QUESTION_CHARS", ge=10)
     history_max_messages: int = Field(40, alias="CODEBOT_HISTORY_MAX_MESSAGES", ge=2)
@@ -65,6 +77,30 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     discord_api_url: str | None = Field(None, alias="DISCORD_API_URL")
     discord_gateway_url: str | None = Field(None, alias="DISCORD_GATEWAY_URL")
+
+    # CODEBOT_DB as written when it is a PostgreSQL URL (a Path would fold its "//"); `db` then keeps
+    # its default so nothing that treats it as a file path ever sees the URL or its password.
+    _database_url: str | None = PrivateAttr(None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_database_url(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        url = None
+        if isinstance(data, dict):
+            for name in ("CODEBOT_DB", "db"):
+                value = data.get(name)
+                if isinstance(value, str) and value.strip().lower().startswith(_POSTGRES_SCHEMES):
+                    url = value.strip()
+                    data = {k: v for k, v in data.items() if k != name}
+        settings = handler(data)
+        if url is not None:
+            settings.__pydantic_private__ = {**(settings.__pydantic_private__ or {}), "_database_url": url}
+        return settings
+
+    @property
+    def database(self) -> str | Path:
+        """What CODEBOT_DB names: a PostgreSQL URL (str, secret: never print it) or a SQLite file."""
+        return self._database_url or self.db
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -1,6 +1,8 @@
-"""The storage contract. SQLite implements it today; PostgreSQL will follow.
+"""The storage contract, implemented by SQLiteStore (one host) and PostgresStore (several replicas).
 
-Nothing outside `core.store` may depend on SQLite specifics. Every guarantee that must hold across
+The contract is split by concern (conversations, events and turns, audit and usage, limits and
+buckets) so a caller can ask for only the part it uses; `Store` is all of them. Nothing outside
+`core.store` may depend on a backend's specifics. Every guarantee that must hold across
 replicas (event de-duplication, rate-limit slots) is one atomic call here, not in-process state.
 All timestamps are UNIX seconds (float) passed in by the caller, so tests control the clock.
 """
@@ -103,16 +105,9 @@ class Turn:
     usage: UsageRecord
 
 
-class Store(Protocol):
-    """Conversation-shaped persistence. Methods raise StoreError, never driver exceptions."""
+class Conversations(Protocol):
+    """Thread histories. Methods raise StoreError, never driver exceptions."""
 
-    async def open(self) -> None:
-        """Open the database and apply pending migrations in order, inside a transaction."""
-        ...
-
-    async def close(self) -> None: ...
-
-    # conversations
     async def load_messages(self, key: ThreadKey, limit: int) -> list[str]:
         """Return the newest `limit` history entries of a thread, oldest first."""
         ...
@@ -129,7 +124,10 @@ class Store(Protocol):
         """Append history, audit records and usage, and mark the turn finished, atomically."""
         ...
 
-    # de-duplication and turn bookkeeping (crash/restart recovery)
+
+class Events(Protocol):
+    """De-duplication and turn bookkeeping (crash/restart recovery)."""
+
     async def claim_event(self, platform: str, event_id: str, now: float, ttl_s: float) -> bool:
         """Record an event id; True only for the first claim within ttl_s (atomic across replicas)."""
         ...
@@ -146,7 +144,10 @@ class Store(Protocol):
         """Turns started but neither committed nor abandoned: (key, event_id, question)."""
         ...
 
-    # audit and usage
+
+class AuditLog(Protocol):
+    """The audit trail of every execution step, and usage totals."""
+
     async def audit(
         self, workspace: Workspace, limit: int = 20, before_id: int | None = None
     ) -> list[AuditRecord]:
@@ -165,7 +166,10 @@ class Store(Protocol):
 
     async def usage(self, workspace: Workspace, since: float, user_id: str | None = None) -> UsageTotals: ...
 
-    # limits
+
+class Ledger(Protocol):
+    """Per-workspace limits with their change log, and sliding-window rate-limit buckets."""
+
     async def limits(self, workspace: Workspace) -> dict[str, str]:
         """Values admins set for this workspace (raw strings, validated by core.limits)."""
         ...
@@ -185,3 +189,45 @@ class Store(Protocol):
         ...
 
     async def bucket_total(self, bucket: str, window_s: float, now: float) -> int: ...
+
+
+class Leases(Protocol):
+    """Leases shared by replicas: the per-workspace queue and per-thread locks.
+
+    A holder renews its lease by polling; a lease not renewed by `now + lease_s` (a dead replica's) is
+    dropped, and its slot or lock goes to the next in line.
+    """
+
+    async def gate_enter(
+        self, workspace: Workspace, owner: str, cap: int, now: float, lease_s: float
+    ) -> tuple[int, int]:
+        """Queue a ticket and poll it at once: (ticket, 0 = running, N = queue position)."""
+        ...
+
+    async def gate_poll(
+        self, ticket: int, workspace: Workspace, cap: int, now: float, lease_s: float
+    ) -> int | None:
+        """Renew the ticket and admit it if a slot is free: 0 = running, N = queue position, None = lost."""
+        ...
+
+    async def gate_leave(self, ticket: int) -> None: ...
+
+    async def gate_counts(self, workspace: Workspace, now: float) -> tuple[int, int]:
+        """(running, waiting) live tickets of the workspace, across replicas."""
+        ...
+
+    async def lock_thread(self, key: ThreadKey, owner: str, now: float, lease_s: float) -> bool:
+        """Take or renew the thread's lock for `owner`; True if `owner` holds it now (atomic)."""
+        ...
+
+    async def unlock_thread(self, key: ThreadKey, owner: str) -> None: ...
+
+
+class Store(Conversations, Events, AuditLog, Ledger, Leases, Protocol):
+    """Conversation-shaped persistence: every part of the contract, opened and closed as one."""
+
+    async def open(self) -> None:
+        """Open the database and apply pending migrations in order, inside a transaction."""
+        ...
+
+    async def close(self) -> None: ...

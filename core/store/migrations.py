@@ -1,7 +1,9 @@
-"""Ordered, named schema migrations for the SQLite store, applied at open inside one transaction.
+"""Ordered, named schema migrations for both backends, and the SQLite runner that applies them.
 
-Append new migrations at the end and never edit one that has shipped: databases record the names they
-have applied and only run the ones they lack.
+One list of steps serves SQLite and PostgreSQL: a step's `statements` are SQLite's, and its `postgres`
+statements replace them where the dialects differ (types, identity columns, functions); a step without
+them runs the same SQL on both. Append new migrations at the end and never edit one that has shipped:
+databases record the names they have applied and only run the ones they lack.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ class NewerDatabaseError(Exception):
 @dataclass(frozen=True)
 class Migration:
     name: str
-    statements: tuple[str, ...]  # run one by one: executescript would commit our transaction
+    statements: tuple[str, ...]  # SQLite's, run one by one: executescript would commit our transaction
+    postgres: tuple[str, ...] | None = None  # PostgreSQL's where it differs; None = the same statements
+
+    def for_postgres(self) -> tuple[str, ...]:
+        """Return the statements PostgreSQL runs for this step."""
+        return self.statements if self.postgres is None else self.postgres
 
 
 _INITIAL = (
@@ -93,7 +100,178 @@ _INITIAL = (
     "CREATE INDEX buckets_expiry ON buckets (expires_at)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("001_initial", _INITIAL),)
+# The same tables for PostgreSQL: timestamps are DOUBLE PRECISION (its REAL is only 4 bytes), ids are
+# identity columns, and counters that sum tokens are BIGINT. conversations.last_seq lets one statement
+# append a turn's messages: ON CONFLICT updates the row's latest committed version, whatever the
+# statement's snapshot saw, so racing appends to one thread get consecutive, distinct numbers.
+_INITIAL_POSTGRES = (
+    """CREATE TABLE conversations (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (platform, workspace, channel, thread))""",
+    """CREATE TABLE messages (
+        conversation_id BIGINT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, seq))""",
+    """CREATE TABLE events (
+        platform TEXT NOT NULL, event_id TEXT NOT NULL,
+        claimed_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (platform, event_id))""",
+    "CREATE INDEX events_expiry ON events (expires_at)",
+    """CREATE TABLE turns (
+        event_id TEXT PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        user_id TEXT NOT NULL, question TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('started', 'committed', 'abandoned')),
+        reason TEXT, started_at DOUBLE PRECISION NOT NULL, finished_at DOUBLE PRECISION)""",
+    "CREATE INDEX turns_open ON turns (started_at) WHERE state = 'started'",
+    "CREATE INDEX turns_finished ON turns (finished_at) WHERE state != 'started'",
+    "CREATE INDEX turns_thread ON turns (platform, workspace, channel, thread) WHERE state = 'started'",
+    """CREATE TABLE audit (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        user_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+        step INTEGER NOT NULL CHECK (step >= 0),
+        code TEXT NOT NULL,
+        allowed INTEGER NOT NULL CHECK (allowed IN (0, 1)),
+        risk TEXT NOT NULL, reasons TEXT NOT NULL, outcome TEXT NOT NULL,
+        exit_code INTEGER,
+        duration_ms DOUBLE PRECISION NOT NULL CHECK (duration_ms >= 0),
+        event_id TEXT)""",
+    "CREATE INDEX audit_workspace ON audit (platform, workspace, id)",
+    """CREATE TABLE usage (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, user_id TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        questions INTEGER NOT NULL, runs INTEGER NOT NULL, refusals INTEGER NOT NULL,
+        tokens BIGINT NOT NULL, sandbox_ms DOUBLE PRECISION NOT NULL)""",
+    """CREATE INDEX usage_workspace ON usage (platform, workspace, at)
+        INCLUDE (questions, runs, refusals, tokens, sandbox_ms)""",
+    """CREATE INDEX usage_user ON usage (platform, workspace, user_id, at)
+        INCLUDE (questions, runs, refusals, tokens, sandbox_ms)""",
+    """CREATE TABLE limits (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (platform, workspace, name))""",
+    """CREATE TABLE limit_changes (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, name TEXT NOT NULL,
+        old TEXT, new TEXT NOT NULL, by TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX limit_changes_workspace ON limit_changes (platform, workspace, id)",
+    """CREATE TABLE buckets (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        bucket TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, amount BIGINT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX buckets_window ON buckets (bucket, at) INCLUDE (amount)",
+    "CREATE INDEX buckets_expiry ON buckets (expires_at)",
+    # Under READ COMMITTED a statement's snapshot predates any lock it waits for, so "count the window,
+    # then insert" cannot be one plain statement. This function takes a per-bucket transaction lock first;
+    # its next query gets a fresh snapshot that includes every slot committed before the lock was granted.
+    # One call, one round trip, and exactly `lim` winners however many replicas race.
+    """CREATE FUNCTION codebot_take_slot(
+            p_bucket TEXT, p_limit INTEGER, p_window DOUBLE PRECISION, p_now DOUBLE PRECISION,
+            OUT granted BOOLEAN, OUT used BIGINT, OUT oldest DOUBLE PRECISION)
+        LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            -- A rate-limit count is not worth a disk flush per call: like SQLite's synchronous=NORMAL, a
+            -- server crash may forget the last fraction of a second of counts, never history or claims.
+            PERFORM set_config('synchronous_commit', 'off', true);
+            granted := FALSE;
+            IF p_limit > 0 THEN
+                PERFORM pg_advisory_xact_lock(hashtextextended('codebot.bucket:' || p_bucket, 0));
+                SELECT COALESCE(SUM(amount), 0) INTO used
+                    FROM buckets WHERE bucket = p_bucket AND at > p_now - p_window;
+                IF used < p_limit THEN
+                    INSERT INTO buckets (bucket, at, amount, expires_at)
+                        VALUES (p_bucket, p_now, 1, p_now + p_window);
+                    granted := TRUE;
+                END IF;
+            END IF;
+            SELECT COALESCE(SUM(amount), 0), MIN(at) INTO used, oldest
+                FROM buckets WHERE bucket = p_bucket AND at > p_now - p_window;
+        END $$""",
+)
+
+# Leases shared by replicas: the per-workspace queue (tickets in FIFO id order, 'waiting' or 'running')
+# and per-thread locks. A lease its holder stops renewing (a dead replica) expires and is taken over.
+_LEASES = (
+    """CREATE TABLE gate_tickets (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, owner TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('waiting', 'running')),
+        lease_until REAL NOT NULL)""",
+    "CREATE INDEX gate_tickets_queue ON gate_tickets (platform, workspace, id)",
+    """CREATE TABLE thread_locks (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        owner TEXT NOT NULL, lease_until REAL NOT NULL,
+        PRIMARY KEY (platform, workspace, channel, thread)) WITHOUT ROWID""",
+)
+
+_LEASES_POSTGRES = (
+    """CREATE TABLE gate_tickets (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, owner TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('waiting', 'running')),
+        lease_until DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX gate_tickets_queue ON gate_tickets (platform, workspace, id)",
+    """CREATE TABLE thread_locks (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        owner TEXT NOT NULL, lease_until DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (platform, workspace, channel, thread))""",
+    # One call per poll: under a per-workspace transaction lock, drop dead tickets, renew this one, and
+    # admit it if it is among the first (cap - running) waiters. Returns 0 = running, N = position in
+    # the queue (1 = next), NULL = the ticket is gone (its lease expired).
+    """CREATE FUNCTION codebot_gate_poll(
+            p_ticket BIGINT, p_platform TEXT, p_workspace TEXT, p_cap INTEGER,
+            p_now DOUBLE PRECISION, p_lease DOUBLE PRECISION)
+        RETURNS INTEGER LANGUAGE plpgsql VOLATILE AS $$
+        DECLARE
+            v_state TEXT;
+            v_running INTEGER;
+            v_position INTEGER;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(
+                hashtextextended('codebot.gate:' || p_platform || ':' || p_workspace, 0));
+            DELETE FROM gate_tickets
+                WHERE platform = p_platform AND workspace = p_workspace AND lease_until <= p_now;
+            UPDATE gate_tickets SET lease_until = p_now + p_lease WHERE id = p_ticket
+                RETURNING state INTO v_state;
+            IF v_state IS NULL THEN
+                RETURN NULL;
+            END IF;
+            IF v_state = 'running' THEN
+                RETURN 0;
+            END IF;
+            SELECT count(*) INTO v_running FROM gate_tickets
+                WHERE platform = p_platform AND workspace = p_workspace AND state = 'running';
+            SELECT count(*) + 1 INTO v_position FROM gate_tickets
+                WHERE platform = p_platform AND workspace = p_workspace AND state = 'waiting'
+                  AND id < p_ticket;
+            IF v_position <= p_cap - v_running THEN
+                UPDATE gate_tickets SET state = 'running' WHERE id = p_ticket;
+                RETURN 0;
+            END IF;
+            RETURN v_position;
+        END $$""",
+    # Queue a ticket and poll it at once, so a turn that finds a free slot costs one round trip.
+    """CREATE FUNCTION codebot_gate_enter(
+            p_platform TEXT, p_workspace TEXT, p_owner TEXT, p_cap INTEGER,
+            p_now DOUBLE PRECISION, p_lease DOUBLE PRECISION, OUT ticket BIGINT, OUT place INTEGER)
+        LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            INSERT INTO gate_tickets (platform, workspace, owner, state, lease_until)
+                VALUES (p_platform, p_workspace, p_owner, 'waiting', p_now + p_lease)
+                RETURNING id INTO ticket;
+            place := codebot_gate_poll(ticket, p_platform, p_workspace, p_cap, p_now, p_lease);
+        END $$""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("001_initial", _INITIAL, _INITIAL_POSTGRES),
+    Migration("002_leases", _LEASES, _LEASES_POSTGRES),
+)
 
 
 async def apply_migrations(

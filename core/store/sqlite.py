@@ -20,6 +20,7 @@ from pathlib import Path
 import aiosqlite
 
 from core.store import sqlite_history as history
+from core.store import sqlite_leases as leases
 from core.store import sqlite_ledger as ledger
 from core.store.base import (
     AuditRecord,
@@ -314,3 +315,39 @@ class SQLiteStore:
         """Return a bucket's total inside the window ending at `now`."""
         async with self._use() as db:
             return await ledger.bucket_total(db, bucket, window_s, now)
+
+    # leases shared by replicas (queue tickets, thread locks)
+
+    async def gate_enter(
+        self, workspace: Workspace, owner: str, cap: int, now: float, lease_s: float
+    ) -> tuple[int, int]:
+        """Queue a ticket and poll it at once: (ticket, 0 = running, N = queue position)."""
+        async with self._write() as db:
+            return await leases.gate_enter(db, workspace, owner, max(cap, 1), now, lease_s)
+
+    async def gate_poll(
+        self, ticket: int, workspace: Workspace, cap: int, now: float, lease_s: float
+    ) -> int | None:
+        """Renew the ticket and admit it if a slot is free: 0 = running, N = queue position, None = lost."""
+        async with self._write() as db:
+            return await leases.gate_poll(db, ticket, workspace, max(cap, 1), now, lease_s)
+
+    async def gate_leave(self, ticket: int) -> None:
+        """Give up a ticket, running or waiting."""
+        async with self._use() as db:
+            await leases.gate_leave(db, ticket)
+
+    async def gate_counts(self, workspace: Workspace, now: float) -> tuple[int, int]:
+        """Return (running, waiting) live tickets of the workspace, across processes."""
+        async with self._use() as db:
+            return await leases.gate_counts(db, workspace, now)
+
+    async def lock_thread(self, key: ThreadKey, owner: str, now: float, lease_s: float) -> bool:
+        """Take or renew the thread's lock for `owner`; True if `owner` holds it now."""
+        async with self._use() as db:  # one statement, atomic on its own
+            return await leases.lock_thread(db, key, owner, now, lease_s)
+
+    async def unlock_thread(self, key: ThreadKey, owner: str) -> None:
+        """Release the thread's lock if `owner` still holds it."""
+        async with self._use() as db:
+            await leases.unlock_thread(db, key, owner)

@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]  # so the child process can import the project
 
-async def race(script: str, db_path: Path, processes: int, timeout_s: float = 60.0) -> list[int]:
-    """Start `processes` copies of `script` (argv[1] = db_path); return the integer each one prints."""
+
+async def race(script: str, target: str | Path, processes: int, timeout_s: float = 60.0) -> list[int]:
+    """Start `processes` copies of `script` (argv[1] = a CODEBOT_DB value); return what each prints."""
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", script, str(db_path), stdout=asyncio.subprocess.PIPE
+            sys.executable, "-c", script, str(target), stdout=asyncio.subprocess.PIPE, cwd=REPO
         )
         for _ in range(processes)
     ]

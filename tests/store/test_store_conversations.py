@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from pathlib import Path
 
-import aiosqlite
 import pytest
 
-from core.store.base import StoreError
-from core.store.sqlite import SQLiteStore
+from core.store.base import Store, StoreError
+from tests.store.backends import Backend
 from tests.store.records import KEY, WS, audit_record, key, turn
 
 
@@ -19,10 +17,10 @@ def _msg(role: str, text: str) -> str:
     return json.dumps({"role": role, "content": text})
 
 
-async def test_reopen_restores_every_conversation_in_order(db_path: Path) -> None:
+async def test_reopen_restores_every_conversation_in_order(backend: Backend) -> None:
     threads = [key("1.1"), key("1.1", channel="C2"), key("1.1", workspace="T2"), key("9", platform="discord")]
     expected: dict = {}
-    store = SQLiteStore(db_path)
+    store = backend.new()
     await store.open()
     for turn_no in range(3):
         for n, k in enumerate(threads):
@@ -31,7 +29,7 @@ async def test_reopen_restores_every_conversation_in_order(db_path: Path) -> Non
             expected.setdefault(k, []).extend(msgs)
     await store.close()
 
-    reopened = SQLiteStore(db_path)
+    reopened = backend.new()
     await reopened.open()
     try:
         for k in threads:
@@ -41,7 +39,7 @@ async def test_reopen_restores_every_conversation_in_order(db_path: Path) -> Non
         await reopened.close()
 
 
-async def test_load_messages_returns_newest_n_oldest_first(store: SQLiteStore) -> None:
+async def test_load_messages_returns_newest_n_oldest_first(store: Store) -> None:
     await store.commit_turn(turn(KEY, "ev1", ["m1", "m2", "m3"]))
     await store.commit_turn(turn(KEY, "ev2", ["m4", "m5"]))
 
@@ -52,13 +50,13 @@ async def test_load_messages_returns_newest_n_oldest_first(store: SQLiteStore) -
     assert await store.load_messages(key("unknown"), 10) == []
 
 
-async def test_messages_round_trip_exactly(store: SQLiteStore) -> None:
+async def test_messages_round_trip_exactly(store: Store) -> None:
     odd = [_msg("user", "données 🐍 ünïcode\n```py\nx = '\\x00'\n```"), "x" * 50_000, '{"a": [1, 2.5, null]}']
     await store.commit_turn(turn(KEY, "ev1", odd))
     assert await store.load_messages(KEY, 10) == odd
 
 
-async def test_a_thread_is_a_conversation_from_its_first_started_turn(store: SQLiteStore) -> None:
+async def test_a_thread_is_a_conversation_from_its_first_started_turn(store: Store) -> None:
     # A follow-up arriving at any moment of the first turn, including the instant it commits, must be
     # recognised as part of the conversation: one read covers both the started turn and the history.
     assert not await store.has_conversation(KEY)
@@ -73,14 +71,13 @@ async def test_a_thread_is_a_conversation_from_its_first_started_turn(store: SQL
     assert not await store.has_conversation(key("gone"))  # nothing stored and nothing running
 
 
-async def test_reset_forgets_one_thread_only(store: SQLiteStore, db_path: Path) -> None:
+async def test_reset_forgets_one_thread_only(store: Store, backend: Backend) -> None:
     other = key("other")
     await store.commit_turn(turn(KEY, "ev1", ["m1", "m2"]))
     await store.commit_turn(turn(other, "ev2", ["o1"]))
 
     assert await store.reset_conversation(KEY) == 2
-    async with aiosqlite.connect(db_path) as raw:  # deleted, not left orphaned
-        assert list(await raw.execute_fetchall("SELECT body FROM messages")) == [("o1",)]
+    assert await backend.rows("SELECT body FROM messages") == [("o1",)]  # deleted, not left orphaned
     assert not await store.has_conversation(KEY)
     assert await store.load_messages(KEY, 10) == []
     assert await store.load_messages(other, 10) == ["o1"]
@@ -90,7 +87,7 @@ async def test_reset_forgets_one_thread_only(store: SQLiteStore, db_path: Path) 
     assert await store.load_messages(KEY, 10) == ["fresh"]
 
 
-async def test_failed_commit_writes_nothing(store: SQLiteStore) -> None:
+async def test_failed_commit_writes_nothing(store: Store) -> None:
     await store.start_turn(KEY, "ev1", "U1", "what is 2+2?", now=1000.0)
     bad_audit = audit_record(step=-1)  # violates the audit table's CHECK, after the messages were inserted
     doomed = turn(KEY, "ev1", ["q", "a"], audits=[audit_record(step=1), bad_audit], tokens=99)
@@ -108,7 +105,7 @@ async def test_failed_commit_writes_nothing(store: SQLiteStore) -> None:
     assert await store.unfinished_turns() == []
 
 
-async def test_committing_the_same_event_twice_does_not_duplicate_history(store: SQLiteStore) -> None:
+async def test_committing_the_same_event_twice_does_not_duplicate_history(store: Store) -> None:
     done = turn(KEY, "ev1", ["q", "a"], audits=[audit_record()])
     await store.commit_turn(done)
     await store.commit_turn(done)
@@ -118,8 +115,8 @@ async def test_committing_the_same_event_twice_does_not_duplicate_history(store:
     assert (await store.usage(WS, since=0)).questions == 1
 
 
-async def test_unfinished_turns_survive_a_restart(db_path: Path) -> None:
-    store = SQLiteStore(db_path)
+async def test_unfinished_turns_survive_a_restart(backend: Backend) -> None:
+    store = backend.new()
     await store.open()
     await store.start_turn(KEY, "done", "U1", "q1", now=1.0)
     await store.start_turn(KEY, "dropped", "U1", "q2", now=2.0)
@@ -128,7 +125,7 @@ async def test_unfinished_turns_survive_a_restart(db_path: Path) -> None:
     await store.abandon_turn("dropped", "shutdown", now=5.0)
     await store.close()
 
-    reopened = SQLiteStore(db_path)
+    reopened = backend.new()
     await reopened.open()
     try:
         assert await reopened.unfinished_turns() == [(key("t2"), "crashed", "plot a sine")]
@@ -138,7 +135,7 @@ async def test_unfinished_turns_survive_a_restart(db_path: Path) -> None:
         await reopened.close()
 
 
-async def test_abandon_does_not_undo_a_commit_and_a_redelivery_restarts(store: SQLiteStore) -> None:
+async def test_abandon_does_not_undo_a_commit_and_a_redelivery_restarts(store: Store) -> None:
     await store.start_turn(KEY, "ev1", "U1", "q", now=1.0)
     await store.commit_turn(turn(KEY, "ev1", ["q", "a"], at=2.0))
     await store.abandon_turn("ev1", "shutdown", now=3.0)
@@ -151,9 +148,7 @@ async def test_abandon_does_not_undo_a_commit_and_a_redelivery_restarts(store: S
     assert await store.unfinished_turns() == [(KEY, "ev2", "q2")]
 
 
-async def test_cancelled_commits_leave_whole_turns_and_no_lock(
-    store: SQLiteStore, second_store: SQLiteStore
-) -> None:
+async def test_cancelled_commits_leave_whole_turns_and_no_lock(store: Store, second_store: Store) -> None:
     # Cancel commits at every point of their life (queued, BEGIN, inserts, COMMIT) as a shutdown would.
     for delay in range(12):
         task = asyncio.create_task(store.commit_turn(turn(KEY, f"ev{delay}", [f"q{delay}", f"a{delay}"])))
@@ -170,3 +165,23 @@ async def test_cancelled_commits_leave_whole_turns_and_no_lock(
     await second_store.commit_turn(turn(KEY, "after1", ["q", "a"]))
     await store.commit_turn(turn(KEY, "after2", ["q2", "a2"]))
     assert (await store.load_messages(KEY, 4))[-4:] == ["q", "a", "q2", "a2"]
+
+
+async def test_racing_commits_of_one_event_write_it_once(store: Store, second_store: Store) -> None:
+    # A retried commit on another replica must not double the history, even when both run at once.
+    done = turn(KEY, "ev1", ["q", "a"], audits=[audit_record()])
+    await asyncio.gather(*((store if n % 2 else second_store).commit_turn(done) for n in range(10)))
+
+    assert await store.load_messages(KEY, 10) == ["q", "a"]
+    assert len(await store.audit(WS)) == 1
+    assert (await store.usage(WS, since=0)).questions == 1
+
+
+async def test_racing_turns_of_one_thread_keep_every_message_whole(store: Store, second_store: Store) -> None:
+    # Twenty turns of one thread committed at once from two stores: no message lost, none interleaved.
+    turns = [turn(KEY, f"ev{n}", [f"q{n}", f"a{n}"]) for n in range(20)]
+    await asyncio.gather(*((store if n % 2 else second_store).commit_turn(t) for n, t in enumerate(turns)))
+
+    history = await store.load_messages(KEY, 100)
+    assert sorted(history) == sorted(m for t in turns for m in t.messages)
+    assert all(q[1:] == a[1:] for q, a in zip(history[::2], history[1::2], strict=True))

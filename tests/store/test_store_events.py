@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-import aiosqlite
-
-from core.store.sqlite import SQLiteStore
+from core.store.base import Store
+from tests.store.backends import Backend
 from tests.store.processes import race
 
 TTL = 60.0
 
 
-async def test_first_claim_wins_per_platform(store: SQLiteStore) -> None:
+async def test_first_claim_wins_per_platform(store: Store) -> None:
     assert await store.claim_event("slack", "Ev1", now=0.0, ttl_s=TTL)
     assert not await store.claim_event("slack", "Ev1", now=1.0, ttl_s=TTL)
     assert await store.claim_event("discord", "Ev1", now=1.0, ttl_s=TTL)
     assert await store.claim_event("slack", "Ev2", now=1.0, ttl_s=TTL)
 
 
-async def test_claims_survive_a_restart(db_path: Path) -> None:
-    store = SQLiteStore(db_path)
+async def test_claims_survive_a_restart(backend: Backend) -> None:
+    store = backend.new()
     await store.open()
     assert await store.claim_event("slack", "Ev1", now=0.0, ttl_s=TTL)
     await store.close()
 
-    again = SQLiteStore(db_path)
+    again = backend.new()
     await again.open()
     try:
         assert not await again.claim_event("slack", "Ev1", now=10.0, ttl_s=TTL)
@@ -34,24 +32,23 @@ async def test_claims_survive_a_restart(db_path: Path) -> None:
         await again.close()
 
 
-async def test_claim_expires_after_ttl(store: SQLiteStore) -> None:
+async def test_claim_expires_after_ttl(store: Store) -> None:
     assert await store.claim_event("slack", "Ev1", now=100.0, ttl_s=TTL)
     assert not await store.claim_event("slack", "Ev1", now=159.9, ttl_s=TTL)
     assert await store.claim_event("slack", "Ev1", now=160.0, ttl_s=TTL)
     assert not await store.claim_event("slack", "Ev1", now=200.0, ttl_s=TTL)  # the new claim runs to 220
 
 
-async def test_expired_events_are_swept(store: SQLiteStore, db_path: Path) -> None:
+async def test_expired_events_are_swept(store: Store, backend: Backend) -> None:
     for n in range(50):
         await store.claim_event("slack", f"old{n}", now=0.0, ttl_s=1.0)
     await store.claim_event("slack", "new", now=10.0, ttl_s=1.0)
 
-    async with aiosqlite.connect(db_path) as db:
-        assert list(await db.execute_fetchall("SELECT event_id FROM events")) == [("new",)]
+    assert await backend.rows("SELECT event_id FROM events") == [("new",)]
 
 
 async def test_concurrent_claims_from_two_connections_yield_one_winner(
-    store: SQLiteStore, second_store: SQLiteStore
+    store: Store, second_store: Store
 ) -> None:
     claims = [(store if n % 2 else second_store).claim_event("slack", "EvX", 5.0, TTL) for n in range(40)]
     results = await asyncio.gather(*claims)
@@ -63,10 +60,10 @@ async def test_concurrent_claims_from_two_connections_yield_one_winner(
 
 _CLAIMER = """
 import asyncio, sys
-from core.store.sqlite import SQLiteStore
+from core.store.factory import make_store
 
 async def main():
-    store = SQLiteStore(sys.argv[1])
+    store = make_store(sys.argv[1])
     await store.open()
     try:
         won = await asyncio.gather(*(store.claim_event("slack", "EvP", 5.0, 60.0) for _ in range(10)))
@@ -78,8 +75,8 @@ asyncio.run(main())
 """
 
 
-async def test_concurrent_claims_from_separate_processes_yield_one_winner(db_path: Path) -> None:
-    store = SQLiteStore(db_path)
+async def test_concurrent_claims_from_separate_processes_yield_one_winner(backend: Backend) -> None:
+    store = backend.new()
     await store.open()  # create the schema first so the processes race only on the claim
     await store.close()
-    assert sum(await race(_CLAIMER, db_path, processes=3)) == 1
+    assert sum(await race(_CLAIMER, backend.target, processes=3)) == 1

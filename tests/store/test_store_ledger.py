@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.store.base import AuditRecord, LimitChange, UsageRecord, UsageTotals, Workspace
-from core.store.sqlite import SQLiteStore
+from core.store.base import AuditRecord, LimitChange, Store, UsageRecord, UsageTotals, Workspace
 from tests.store.records import KEY, WS, audit_record, key, turn
 
 OTHER = key("1.2", workspace="T2")
 OTHER_WS = Workspace.of(OTHER)
 
 
-async def _three_turns(store: SQLiteStore) -> None:
+async def _three_turns(store: Store) -> None:
     await store.commit_turn(turn(KEY, "e1", ["q"], audits=[audit_record(code="a = 1", at=1.0)], at=1.0))
     await store.commit_turn(
         turn(OTHER, "e2", ["q"], audits=[audit_record(OTHER, code="b = 2", at=2.0)], at=2.0)
@@ -21,7 +20,7 @@ async def _three_turns(store: SQLiteStore) -> None:
     await store.commit_turn(turn(KEY, "e3", ["q"], audits=steps, at=3.0))
 
 
-async def test_audit_is_newest_first_and_pages_by_id(store: SQLiteStore) -> None:
+async def test_audit_is_newest_first_and_pages_by_id(store: Store) -> None:
     await _three_turns(store)
 
     latest = await store.audit(WS)
@@ -32,7 +31,7 @@ async def test_audit_is_newest_first_and_pages_by_id(store: SQLiteStore) -> None
     assert [a.code for a in await store.audit(OTHER_WS)] == ["b = 2"]
 
 
-async def test_audit_record_round_trips_every_field(store: SQLiteStore) -> None:
+async def test_audit_record_round_trips_every_field(store: Store) -> None:
     refused = AuditRecord(
         key=KEY,
         user_id="U9",
@@ -54,7 +53,7 @@ async def test_audit_record_round_trips_every_field(store: SQLiteStore) -> None:
     assert await store.audit_entry(WS, stored.id) == stored
 
 
-async def test_audit_entry_is_confined_to_its_workspace(store: SQLiteStore) -> None:
+async def test_audit_entry_is_confined_to_its_workspace(store: Store) -> None:
     await _three_turns(store)
     (theirs,) = await store.audit(OTHER_WS)
     assert theirs.id is not None
@@ -64,7 +63,7 @@ async def test_audit_entry_is_confined_to_its_workspace(store: SQLiteStore) -> N
     assert await store.audit_entry(WS, 10_000) is None
 
 
-async def test_export_is_oldest_first_across_workspaces(store: SQLiteStore) -> None:
+async def test_export_is_oldest_first_across_workspaces(store: Store) -> None:
     await _three_turns(store)
 
     assert [a.code for a in await store.export_audit(None)] == ["a = 1", "b = 2", "c = 3", "d = 4"]
@@ -72,7 +71,7 @@ async def test_export_is_oldest_first_across_workspaces(store: SQLiteStore) -> N
     assert [a.key for a in await store.export_audit(OTHER_WS)] == [OTHER]
 
 
-async def test_usage_totals_for_workspace_and_user_since_a_time(store: SQLiteStore) -> None:
+async def test_usage_totals_for_workspace_and_user_since_a_time(store: Store) -> None:
     await store.commit_turn(turn(KEY, "e1", ["q"], audits=[audit_record()], at=100.0, tokens=1000))
     await store.commit_turn(turn(KEY, "e2", ["q"], audits=[audit_record()] * 2, at=200.0, tokens=500))
     await store.commit_turn(turn(key("t2"), "e3", ["q"], at=300.0, user="U2", tokens=50))
@@ -89,7 +88,7 @@ async def test_usage_totals_for_workspace_and_user_since_a_time(store: SQLiteSto
     assert await store.usage(WS, since=500.0) == UsageTotals()
 
 
-async def test_limits_and_their_change_log_stay_in_their_workspace(store: SQLiteStore) -> None:
+async def test_limits_and_their_change_log_stay_in_their_workspace(store: Store) -> None:
     await store.set_limit(LimitChange(WS, "timeout", "10", "30", by="admin1", at=1.0))
     await store.set_limit(LimitChange(WS, "memory", None, "512", by="admin1", at=2.0))
     await store.set_limit(LimitChange(WS, "timeout", "30", "5", by="admin2", at=3.0))
@@ -108,7 +107,7 @@ async def test_limits_and_their_change_log_stay_in_their_workspace(store: SQLite
     assert len(await store.limit_changes(WS, limit=1)) == 1
 
 
-async def test_change_log_records_the_stored_old_value_not_a_stale_one(store: SQLiteStore) -> None:
+async def test_change_log_records_the_stored_old_value_not_a_stale_one(store: Store) -> None:
     await store.set_limit(LimitChange(WS, "timeout", "10", "30", by="admin1", at=1.0))
     # admin2 read the limit before admin1's change and still believes it is 10
     await store.set_limit(LimitChange(WS, "timeout", "10", "20", by="admin2", at=2.0))
