@@ -162,6 +162,10 @@ def _seccomp_check(mode: str, caps: str, isolation: str) -> DoctorCheck:
     if mode != "2":
         why = "no syscall table for this architecture" if not seccomp.supported() else f"mode {mode}"
         return DoctorCheck("seccomp", False, f"no filter ({why}); namespaces still apply")
-    blocked = ", ".join(sorted(seccomp.BLOCKED_X86_64)[:6])
-    detail = f"filter on: {len(seccomp.BLOCKED_X86_64)} calls fail with EPERM ({blocked}, ...); CapEff {caps}"
+    families = "/".join(seccomp.ALLOWED_FAMILIES) + "/NETLINK_ROUTE"
+    denied = len(seccomp.denied_numbers(os.uname().machine))
+    detail = (
+        f"filter on: sockets only {families} (others EAFNOSUPPORT, AF_VSOCK included); {denied} calls "
+        f"denied (mount API, pidfd_getfd, ptrace, bpf, io_uring, keyrings, ...); CapEff {caps}"
+    )
     return DoctorCheck("seccomp", True, detail)
