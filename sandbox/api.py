@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
 from pathlib import Path
 
-from sandbox import cgroups, command, hostfs, locate, runner, seccomp
+from sandbox import cgroups, command, hostfs, layers, locate, runner, seccomp
 from sandbox.config import SandboxConfig, check_limits
 from sandbox.execute import execute
 from sandbox.pool import Tracker, WarmPool
@@ -24,8 +25,8 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
     ident = locate.identity(cfg)
     locate.check_env(cfg, ident)
     hostfs.sweep_stale_run_dirs()
-    if cgroups.available():
-        cgroups.sweep_stale()
+    support = cgroups.detect(cfg.cgroup, cfg.cgroup_root, prepare=True)
+    cgroups.sweep_stale(support)
     bwrap = None if weak else locate.find_bwrap(cfg, ident)
     fonts = sorted((cfg.env_dir / "mpl").glob("fontlist-*.json"))
     layout = command.Layout(
@@ -39,14 +40,20 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
     slots = cfg.pool_size + cfg.max_concurrent
     # RLIMIT_NPROC counts every task of the real uid: other sandboxes, and the bot itself when it is not root.
     nproc_base = runner.SANDBOX_TASKS * slots + (0 if ident.drop else _own_tasks())
+    use_tmpfs = hostfs.can_mount_tmpfs()
+    uid = "shared" if ident.drop else "own"
+    found = layers.describe(bwrap is not None, layout.seccomp is not None, support, use_tmpfs, uid)
     return runner.Env(
         layout=layout,
         ident=ident,
-        use_cgroups=cgroups.available(),
-        use_tmpfs=hostfs.can_mount_tmpfs(),
-        isolation=cfg.weak_mode if weak else "full",
+        use_cgroups=support.enabled,
+        use_tmpfs=use_tmpfs,
+        isolation=layers.isolation(found, cfg.weak_mode if weak else ""),
         nproc_base=nproc_base,
         setpriv=_setpriv() if ident.drop else None,
+        cgroup=support,
+        cpu_quota=cfg.cpu_quota,
+        layers=found,
     )
 
 
@@ -78,6 +85,13 @@ class Sandbox:
         if self._env is None:
             raise RuntimeError("Sandbox is not started: use `async with Sandbox(cfg) as sb`")
         return self._env.isolation
+
+    @property
+    def layers(self) -> dict[str, str | bool]:
+        """Return which isolation layers every run gets here (the shape is in sandbox/layers.py)."""
+        if self._env is None:
+            raise RuntimeError("Sandbox is not started: use `async with Sandbox(cfg) as sb`")
+        return dict(self._env.layers)
 
     @property
     def pool(self) -> WarmPool | None:
@@ -135,7 +149,7 @@ class Sandbox:
         check_limits(limits)
         if len(code) > MAX_CODE_CHARS:  # the code's own fault: an outcome, not an exception
             error = f"the code is {len(code)} characters long; the limit is {MAX_CODE_CHARS}\n"
-            return RunResult(error=error, exit_code=1, isolation=env.isolation)
+            return RunResult(error=error, exit_code=1, isolation=env.isolation, layers=dict(env.layers))
         async with self._sem:
             slot = self._pool.take(lambda s: _fits(s, limits)) if self._pool else None
             return await self._run_in(env, slot, code, limits)
@@ -146,7 +160,8 @@ class Sandbox:
         if slot is None:  # cold start: a plain interpreter, no pre-imports
             slot = await runner.spawn(env, "", limits, self._tracker.start, early_attach=True)
         try:
-            return await execute(env, slot, code, limits)
+            result = await execute(env, slot, code, limits)
+            return dataclasses.replace(result, layers=dict(env.layers))
         finally:
             # Kill at once, even when the caller cancelled us; the rest of the clean-up (reaping, cgroup
             # and directory removal) is off the reply path, tracked, and awaited by __aexit__.

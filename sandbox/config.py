@@ -13,8 +13,12 @@ Settings (name = default: meaning):
     CODEBOT_SANDBOX_PREIMPORT = numpy,matplotlib.pyplot: modules the warm pool imports in advance
     CODEBOT_SANDBOX_WEAK_MODE = (empty): empty = refuse to run without isolation; "no-userns-rlimits-only"
         = if bwrap/user namespaces fail, run with rlimits and the uid drop only (every result says so)
+    CODEBOT_SANDBOX_CGROUP = auto: per-run cgroups: auto (v1 as root, else a delegated v2 subtree, else
+        none), v1, v2, or off (rlimits only, CPU accounted from /proc)
+    CODEBOT_SANDBOX_CGROUP_ROOT = (empty): the delegated cgroup v2 directory; empty = the bot's own cgroup
+    CODEBOT_SANDBOX_CPU_QUOTA = 1.0: CPUs one run may use at once (CFS quota) where the cpu controller is
     CODEBOT_SANDBOX_TIMEOUT_S = 10: wall clock per run, seconds
-    CODEBOT_SANDBOX_CPU_S = 10: CPU seconds per run (all threads together)
+    CODEBOT_SANDBOX_CPU_S = 10: CPU seconds per run (all processes and threads together)
     CODEBOT_SANDBOX_MEMORY_MB = 256: memory per run (memory cgroup; else address space above the baseline)
     CODEBOT_SANDBOX_MAX_PROCESSES = 32: processes + threads (pids cgroup; else RLIMIT_NPROC)
     CODEBOT_SANDBOX_MAX_OPEN_FILES = 256: open file descriptors per process
@@ -38,6 +42,7 @@ from sandbox.types import RunLimits
 
 PREFIX = "CODEBOT_SANDBOX_"
 WEAK_MODES = ("no-userns-rlimits-only",)
+CGROUP_MODES = ("auto", "v1", "v2", "off")
 
 # RunLimits field -> (env suffix, parser); every cap must be positive.
 _LIMIT_VARS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -75,11 +80,18 @@ class SandboxConfig:
     max_concurrent: int = 4
     preimport: tuple[str, ...] = ("numpy", "matplotlib.pyplot")
     weak_mode: str = ""
+    cgroup: str = "auto"
+    cgroup_root: Path | None = None
+    cpu_quota: float = 1.0
     default_limits: RunLimits = field(default_factory=RunLimits)
 
     def __post_init__(self) -> None:
         if self.weak_mode and self.weak_mode not in WEAK_MODES:
             raise ValueError(f"{PREFIX}WEAK_MODE must be empty or one of {', '.join(WEAK_MODES)}")
+        if self.cgroup not in CGROUP_MODES:
+            raise ValueError(f"{PREFIX}CGROUP must be one of {', '.join(CGROUP_MODES)}")
+        if not 0.01 <= self.cpu_quota <= 1024:
+            raise ValueError(f"{PREFIX}CPU_QUOTA must be a number of CPUs between 0.01 and 1024")
         if self.pool_size < 0:
             raise ValueError(f"{PREFIX}POOL_SIZE must be >= 0")
         if self.max_concurrent < 1:
@@ -111,12 +123,17 @@ class SandboxConfig:
             kwargs["sandbox_user"] = v
         if (v := get("WEAK_MODE")) is not None:
             kwargs["weak_mode"] = v
+        if (v := get("CGROUP")) is not None:
+            kwargs["cgroup"] = v
+        if (v := get("CGROUP_ROOT")) is not None:
+            kwargs["cgroup_root"] = Path(v)
         if (v := get("PREIMPORT")) is not None:
             kwargs["preimport"] = tuple(m.strip() for m in v.split(",") if m.strip())
         pool_vars: list[tuple[str, str, Callable[[str], Any]]] = [
             ("pool_size", "POOL_SIZE", int),
             ("pool_max_age_s", "POOL_MAX_AGE_S", float),
             ("max_concurrent", "MAX_CONCURRENT", int),
+            ("cpu_quota", "CPU_QUOTA", float),
         ]
         for key, name, parse in pool_vars:
             if (v := get(name)) is not None:

@@ -9,8 +9,8 @@ import secrets
 import signal
 import time
 import uuid
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,9 @@ class Env:
     isolation: str  # "full" or the weak mode's name
     nproc_base: int  # tasks of the sandbox uid outside this run (RLIMIT_NPROC is per uid)
     setpriv: Path | None = None  # util-linux setpriv, used to drop to the sandbox uid when root
+    cgroup: cgroups.Support = cgroups.NONE  # which per-run cgroup layers exist (use_cgroups: any)
+    cpu_quota: float = 1.0  # CPUs one run may use at once (CFS quota) where the cpu controller exists
+    layers: Mapping[str, str | bool] = field(default_factory=dict)  # what every run gets (layers.py)
 
 
 @dataclass
@@ -84,7 +87,7 @@ async def spawn(
             if early is not None:
                 await early
             # Before any user code runs, the interpreter must be inside (a no-op when it was born there).
-            await asyncio.to_thread(slot.cgroup.attach_tree, slot.proc.pid)
+            await asyncio.to_thread(cgroups.attach_tree, slot.cgroup, slot.proc.pid)
         return slot
     except BaseException:
         if early is not None:
@@ -127,9 +130,9 @@ def _prepare(env: Env, limits: RunLimits) -> tuple[hostfs.RunDir, cgroups.RunCgr
             # weak mode has no bind mounts: give matplotlib a copy of the prebuilt font cache
             hostfs.copy_owned(env.layout.fontlist, run_dir.mpl, env.ident)
         if env.use_cgroups:
-            group = cgroups.create(uuid.uuid4().hex)
+            group = cgroups.create(env.cgroup, uuid.uuid4().hex)
             # set now, off the reply path; a run with other limits rewrites them before its code starts
-            group.set_limits(*cgroup_caps(limits))
+            group.set_limits(*cgroup_caps(limits), env.cpu_quota)
     except BaseException:
         if group is not None:
             group.remove()
@@ -254,8 +257,8 @@ def header(env: Env, limits: RunLimits, nonce: str) -> bytes:
         round(limits.cpu_s * 1000),
         limits.max_open_files,
         limits.output_dir_mb * MiB,
-        0 if env.use_cgroups else limits.memory_mb * MiB,  # 0 = the memory cgroup caps it
-        0 if env.use_cgroups else env.nproc_base + limits.max_processes,
+        0 if env.cgroup.memory else limits.memory_mb * MiB,  # 0 = the memory cgroup caps it
+        0 if env.cgroup.pids else env.nproc_base + limits.max_processes,
     )
     return " ".join([nonce, *map(str, fields)]).encode() + b"\n"
 
