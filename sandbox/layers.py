@@ -30,7 +30,7 @@ STRONG: dict[str, tuple[str | bool, ...]] = {
     "cpu": ("cgroup-v1", "cgroup-v2"),
     "cpu_quota": (True,),
     "disk": ("tmpfs",),
-    "uid": ("per-slot", "shared"),  # TODO(w10b): per-slot only once the uid pool lands
+    "uid": ("per-slot",),
 }
 
 
