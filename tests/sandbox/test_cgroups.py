@@ -84,7 +84,7 @@ async def test_a_sandbox_run_is_accounted_through_a_v2_group(v2_dir: Path, canar
         assert result.killed_reason == "cpu", result.to_json()
         assert result.layers["cpu"] == "cgroup-v2"
         await kit.assert_run_left_nothing(sb)
-    leftover = [p.name for p in v2_dir.glob("run-*")]
+    leftover = await asyncio.to_thread(lambda: [p.name for p in v2_dir.glob("run-*")])
     assert leftover == [], f"run groups left behind: {leftover}"
 
 
@@ -119,7 +119,8 @@ def test_v2_mount_and_own_group_are_found() -> None:
     )
     assert cgroups_v2.mount_point(info) == Path("/sys/fs/cgroup/unified")
     assert cgroups_v2.mount_point("30 24 0:26 / /x rw - tmpfs tmpfs rw\n") is None
-    assert cgroups_v2.own_path("1:cpu:/\n0::/system.slice/codebot.service\n") == "/system.slice/codebot.service"
+    unit = "/system.slice/codebot.service"
+    assert cgroups_v2.own_path(f"1:cpu:/\n0::{unit}\n") == unit
     assert cgroups_v2.own_path("1:cpu:/\n") is None
 
 
