@@ -153,7 +153,12 @@ class Sandbox:
         except SandboxUnavailable as exc:
             if not self.cfg.weak_mode:
                 raise
-            log.warning("full isolation unavailable, using weak mode %s: %s", self.cfg.weak_mode, exc)
+            log.warning(
+                "sandbox unavailable, using weak mode %s: no namespaces and no seccomp, so code can read "
+                "what the sandbox uid can (the bot's files too, if readable) and reach the network: %s",
+                self.cfg.weak_mode,
+                exc,
+            )
         env = await asyncio.to_thread(resolve_env, self.cfg, True)
         self._uids = uidpool.UidPool(list(env.uids)) if env.uids else None
         await self._probe(env)
