@@ -64,7 +64,7 @@ def _slot_uids(cfg: SandboxConfig) -> tuple[int, ...]:
     span = cfg.uid_range
     if span is None:
         return ()
-    taken = uidpool.conflicts(*span)
+    taken = uidpool.conflicts(*span, uidpool.lock_dir())
     usable = tuple(u for u in range(span[0], span[1] + 1) if u not in taken)
     need = cfg.pool_size + cfg.max_concurrent
     if len(usable) < need:
@@ -80,6 +80,15 @@ def _slot_uids(cfg: SandboxConfig) -> tuple[int, ...]:
     if taken:
         log.warning("CODEBOT_SANDBOX_UIDS: skipping uids in use: %s", sorted(taken)[:10])
     return usable
+
+
+def _uid_pool(env: runner.Env) -> uidpool.UidPool | None:
+    if not env.uids:
+        return None
+    locks = uidpool.lock_dir()
+    if locks is None:
+        log.warning("no safe %s: uids are not coordinated with other bots on this host", uidpool.LOCK_DIR)
+    return uidpool.UidPool(list(env.uids), locks)
 
 
 def _setpriv() -> Path | None:
@@ -147,7 +156,7 @@ class Sandbox:
     async def _start_env(self) -> runner.Env:
         try:
             env = await asyncio.to_thread(resolve_env, self.cfg, False)
-            self._uids = uidpool.UidPool(list(env.uids)) if env.uids else None
+            self._uids = _uid_pool(env)
             await self._probe(env)
             return env
         except SandboxUnavailable as exc:
@@ -160,7 +169,7 @@ class Sandbox:
                 exc,
             )
         env = await asyncio.to_thread(resolve_env, self.cfg, True)
-        self._uids = uidpool.UidPool(list(env.uids)) if env.uids else None
+        self._uids = _uid_pool(env)
         await self._probe(env)
         return env
 
@@ -193,11 +202,14 @@ class Sandbox:
 
     async def _destroy(self, slot: runner.Slot) -> None:
         """Destroy a slot, then give its uid back (reused only once its processes are all gone)."""
+        gone = False
         try:
             await runner.destroy(slot)
+            # its cgroup is removed, which the kernel allows only once every process in it has ended
+            gone = slot.cgroup is not None
         finally:
             if slot.uid is not None and self._uids is not None:
-                await self._uids.release(slot.uid)
+                await self._uids.release(slot.uid, gone)
 
     async def run(self, code: str, limits: RunLimits | None = None) -> RunResult:
         """Run code in a fresh sandbox and return its outcome; only a broken sandbox raises."""

@@ -102,26 +102,33 @@ def available() -> bool:
 
 
 def attach_tree(group: RunCgroup, root_pid: int) -> None:
-    """Make sure the sandbox's interpreter (found under its outer process) is in the run's groups."""
-    leaf = leaf_pid(root_pid)
-    if group.missing(leaf):
-        group.attach([leaf])
+    """Make sure the sandbox's interpreter (found under its outer process) is in the run's groups, and
+    bwrap's processes above it at least in the group that tracks tasks (pids on v1)."""
+    chain = chain_pids(root_pid)
+    if group.missing(chain[-1]):
+        group.attach([chain[-1]])
+    group.track(chain[:-1])
 
 
 def leaf_pid(root_pid: int) -> int:
-    """Return the interpreter's host pid: the end of the chain bwrap -> bwrap (pid 1) -> python.
+    """Return the interpreter's host pid: the end of the chain bwrap -> bwrap (pid 1) -> python."""
+    return chain_pids(root_pid)[-1]
 
-    Only the interpreter is moved: bwrap's processes never fork again, and each cgroup.procs write can
-    cost a few ms (an RCU grace period), which would show on every cold run.
+
+def chain_pids(root_pid: int) -> list[int]:
+    """Return the chain bwrap -> bwrap (pid 1) -> python, outermost first.
+
+    Only the interpreter is moved into every group: bwrap's processes never fork again, and each
+    memory cgroup.procs write can cost ms (an RCU grace period), which would show on every cold run.
     """
-    pid = root_pid
+    chain = [root_pid]
     for _ in range(8):  # a ready sandbox is a chain of 3 processes; bound the walk anyway
         try:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
+            with open(f"/proc/{chain[-1]}/task/{chain[-1]}/children") as f:
                 children = f.read().split()
         except OSError:
             break
         if not children:
             break
-        pid = int(children[0])
-    return pid
+        chain.append(int(children[0]))
+    return chain

@@ -55,6 +55,15 @@ class V1Group:
                 with contextlib.suppress(ProcessLookupError):
                     write(group / "cgroup.procs", pid)
 
+    def track(self, pids: list[int]) -> None:
+        """Put helper processes (bwrap's) in the pids group only: cheap, and the group then holds the
+        whole tree, so its removal proves every process of the run has ended."""
+        inside = set(procs(self.pids))
+        for pid in pids:
+            if pid not in inside:
+                with contextlib.suppress(ProcessLookupError):
+                    write(self.pids / "cgroup.procs", pid)
+
     def missing(self, pid: int) -> bool:
         """Tell whether pid is outside one of the run's groups."""
         return not all(pid in procs(group) for group in self.dirs)

@@ -65,6 +65,11 @@ class V2Group:
             with contextlib.suppress(ProcessLookupError):
                 write(self.path / "cgroup.procs", pid)
 
+    def track(self, pids: list[int]) -> None:
+        """Put helper processes (bwrap's) in the group too, so its removal proves the tree is gone."""
+        inside = set(procs(self.path))
+        self.attach([pid for pid in pids if pid not in inside])
+
     def missing(self, pid: int) -> bool:
         return pid not in procs(self.path)
 

@@ -64,7 +64,7 @@ def _uid_check(cfg: SandboxConfig) -> DoctorCheck:
             "another (inotify instances, pipe buffers) and so can anything else running as that user; "
             "set CODEBOT_SANDBOX_UIDS to an unused range, e.g. 62000-62031",
         )
-    taken = uidpool.conflicts(*span)
+    taken = uidpool.conflicts(*span, uidpool.LOCK_DIR if uidpool.LOCK_DIR.is_dir() else None)
     free = span[1] - span[0] + 1 - len(taken)
     need = cfg.pool_size + cfg.max_concurrent
     named = "; ".join(f"uid {u}: {why}" for u, why in sorted(taken.items())[:5])

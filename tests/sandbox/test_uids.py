@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -116,7 +117,7 @@ async def test_a_uid_rests_until_its_last_process_is_gone() -> None:
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("util-linux setpriv is not installed")
-    pool = uidpool.UidPool([62029])
+    pool = uidpool.UidPool([62029], None)
     uid = await pool.acquire()
     proc = await asyncio.create_subprocess_exec(
         setpriv, "--reuid=62029", "--regid=62029", "--clear-groups", "sleep", "30"
@@ -143,3 +144,16 @@ def test_uid_range_setting_and_conflicts() -> None:
         SandboxConfig.from_env({"CODEBOT_SANDBOX_UIDS": "1-2"})
     assert SandboxConfig.from_env({"CODEBOT_SANDBOX_UIDS": "off"}).uid_range is None
     assert "passwd entry" in uidpool.conflicts(65534, 65534).get(65534, "")  # nobody
+
+
+async def test_two_pools_on_one_host_never_share_a_uid(tmp_path: Path) -> None:
+    """Two Sandbox instances (or two bots) over one range: the uid locks keep their slots apart."""
+    first, second = uidpool.UidPool([62010, 62011], tmp_path), uidpool.UidPool([62010, 62011], tmp_path)
+    a = await first.acquire()
+    b = await second.acquire()
+    assert a != b, "two pools handed out the same uid"
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await second.acquire()  # its other uid is the first pool's
+    await first.release(a, gone=True)
+    assert await asyncio.wait_for(second.acquire(), 5) == a
