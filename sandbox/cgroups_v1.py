@@ -145,18 +145,23 @@ def create(run_id: str) -> V1Group:
 
 
 def sweep_stale() -> int:
-    """Remove run groups left by bot processes that died; return how many were removed."""
+    """Remove run groups left by bot processes that died; return how many were removed.
+
+    Every controller is searched: a bot killed half-way through a removal leaves some groups only.
+    """
     from sandbox.hostfs import pid_alive
 
     ctrls = controller_dirs()
+    names = {p.name for c in ctrls.values() for p in (c / GROUP).glob("*-*") if p.is_dir()}
     removed = 0
-    for mem in (ROOT / "memory" / GROUP).glob("*-*"):
-        owner = mem.name.split("-", 1)[0]
-        if not mem.is_dir() or not owner.isdigit() or pid_alive(int(owner)):
+    for name in sorted(names):
+        owner = name.split("-", 1)[0]
+        if not owner.isdigit() or pid_alive(int(owner)):
             continue
-        cpu, acct = (ctrls[c] / GROUP / mem.name if c in ctrls else None for c in ("cpu", "cpuacct"))
+        path = {c: ctrls.get(c, ROOT / c) / GROUP / name for c in ("memory", "pids", "cpu", "cpuacct")}
+        cpu, acct = (path[c] if c in ctrls else None for c in ("cpu", "cpuacct"))
         with contextlib.suppress(OSError):
-            V1Group(mem, ROOT / "pids" / GROUP / mem.name, cpu, acct).remove(wait_s=0.5)
+            V1Group(path["memory"], path["pids"], cpu, acct).remove(wait_s=0.5)
             removed += 1
     return removed
 

@@ -143,3 +143,21 @@ def test_detect_reports_why_nothing_is_there() -> None:
     assert not off.enabled and "off" in off.detail
     if os.geteuid() == 0 and cgroups_v1.available():
         assert cgroups.detect("auto").version == "v1"
+
+
+async def test_groups_left_half_removed_by_a_dead_bot_are_swept() -> None:
+    """A bot killed while removing a run's groups may leave only its cpu ones behind."""
+    ctrls = cgroups_v1.controller_dirs()
+    if not (cgroups_v1.available() and "cpu" in ctrls and "cpuacct" in ctrls):
+        pytest.skip("needs root and the v1 memory, pids, cpu and cpuacct controllers")
+    dead = await asyncio.create_subprocess_exec("/bin/true")
+    await dead.wait()  # its pid is now a bot that died
+    left = [ctrls[c] / cgroups_v1.GROUP / f"{dead.pid}-{secrets.token_hex(4)}" for c in ("cpu", "cpuacct")]
+    for path in left:
+        path.mkdir(parents=True)
+    try:
+        assert await asyncio.to_thread(cgroups_v1.sweep_stale) >= 1
+        assert not any(p.exists() for p in left), left
+    finally:
+        for path in left:
+            cgroups_v1.rmdir(path, 1.0)
