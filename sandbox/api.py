@@ -25,7 +25,7 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
     ident = locate.identity(cfg)
     locate.check_env(cfg, ident)
     hostfs.sweep_stale_run_dirs()
-    support = cgroups.detect(cfg.cgroup, cfg.cgroup_root, prepare=True)
+    support = cgroups.detect(cfg.cgroup, cfg.cgroup_root, prepare=True, runs=cfg.max_concurrent)
     cgroups.sweep_stale(support)
     bwrap = None if weak else locate.find_bwrap(cfg, ident)
     fonts = sorted((cfg.env_dir / "mpl").glob("fontlist-*.json"))

@@ -45,8 +45,9 @@ class Support:
 NONE = Support("", False, False, False, False, "no cgroups")
 
 
-def detect(mode: str = "auto", v2_root: Path | None = None, prepare: bool = False) -> Support:
-    """Find the per-run cgroups this host offers; `prepare` (the bot, not doctor) enables v2 controllers."""
+def detect(mode: str = "auto", v2_root: Path | None = None, prepare: bool = False, runs: int = 1) -> Support:
+    """Find the per-run cgroups this host offers; `prepare` (the bot, not doctor) readies them for
+    `runs` concurrent runs (v2: enables the controllers; v1: weights the runs' parent cpu group)."""
     if mode == "off":
         return Support("", False, False, False, False, "turned off (CODEBOT_SANDBOX_CGROUP=off)")
     reasons = []
@@ -54,6 +55,8 @@ def detect(mode: str = "auto", v2_root: Path | None = None, prepare: bool = Fals
         if cgroups_v1.available():
             ctrls = cgroups_v1.controller_dirs()
             cpu = "cpu" in ctrls and "cpuacct" in ctrls
+            if prepare and cpu:
+                cgroups_v1.weight_parent(runs)
             return Support("v1", True, True, cpu, cpu, "v1: " + ", ".join(sorted(ctrls)))
         reasons.append(_v1_reason())
     if mode in ("auto", "v2") and (found := _v2(v2_root, prepare)) is not None:
