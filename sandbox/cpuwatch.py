@@ -7,8 +7,9 @@ stopped by it. The host therefore polls the run's total CPU time:
   itself) plus cutime+cstime (its reaped children; orphans are reaped by the sandbox's pid 1, inside the
   tree). Each process is also remembered with the most it was seen using, so a worker that was seen once
   still counts after it is gone, even if its parent never waits for it. Best effort: children that live
-  less than one poll and are reaped without a wait() (SIGCHLD ignored) are not counted; RLIMIT_CPU
-  still caps each of them, and the wall timeout caps the run.
+  less than one poll and are reaped without a wait() (SIGCHLD ignored) are not counted, nor (in weak
+  mode, without a pid namespace) orphans, which the host's init adopts; RLIMIT_CPU still caps each
+  process, and the wall timeout caps the run.
 """
 
 from __future__ import annotations
@@ -96,14 +97,21 @@ def stat_times(pid: int) -> tuple[int, int, int] | None:
         return None
 
 
+async def _read(meter: Meter) -> int | None:
+    try:
+        return await asyncio.to_thread(meter.used_ns)
+    except Exception:  # a counter that cannot be read must never look like a run over its cap
+        return None
+
+
 async def watch(meter: Meter, cpu_s: float, poll_s: float = POLL_S) -> float:
     """Return (the CPU seconds used) once the run has used cpu_s of CPU time since this call."""
-    base = await asyncio.to_thread(meter.used_ns)
+    base = await _read(meter)
     cap_ns = int(cpu_s * 1e9)
     poll_s = min(poll_s, max(0.01, cpu_s / 20))
     while True:
         await asyncio.sleep(poll_s)  # polling: the kernel offers no event for "CPU time reached"
-        used = await asyncio.to_thread(meter.used_ns)
+        used = await _read(meter)
         if used is not None and base is not None and used - base >= cap_ns:
             return (used - base) / 1e9
         if base is None:

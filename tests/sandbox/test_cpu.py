@@ -117,3 +117,14 @@ def test_cgroup_off_setting_is_read() -> None:
     assert not cgroups.detect("off").enabled
     assert dataclasses.replace(cfg, cgroup="auto").cgroup == "auto"
     assert os.sysconf("SC_CLK_TCK") > 0
+
+
+async def test_an_unreadable_counter_never_looks_like_a_run_over_its_cap() -> None:
+    class Broken:
+        def used_ns(self) -> int | None:
+            raise OSError("the cgroup is gone")
+
+    watcher = asyncio.ensure_future(cpuwatch.watch(Broken(), 0.01, poll_s=0.01))
+    done, _ = await asyncio.wait({watcher}, timeout=0.3)
+    watcher.cancel()
+    assert not done, "the watcher fired (or raised) on a counter it could not read"
