@@ -37,11 +37,17 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
         harness=Path(__file__).with_name("harness.py").read_text(),
         seccomp=seccomp.program() if seccomp.supported() else None,
     )
-    slots = cfg.pool_size + cfg.max_concurrent
-    # RLIMIT_NPROC counts every task of the real uid: other sandboxes, and the bot itself when it is not root.
-    nproc_base = runner.SANDBOX_TASKS * slots + (0 if ident.drop else _own_tasks())
-    use_tmpfs = hostfs.can_mount_tmpfs()
     uids = _slot_uids(cfg) if ident.drop else ()
+    # RLIMIT_NPROC counts every task of the real uid: other sandboxes, and the bot itself when it is not root.
+    nproc_base = runner.SANDBOX_TASKS * (cfg.pool_size + cfg.max_concurrent) + (
+        0 if ident.drop else _own_tasks()
+    )
+    if uids:
+        # A per-slot uid holds one sandbox, so the cap is exact. Measured on 6.18: 2 of its 3 bwrap/python
+        # tasks count toward the limit (per-user-namespace accounting); were all 3 counted, a run would
+        # get one process fewer, never more.
+        nproc_base = runner.SANDBOX_TASKS - 1
+    use_tmpfs = hostfs.can_mount_tmpfs()
     uid = "per-slot" if uids else "shared" if ident.drop else "own"
     found = layers.describe(bwrap is not None, layout.seccomp is not None, support, use_tmpfs, uid)
     return runner.Env(

@@ -157,3 +157,14 @@ async def test_two_pools_on_one_host_never_share_a_uid(tmp_path: Path) -> None:
             await second.acquire()  # its other uid is the first pool's
     await first.release(a, gone=True)
     assert await asyncio.wait_for(second.acquire(), 5) == a
+
+
+@root_only
+async def test_without_a_pids_cgroup_a_slot_uid_makes_the_process_cap_exact(canary: str) -> None:
+    """RLIMIT_NPROC counts per uid: with a uid of its own, a run gets its cap, not the pool's slack."""
+    limits = kit.LIMITS.replace(max_processes=16)
+    async with kit.open_sandbox(pool_size=0, cgroup="off") as sb:
+        assert (sb.layers["pids"], sb.layers["uid"]) == ("rlimit", "per-slot"), sb.layers
+        found = kit.report(await kit.run(sb, kit.program("fork_loop", child_sleep_s=30), limits))
+        await kit.assert_run_left_nothing(sb)
+    assert 12 <= found["children"] <= limits.max_processes, found
