@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
 from pathlib import Path
 
-from sandbox import cgroups, command, hostfs, locate, runner, seccomp
+from sandbox import cgroups, command, hostfs, layers, locate, runner, seccomp, uidpool
 from sandbox.config import SandboxConfig, check_limits
 from sandbox.execute import execute
 from sandbox.pool import Tracker, WarmPool
@@ -24,8 +25,8 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
     ident = locate.identity(cfg)
     locate.check_env(cfg, ident)
     hostfs.sweep_stale_run_dirs()
-    if cgroups.available():
-        cgroups.sweep_stale()
+    support = cgroups.detect(cfg.cgroup, cfg.cgroup_root, prepare=True, runs=cfg.max_concurrent)
+    cgroups.sweep_stale(support)
     bwrap = None if weak else locate.find_bwrap(cfg, ident)
     fonts = sorted((cfg.env_dir / "mpl").glob("fontlist-*.json"))
     layout = command.Layout(
@@ -36,18 +37,64 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
         harness=Path(__file__).with_name("harness.py").read_text(),
         seccomp=seccomp.program() if seccomp.supported() else None,
     )
-    slots = cfg.pool_size + cfg.max_concurrent
+    uids = _slot_uids(cfg) if ident.drop else ()
     # RLIMIT_NPROC counts every task of the real uid: other sandboxes, and the bot itself when it is not root.
-    nproc_base = runner.SANDBOX_TASKS * slots + (0 if ident.drop else _own_tasks())
+    nproc_base = runner.SANDBOX_TASKS * (cfg.pool_size + cfg.max_concurrent) + (
+        0 if ident.drop else _own_tasks()
+    )
+    if uids:
+        # A per-slot uid holds one sandbox, so the cap is exact. Measured on 6.18: 2 of its 3 bwrap/python
+        # tasks count toward the limit (per-user-namespace accounting); were all 3 counted, a run would
+        # get one process fewer, never more.
+        nproc_base = runner.SANDBOX_TASKS - 1
+    use_tmpfs = hostfs.can_mount_tmpfs()
+    uid = "per-slot" if uids else "shared" if ident.drop else "own"
+    found = layers.describe(bwrap is not None, layout.seccomp is not None, support, use_tmpfs, uid)
     return runner.Env(
         layout=layout,
         ident=ident,
-        use_cgroups=cgroups.available(),
-        use_tmpfs=hostfs.can_mount_tmpfs(),
-        isolation=cfg.weak_mode if weak else "full",
+        use_cgroups=support.enabled,
+        use_tmpfs=use_tmpfs,
+        isolation=layers.isolation(found, cfg.weak_mode if weak else ""),
         nproc_base=nproc_base,
         setpriv=_setpriv() if ident.drop else None,
+        cgroup=support,
+        cpu_quota=cfg.cpu_quota,
+        layers=found,
+        uids=uids,
     )
+
+
+def _slot_uids(cfg: SandboxConfig) -> tuple[int, ...]:
+    """Return the usable per-slot uids, or () (all runs share the sandbox user) if too few are free."""
+    span = cfg.uid_range
+    if span is None:
+        return ()
+    taken = uidpool.conflicts(*span, uidpool.lock_dir())
+    usable = tuple(u for u in range(span[0], span[1] + 1) if u not in taken)
+    need = cfg.pool_size + cfg.max_concurrent
+    if len(usable) < need:
+        log.warning(
+            "CODEBOT_SANDBOX_UIDS=%s: only %d of the uids are unused (%d needed); runs share %s: %s",
+            cfg.sandbox_uids,
+            len(usable),
+            need,
+            cfg.sandbox_user,
+            "; ".join(f"{u}: {why}" for u, why in list(taken.items())[:5]),
+        )
+        return ()
+    if taken:
+        log.warning("CODEBOT_SANDBOX_UIDS: skipping uids in use: %s", sorted(taken)[:10])
+    return usable
+
+
+def _uid_pool(env: runner.Env) -> uidpool.UidPool | None:
+    if not env.uids:
+        return None
+    locks = uidpool.lock_dir()
+    if locks is None:
+        log.warning("no safe %s: uids are not coordinated with other bots on this host", uidpool.LOCK_DIR)
+    return uidpool.UidPool(list(env.uids), locks)
 
 
 def _setpriv() -> Path | None:
@@ -70,6 +117,7 @@ class Sandbox:
         self._env: runner.Env | None = None
         self._tracker = Tracker()
         self._pool: WarmPool | None = None
+        self._uids: uidpool.UidPool | None = None
         self._sem = asyncio.Semaphore(cfg.max_concurrent)
 
     @property
@@ -80,6 +128,18 @@ class Sandbox:
         return self._env.isolation
 
     @property
+    def layers(self) -> dict[str, str | bool]:
+        """Return which isolation layers every run gets here (the shape is in sandbox/layers.py)."""
+        if self._env is None:
+            raise RuntimeError("Sandbox is not started: use `async with Sandbox(cfg) as sb`")
+        return dict(self._env.layers)
+
+    @property
+    def uid_pool(self) -> uidpool.UidPool | None:
+        """The per-slot uids, None when runs share one uid (for doctor and tests)."""
+        return self._uids
+
+    @property
     def pool(self) -> WarmPool | None:
         """The warm pool, None when pool_size is 0 (for doctor and tests)."""
         return self._pool
@@ -88,7 +148,7 @@ class Sandbox:
         self._env = await self._start_env()
         if self.cfg.pool_size > 0:
             self._pool = WarmPool(
-                self._spawn_warm, runner.destroy, self._tracker, self.cfg.pool_size, self.cfg.pool_max_age_s
+                self._spawn_warm, self._destroy, self._tracker, self.cfg.pool_size, self.cfg.pool_max_age_s
             )
             self._pool.start()
         return self
@@ -102,13 +162,20 @@ class Sandbox:
     async def _start_env(self) -> runner.Env:
         try:
             env = await asyncio.to_thread(resolve_env, self.cfg, False)
+            self._uids = _uid_pool(env)
             await self._probe(env)
             return env
         except SandboxUnavailable as exc:
             if not self.cfg.weak_mode:
                 raise
-            log.warning("full isolation unavailable, using weak mode %s: %s", self.cfg.weak_mode, exc)
+            log.warning(
+                "sandbox unavailable, using weak mode %s: no namespaces and no seccomp, so code can read "
+                "what the sandbox uid can (the bot's files too, if readable) and reach the network: %s",
+                self.cfg.weak_mode,
+                exc,
+            )
         env = await asyncio.to_thread(resolve_env, self.cfg, True)
+        self._uids = _uid_pool(env)
         await self._probe(env)
         return env
 
@@ -122,9 +189,33 @@ class Sandbox:
 
     async def _spawn_warm(self) -> runner.Slot:
         assert self._env is not None
-        return await runner.spawn(
-            self._env, ",".join(self.cfg.preimport), self.cfg.default_limits, self._tracker.start
-        )
+        return await self._spawn(self._env, ",".join(self.cfg.preimport), self.cfg.default_limits, False)
+
+    async def _spawn(self, env: runner.Env, preimport: str, limits: RunLimits, cold: bool) -> runner.Slot:
+        """Start a slot under a uid of its own (when there is a uid pool)."""
+        try:
+            uid = await self._uids.acquire() if self._uids is not None else None
+        except TimeoutError:
+            msg = "no sandbox uid came free in time (a run's processes outlived it)"
+            raise SandboxUnavailable(msg) from None
+        try:
+            return await runner.spawn(env, preimport, limits, self._tracker.start, cold, uid)
+        except BaseException:
+            if uid is not None and self._uids is not None:
+                # spawn's own clean-up is under way; the uid rests until its processes are gone
+                self._tracker.start(self._uids.release(uid))
+            raise
+
+    async def _destroy(self, slot: runner.Slot) -> None:
+        """Destroy a slot, then give its uid back (reused only once its processes are all gone)."""
+        gone = False
+        try:
+            await runner.destroy(slot)
+            # its cgroup is removed, which the kernel allows only once every process in it has ended
+            gone = slot.cgroup is not None
+        finally:
+            if slot.uid is not None and self._uids is not None:
+                await self._uids.release(slot.uid, gone)
 
     async def run(self, code: str, limits: RunLimits | None = None) -> RunResult:
         """Run code in a fresh sandbox and return its outcome; only a broken sandbox raises."""
@@ -135,7 +226,7 @@ class Sandbox:
         check_limits(limits)
         if len(code) > MAX_CODE_CHARS:  # the code's own fault: an outcome, not an exception
             error = f"the code is {len(code)} characters long; the limit is {MAX_CODE_CHARS}\n"
-            return RunResult(error=error, exit_code=1, isolation=env.isolation)
+            return RunResult(error=error, exit_code=1, isolation=env.isolation, layers=dict(env.layers))
         async with self._sem:
             slot = self._pool.take(lambda s: _fits(s, limits)) if self._pool else None
             return await self._run_in(env, slot, code, limits)
@@ -144,14 +235,15 @@ class Sandbox:
         self, env: runner.Env, slot: runner.Slot | None, code: str, limits: RunLimits
     ) -> RunResult:
         if slot is None:  # cold start: a plain interpreter, no pre-imports
-            slot = await runner.spawn(env, "", limits, self._tracker.start, early_attach=True)
+            slot = await self._spawn(env, "", limits, True)
         try:
-            return await execute(env, slot, code, limits)
+            result = await execute(env, slot, code, limits)
+            return dataclasses.replace(result, layers=dict(env.layers))
         finally:
             # Kill at once, even when the caller cancelled us; the rest of the clean-up (reaping, cgroup
             # and directory removal) is off the reply path, tracked, and awaited by __aexit__.
             runner.kill(slot.proc)
-            self._tracker.start(runner.destroy(slot))
+            self._tracker.start(self._destroy(slot))
             if self._pool is not None:
                 self._pool.wake()
 

@@ -10,10 +10,10 @@ import asyncio
 import dataclasses
 import json
 import os
-from dataclasses import dataclass
 
-from sandbox import cgroups, hostfs, locate, seccomp
+from sandbox import layers, locate, seccomp
 from sandbox.config import SandboxConfig
+from sandbox.doctor_layers import DoctorCheck, layer_checks
 from sandbox.setup import MARKER
 from sandbox.types import SandboxUnavailable
 
@@ -40,15 +40,6 @@ print(json.dumps({"uid": os.getuid(), "net": connect(("1.1.1.1", 53)), "ifaces":
 """
 
 
-@dataclass(frozen=True)
-class DoctorCheck:
-    """One line of the doctor's report."""
-
-    name: str
-    ok: bool
-    detail: str
-
-
 def report(cfg: SandboxConfig) -> list[DoctorCheck]:
     """Check every isolation layer and try a tiny real run; each failed check says how to fix it."""
     checks = [*_static_checks(cfg)]
@@ -62,7 +53,9 @@ def _static_checks(cfg: SandboxConfig) -> list[DoctorCheck]:
         ident = locate.identity(cfg)
     except SandboxUnavailable as exc:
         return [DoctorCheck("user", False, str(exc))]
-    if ident.drop:
+    if ident.drop and cfg.uid_range is not None:
+        checks.append(DoctorCheck("user", True, "bot is root: each run drops to a uid of its own (see uids)"))
+    elif ident.drop:
         checks.append(
             DoctorCheck("user", True, f"bot is root: runs drop to {cfg.sandbox_user} (uid {ident.uid})")
         )
@@ -86,7 +79,7 @@ def _static_checks(cfg: SandboxConfig) -> list[DoctorCheck]:
         checks.append(DoctorCheck("environment", True, detail))
     except (SandboxUnavailable, ValueError) as exc:
         checks.append(DoctorCheck("environment", False, str(exc)))
-    return [*checks, *_limit_checks()]
+    return [*checks, *layer_checks(cfg)]
 
 
 def _userns_check() -> DoctorCheck:
@@ -102,27 +95,6 @@ def _userns_check() -> DoctorCheck:
     )
 
 
-def _limit_checks() -> list[DoctorCheck]:
-    root = os.geteuid() == 0
-    checks = []
-    if cgroups.available():
-        checks.append(DoctorCheck("memory+pids cgroups", True, "per-run cgroup v1 (memory.limit, pids.max)"))
-    else:
-        fix = (
-            "run the bot as root on a cgroup v1 host"
-            if not root
-            else "mount the v1 memory and pids controllers"
-        )
-        detail = f"not available: memory falls back to RLIMIT_AS, processes to RLIMIT_NPROC (per uid) ({fix})"
-        checks.append(DoctorCheck("memory+pids cgroups", False, detail))
-    if hostfs.can_mount_tmpfs():
-        checks.append(DoctorCheck("output dir size", True, "per-run size-limited tmpfs"))
-    else:
-        detail = "not bounded in total (needs root for a per-run tmpfs); RLIMIT_FSIZE caps each file"
-        checks.append(DoctorCheck("output dir size", False, detail))
-    return checks
-
-
 async def _live_checks(cfg: SandboxConfig) -> list[DoctorCheck]:
     from sandbox.api import Sandbox
 
@@ -131,7 +103,7 @@ async def _live_checks(cfg: SandboxConfig) -> list[DoctorCheck]:
             result = await sb.run(PROBE)
     except SandboxUnavailable as exc:
         return [DoctorCheck("live run", False, str(exc))]
-    mode = "full isolation" if result.isolation == "full" else f"WEAK MODE {result.isolation}"
+    mode = _mode(result.isolation, result.layers)
     if not result.ok:
         detail = (result.error or result.stderr or f"exit code {result.exit_code}")[-500:]
         return [DoctorCheck("live run", False, f"{mode}: {detail}")]
@@ -141,9 +113,10 @@ async def _live_checks(cfg: SandboxConfig) -> list[DoctorCheck]:
     return [
         DoctorCheck(
             "live run",
-            result.isolation == "full",
+            result.isolation in ("full", "partial"),
             f"{mode}, uid {info['uid']} inside, {result.duration_ms:.0f} ms",
         ),
+        DoctorCheck("layers", True, "every result reports: " + json.dumps(result.layers, sort_keys=True)),
         DoctorCheck("network", net_ok, f"interfaces {info['ifaces']}, 1.1.1.1:53 -> {info['net']}"),
         _seccomp_check(info["seccomp"], info["caps"], result.isolation),
         DoctorCheck(
@@ -156,12 +129,27 @@ async def _live_checks(cfg: SandboxConfig) -> list[DoctorCheck]:
     ]
 
 
+def _mode(isolation: str, found: layers.Layers) -> str:
+    if isolation == "full":
+        return "full isolation"
+    if isolation == "partial":
+        return f"partial isolation (WEAKER: {', '.join(layers.weaker(found))}; see above)"
+    return (
+        f"WEAK MODE {isolation}: no namespaces and no seccomp, so the code can read every file the "
+        "sandbox uid can (the bot's .env too, if readable) and reach the network; limits are rlimits"
+    )
+
+
 def _seccomp_check(mode: str, caps: str, isolation: str) -> DoctorCheck:
-    if isolation != "full":
+    if isolation not in ("full", "partial"):
         return DoctorCheck("seccomp", False, "not applied in weak mode")
     if mode != "2":
         why = "no syscall table for this architecture" if not seccomp.supported() else f"mode {mode}"
         return DoctorCheck("seccomp", False, f"no filter ({why}); namespaces still apply")
-    blocked = ", ".join(sorted(seccomp.BLOCKED_X86_64)[:6])
-    detail = f"filter on: {len(seccomp.BLOCKED_X86_64)} calls fail with EPERM ({blocked}, ...); CapEff {caps}"
+    families = "/".join(seccomp.ALLOWED_FAMILIES) + "/NETLINK_ROUTE"
+    denied = len(seccomp.denied_numbers(os.uname().machine))
+    detail = (
+        f"filter on: sockets only {families} (others EAFNOSUPPORT, AF_VSOCK included); {denied} calls "
+        f"denied (mount API, pidfd_getfd, ptrace, bpf, io_uring, keyrings, ...); CapEff {caps}"
+    )
     return DoctorCheck("seccomp", True, detail)

@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from sandbox import hostfs, runner
+from sandbox import cpuwatch, hostfs, runner
 from sandbox.capture import Capture, pump
 from sandbox.types import KilledReason, OutputFile, RunLimits, RunResult
 
@@ -21,9 +21,13 @@ async def execute(env: runner.Env, slot: runner.Slot, code: str, limits: RunLimi
     cap = runner.new_capture(limits, nonce)
     payload = runner.header(env, limits, nonce) + code.encode("utf-8", "surrogatepass")
     if slot.cgroup is not None and slot.cgroup_caps != runner.cgroup_caps(limits):
-        await asyncio.to_thread(slot.cgroup.set_limits, *runner.cgroup_caps(limits))
+        await asyncio.to_thread(slot.cgroup.set_limits, *runner.cgroup_caps(limits), env.cpu_quota)
     started = time.monotonic()
-    stop = await _supervise(slot.proc, payload, cap, limits.timeout_s)
+    cpu = asyncio.ensure_future(cpuwatch.watch(_meter(slot), limits.cpu_s))  # all processes together
+    try:
+        stop = await _supervise(slot.proc, payload, cap, limits.timeout_s, cpu)
+    finally:
+        cpu.cancel()
     duration_ms = (time.monotonic() - started) * 1000
     if not cap.finished.is_set():  # no trailer: the exit status is all there is; wait for it
         with contextlib.suppress(TimeoutError):
@@ -31,6 +35,12 @@ async def execute(env: runner.Env, slot: runner.Slot, code: str, limits: RunLimi
                 await slot.proc.wait()
     oom, (files, skipped) = await asyncio.to_thread(_inspect, slot, limits)
     return _result(env, slot.proc.returncode, cap, stop, oom, duration_ms, files, skipped)
+
+
+def _meter(slot: runner.Slot) -> cpuwatch.Meter:
+    if slot.cgroup is not None and slot.cgroup.has_cpu:
+        return cpuwatch.CgroupMeter(slot.cgroup)
+    return cpuwatch.ProcMeter(slot.proc.pid)
 
 
 def _inspect(
@@ -41,20 +51,26 @@ def _inspect(
 
 
 async def _supervise(
-    proc: asyncio.subprocess.Process, payload: bytes, cap: Capture, timeout_s: float
+    proc: asyncio.subprocess.Process,
+    payload: bytes,
+    cap: Capture,
+    timeout_s: float,
+    cpu: asyncio.Future[float],
 ) -> KilledReason | None:
     """Feed the code and read until the trailer (or exit); return why the host stopped the run, if it did."""
     assert proc.stdout is not None and proc.stderr is not None
-    out = asyncio.ensure_future(pump(proc.stdout, cap.feed_stdout))
+    out: asyncio.Future[Any] = asyncio.ensure_future(pump(proc.stdout, cap.feed_stdout))
     err = asyncio.ensure_future(pump(proc.stderr, cap.feed_stderr))
     overflow = asyncio.ensure_future(cap.overflow.wait())
     finished = asyncio.ensure_future(cap.finished.wait())
     try:
         async with asyncio.timeout(timeout_s):
             await _send(proc, payload)
-            await asyncio.wait({out, overflow, finished}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({out, overflow, finished, cpu}, return_when=asyncio.FIRST_COMPLETED)
             if cap.overflow.is_set():
                 return "output"
+            if cpu.done() and not cap.finished.is_set():
+                return "cpu"
             if cap.finished.is_set() and not cap.err_finished.is_set():
                 # stderr's end mark was written before the trailer; it may just not be read yet
                 await asyncio.wait(

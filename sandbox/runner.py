@@ -9,8 +9,8 @@ import secrets
 import signal
 import time
 import uuid
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,10 @@ class Env:
     isolation: str  # "full" or the weak mode's name
     nproc_base: int  # tasks of the sandbox uid outside this run (RLIMIT_NPROC is per uid)
     setpriv: Path | None = None  # util-linux setpriv, used to drop to the sandbox uid when root
+    cgroup: cgroups.Support = cgroups.NONE  # which per-run cgroup layers exist (use_cgroups: any)
+    cpu_quota: float = 1.0  # CPUs one run may use at once (CFS quota) where the cpu controller exists
+    layers: Mapping[str, str | bool] = field(default_factory=dict)  # what every run gets (layers.py)
+    uids: tuple[int, ...] = ()  # the per-slot uid range (root mode), empty = every run uses ident
 
 
 @dataclass
@@ -51,13 +55,19 @@ class Slot:
     output_dir_mb: int
     tmp_mb: int
     cgroup_caps: tuple[int, int] | None = None  # (memory bytes, pids) already written to the cgroups
+    uid: int | None = None  # the slot's own host uid (uidpool), None = env.ident's
 
 
 Background = Callable[[Coroutine[Any, Any, None]], object]  # runs a clean-up that nobody awaits, tracked
 
 
 async def spawn(
-    env: Env, preimport: str, limits: RunLimits, background: Background, early_attach: bool = False
+    env: Env,
+    preimport: str,
+    limits: RunLimits,
+    background: Background,
+    early_attach: bool = False,
+    uid: int | None = None,
 ) -> Slot:
     """Start a sandbox and wait until its harness is ready; SandboxUnavailable if it cannot start.
 
@@ -67,7 +77,7 @@ async def spawn(
     """
     # Creating the directory, cgroups and process must not be cut short by a cancel: a half-made sandbox
     # would be leaked. So it runs as its own task; a cancelled caller leaves its clean-up behind.
-    start = asyncio.ensure_future(_start(env, preimport, limits))
+    start = asyncio.ensure_future(_start(env, preimport, limits, uid))
     try:
         slot = await asyncio.shield(start)
     except asyncio.CancelledError:
@@ -84,7 +94,7 @@ async def spawn(
             if early is not None:
                 await early
             # Before any user code runs, the interpreter must be inside (a no-op when it was born there).
-            await asyncio.to_thread(slot.cgroup.attach_tree, slot.proc.pid)
+            await asyncio.to_thread(cgroups.attach_tree, slot.cgroup, slot.proc.pid)
         return slot
     except BaseException:
         if early is not None:
@@ -103,15 +113,17 @@ async def _destroy_when_started(start: asyncio.Future[Slot]) -> None:
     await destroy(slot)
 
 
-async def _start(env: Env, preimport: str, limits: RunLimits) -> Slot:
-    run_dir, group = await asyncio.to_thread(_prepare, env, limits)
+async def _start(env: Env, preimport: str, limits: RunLimits, uid: int | None) -> Slot:
+    ident = env.ident if uid is None else Identity(uid, uid, drop=True)  # no group entry: gid = uid
+    run_dir, group = await asyncio.to_thread(_prepare, env, limits, ident)
     try:
-        proc = await _exec(env, run_dir, limits.tmp_mb, preimport)
+        proc = await _exec(env, ident, run_dir, limits.tmp_mb, preimport)
     except BaseException:
         await asyncio.to_thread(_teardown, run_dir, group)
         raise
     caps = cgroup_caps(limits) if group is not None else None
-    return Slot(proc, run_dir, group, time.monotonic(), preimport, limits.output_dir_mb, limits.tmp_mb, caps)
+    born = time.monotonic()
+    return Slot(proc, run_dir, group, born, preimport, limits.output_dir_mb, limits.tmp_mb, caps, uid)
 
 
 def cgroup_caps(limits: RunLimits) -> tuple[int, int]:
@@ -119,17 +131,17 @@ def cgroup_caps(limits: RunLimits) -> tuple[int, int]:
     return limits.memory_mb * MiB, limits.max_processes
 
 
-def _prepare(env: Env, limits: RunLimits) -> tuple[hostfs.RunDir, cgroups.RunCgroup | None]:
-    run_dir = hostfs.make_run_dir(env.ident, limits.output_dir_mb, env.use_tmpfs)
+def _prepare(env: Env, limits: RunLimits, ident: Identity) -> tuple[hostfs.RunDir, cgroups.RunCgroup | None]:
+    run_dir = hostfs.make_run_dir(ident, limits.output_dir_mb, env.use_tmpfs)
     group = None
     try:
         if env.layout.bwrap is None and env.layout.fontlist is not None:
             # weak mode has no bind mounts: give matplotlib a copy of the prebuilt font cache
-            hostfs.copy_owned(env.layout.fontlist, run_dir.mpl, env.ident)
+            hostfs.copy_owned(env.layout.fontlist, run_dir.mpl, ident)
         if env.use_cgroups:
-            group = cgroups.create(uuid.uuid4().hex)
+            group = cgroups.create(env.cgroup, uuid.uuid4().hex)
             # set now, off the reply path; a run with other limits rewrites them before its code starts
-            group.set_limits(*cgroup_caps(limits))
+            group.set_limits(*cgroup_caps(limits), env.cpu_quota)
     except BaseException:
         if group is not None:
             group.remove()
@@ -138,7 +150,9 @@ def _prepare(env: Env, limits: RunLimits) -> tuple[hostfs.RunDir, cgroups.RunCgr
     return run_dir, group
 
 
-async def _exec(env: Env, run_dir: hostfs.RunDir, tmp_mb: int, preimport: str) -> asyncio.subprocess.Process:
+async def _exec(
+    env: Env, ident: Identity, run_dir: hostfs.RunDir, tmp_mb: int, preimport: str
+) -> asyncio.subprocess.Process:
     layout = env.layout
     seccomp_fd = _seccomp_pipe(layout.seccomp) if layout.bwrap is not None and layout.seccomp else None
     try:
@@ -149,13 +163,13 @@ async def _exec(env: Env, run_dir: hostfs.RunDir, tmp_mb: int, preimport: str) -
         else:
             argv, proc_env, cwd = command.weak_argv(layout, preimport), command.weak_env(run_dir), run_dir.out
         kwargs: dict[str, Any] = {}
-        if env.ident.drop and env.setpriv is not None:
+        if ident.drop and env.setpriv is not None:
             # setpriv switches uid; the bot itself then spawns with vfork (Popen's user= forces a full
             # fork, which costs ~12 ms for a 200 MB bot).
-            ids = [f"--reuid={env.ident.uid}", f"--regid={env.ident.gid}", "--clear-groups"]
+            ids = [f"--reuid={ident.uid}", f"--regid={ident.gid}", "--clear-groups"]
             argv = [str(env.setpriv), *ids, *argv]
-        elif env.ident.drop:  # done in C between fork and exec: no Python runs in the child
-            kwargs.update(user=env.ident.uid, group=env.ident.gid, extra_groups=[])
+        elif ident.drop:  # done in C between fork and exec: no Python runs in the child
+            kwargs.update(user=ident.uid, group=ident.gid, extra_groups=[])
         return await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
@@ -254,8 +268,8 @@ def header(env: Env, limits: RunLimits, nonce: str) -> bytes:
         round(limits.cpu_s * 1000),
         limits.max_open_files,
         limits.output_dir_mb * MiB,
-        0 if env.use_cgroups else limits.memory_mb * MiB,  # 0 = the memory cgroup caps it
-        0 if env.use_cgroups else env.nproc_base + limits.max_processes,
+        0 if env.cgroup.memory else limits.memory_mb * MiB,  # 0 = the memory cgroup caps it
+        0 if env.cgroup.pids else env.nproc_base + limits.max_processes,
     )
     return " ".join([nonce, *map(str, fields)]).encode() + b"\n"
 

@@ -32,6 +32,7 @@ def run_setup(cfg: SandboxConfig, say: Say = print) -> dict[str, object]:
     versions = _install_packages(cfg, marker, say)
     bwrap = _copy_bwrap(cfg.env_dir, say)
     _build_font_cache(cfg, say)
+    _check_uids(cfg, say)
     _make_world_readable(cfg.env_dir)
     data: dict[str, object] = {"python": str(cfg.python), "packages": versions, "bwrap": bwrap}
     marker_path.write_text(json.dumps(data, indent=2) + "\n")
@@ -118,6 +119,21 @@ def _build_font_cache(cfg: SandboxConfig, say: Say) -> None:
     code = "import sys; sys.path.append(sys.argv[1]); import matplotlib.font_manager"
     subprocess.run([str(cfg.python), "-I", "-S", "-c", code, str(cfg.site_dir)], check=True, env=env)
     say(f"built the matplotlib font cache in {mpl}")
+
+
+def _check_uids(cfg: SandboxConfig, say: Say) -> None:
+    """Say whether the per-slot uid range is free; nothing is created (the uids need no passwd entry)."""
+    span = cfg.uid_range
+    if os.geteuid() != 0 or span is None:
+        return
+    from sandbox.uidpool import conflicts
+
+    taken = conflicts(*span)
+    if not taken:
+        say(f"sandbox uids {cfg.sandbox_uids}: unused, one per concurrent run")
+        return
+    named = "; ".join(f"uid {u}: {why}" for u, why in sorted(taken.items())[:5])
+    say(f"warning: sandbox uids {cfg.sandbox_uids} are partly in use ({named}): choose a free range")
 
 
 def _make_world_readable(root: Path) -> None:

@@ -63,7 +63,8 @@ class RunResult:
     duration_ms: float = 0.0
     files: tuple[OutputFile, ...] = field(default_factory=tuple)
     skipped_files: tuple[str, ...] = field(default_factory=tuple)  # names over a cap, symlinks, FIFOs...
-    isolation: str = "full"  # "full", or the name of a weaker mode the operator enabled
+    isolation: str = "full"  # "full"; "partial" (a limit is weaker: see layers); or the weak mode's name
+    layers: dict[str, str | bool] = field(default_factory=dict)  # which layers held (sandbox/layers.py)
 
     @property
     def ok(self) -> bool:
@@ -93,6 +94,7 @@ class RunResult:
             "files": [{"name": f.name, "size": f.size} for f in self.files],
             "skipped_files": list(self.skipped_files),
             "isolation": self.isolation,
+            "layers": dict(self.layers),
         }
 
 
