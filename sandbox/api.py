@@ -33,7 +33,7 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
         python=cfg.python,
         site_dir=cfg.site_dir,
         fontlist=fonts[-1] if fonts else None,
-        harness=Path(__file__).with_name("harness.py").read_text(),
+        supervisor=Path(__file__).with_name("supervisor.py").read_text(),
         seccomp=seccomp.program() if seccomp.supported() else None,
     )
     slots = cfg.pool_size + cfg.max_concurrent
@@ -43,7 +43,6 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
         layout=layout,
         ident=ident,
         use_cgroups=cgroups.available(),
-        use_tmpfs=hostfs.can_mount_tmpfs(),
         isolation=cfg.weak_mode if weak else "full",
         nproc_base=nproc_base,
         setpriv=_setpriv() if ident.drop else None,

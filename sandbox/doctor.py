@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from sandbox import cgroups, hostfs, locate, seccomp
+from sandbox import cgroups, locate, seccomp
 from sandbox.config import SandboxConfig
 from sandbox.setup import MARKER
 from sandbox.types import SandboxUnavailable
@@ -115,11 +115,9 @@ def _limit_checks() -> list[DoctorCheck]:
         )
         detail = f"not available: memory falls back to RLIMIT_AS, processes to RLIMIT_NPROC (per uid) ({fix})"
         checks.append(DoctorCheck("memory+pids cgroups", False, detail))
-    if hostfs.can_mount_tmpfs():
-        checks.append(DoctorCheck("output dir size", True, "per-run size-limited tmpfs"))
-    else:
-        detail = "not bounded in total (needs root for a per-run tmpfs); RLIMIT_FSIZE caps each file"
-        checks.append(DoctorCheck("output dir size", False, detail))
+    # bwrap mounts both inside the sandbox (no root needed); only weak mode loses them
+    detail = "per-run size-limited tmpfs inside the sandbox for the working directory and /tmp"
+    checks.append(DoctorCheck("disk per run", True, detail + " (weak mode: a host directory, unbounded)"))
     return checks
 
 
