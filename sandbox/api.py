@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sandbox import cgroups, command, hostfs, locate, runner, seccomp
+from sandbox import cgroups, command, hostfs, locate, runner, seccomp, sockets
 from sandbox.config import SandboxConfig, check_limits
 from sandbox.execute import execute
 from sandbox.pool import Tracker, WarmPool
@@ -28,6 +28,7 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
         cgroups.sweep_stale()
     bwrap = None if weak else locate.find_bwrap(cfg, ident)
     fonts = sorted((cfg.env_dir / "mpl").glob("fontlist-*.json"))
+    binds = command.interpreter_binds(cfg.python)
     layout = command.Layout(
         bwrap=bwrap,
         python=cfg.python,
@@ -35,6 +36,8 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
         fontlist=fonts[-1] if fonts else None,
         supervisor=Path(__file__).with_name("supervisor.py").read_text(),
         seccomp=seccomp.program() if seccomp.supported() else None,
+        ro_binds=binds,
+        masked=bound_sockets(cfg, binds) if bwrap is not None else (),
     )
     slots = cfg.pool_size + cfg.max_concurrent
     # RLIMIT_NPROC counts every task of the real uid: other sandboxes, and the bot itself when it is not root.
@@ -47,6 +50,21 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
         nproc_base=nproc_base,
         setpriv=_setpriv() if ident.drop else None,
     )
+
+
+def bound_trees(cfg: SandboxConfig, binds: tuple[str, ...]) -> tuple[str, ...]:
+    """Return every host tree bound into the sandbox."""
+    return (*binds, "/etc/fonts", str(cfg.site_dir))
+
+
+def bound_sockets(cfg: SandboxConfig, binds: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the unix sockets under the bound trees, warning about each (runs mask them)."""
+    found = sockets.scan(bound_trees(cfg, binds))
+    for path in found.sockets:
+        log.warning("unix socket %s is under a tree bound into the sandbox: masked in every run", path)
+    if not found.complete:
+        log.warning("the socket scan of the sandbox's bound trees stopped after %d entries", found.entries)
+    return found.sockets
 
 
 def _setpriv() -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,22 @@ class Layout:
     supervisor: str  # source of sandbox/supervisor.py
     seccomp: bytes | None = None  # BPF program for --add-seccomp-fd (None: no filter on this arch)
     uid_inside: int = 65534
+    ro_binds: tuple[str, ...] = ("/usr",)  # the parts of /usr bound read-only (see interpreter_binds)
+    masked: tuple[str, ...] = ()  # unix sockets found under the bound trees, hidden under /dev/null
+
+
+def interpreter_binds(python: Path) -> tuple[str, ...]:
+    """Return the parts of /usr a Debian-layout interpreter needs; all of /usr for any other interpreter.
+
+    Less bound is less reachable (a socket or a secret someone left under /usr/local, /usr/share...), and
+    the socket scan over these trees takes ~30 ms instead of ~0.5-2 s for the whole of /usr.
+    """
+    if python.parent != Path("/usr/bin") or not python.name.startswith("python3."):
+        return ("/usr",)
+    wanted = ["/usr/bin", f"/usr/lib/{python.name}", "/usr/lib64", "/usr/lib/locale"]
+    wanted += ["/usr/share/zoneinfo", "/usr/share/fonts", "/usr/share/fontconfig"]  # pandas, matplotlib
+    wanted += sorted(str(p) for p in Path("/usr/lib").glob("*-linux-gnu*"))  # shared libraries
+    return tuple(p for p in wanted if os.path.isdir(p) and not os.path.islink(p))
 
 
 def python_args(layout: Layout, site: str, preimport: str, report_fd: int) -> list[str]:
@@ -58,7 +75,8 @@ def bwrap_argv(
     argv += ["--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
     for key, value in env.items():
         argv += ["--setenv", key, value]
-    argv += ["--ro-bind", "/usr", "/usr"]
+    for tree in layout.ro_binds:
+        argv += ["--ro-bind", tree, tree]
     for link, target in (
         ("/lib", "usr/lib"),
         ("/lib64", "usr/lib64"),
@@ -78,6 +96,8 @@ def bwrap_argv(
     # The working directory is a size-limited tmpfs inside the sandbox (works without root): a run cannot
     # fill the host's disk, and its files come out through the supervisor's report.
     argv += ["--size", str(limits.output_dir_mb * MiB), "--tmpfs", OUT_INSIDE, "--chdir", OUT_INSIDE]
+    for path in layout.masked:  # connect() to /dev/null: ECONNREFUSED
+        argv += ["--ro-bind", "/dev/null", path]
     argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
     if seccomp_fd is not None:
         argv += ["--add-seccomp-fd", str(seccomp_fd)]

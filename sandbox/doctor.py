@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from sandbox import cgroups, locate, seccomp
+from sandbox import cgroups, locate, seccomp, sockets
 from sandbox.config import SandboxConfig
 from sandbox.setup import MARKER
 from sandbox.types import SandboxUnavailable
@@ -86,7 +86,25 @@ def _static_checks(cfg: SandboxConfig) -> list[DoctorCheck]:
         checks.append(DoctorCheck("environment", True, detail))
     except (SandboxUnavailable, ValueError) as exc:
         checks.append(DoctorCheck("environment", False, str(exc)))
-    return [*checks, *_limit_checks()]
+    return [*checks, _socket_check(cfg), *_limit_checks()]
+
+
+def _socket_check(cfg: SandboxConfig) -> DoctorCheck:
+    from sandbox.api import bound_trees  # api imports this module's callers; keep the import local
+    from sandbox.command import interpreter_binds
+
+    trees = bound_trees(cfg, interpreter_binds(cfg.python))
+    found = sockets.scan(trees)
+    scanned = f"{found.entries} entries under {', '.join(trees)}"
+    if found.sockets:
+        names = ", ".join(found.sockets[:10])
+        detail = (
+            f"unix sockets under bound trees: {names}: every run masks them, but move them out ({scanned})"
+        )
+        return DoctorCheck("bound sockets", False, detail)
+    if not found.complete:
+        return DoctorCheck("bound sockets", False, f"scan stopped early ({scanned})")
+    return DoctorCheck("bound sockets", True, f"no unix socket ({scanned})")
 
 
 def _userns_check() -> DoctorCheck:

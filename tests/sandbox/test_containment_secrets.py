@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import os
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox
+from sandbox import Sandbox, SandboxConfig, doctor, locate
 
 if __package__:  # tests/sandbox is a package
     from . import test_containment as kit
@@ -130,3 +134,57 @@ async def test_network_is_unreachable_including_the_bots_loopback(cold: Sandbox)
     assert reached == {}, f"network calls succeeded inside the sandbox: {reached}"
     assert set(found["interfaces"]) <= {"lo"}, f"network interfaces inside: {found['interfaces']}"
     await kit.assert_run_left_nothing(cold)
+
+
+# ---------------------------------------------------------------- unix sockets under bound trees
+
+CONNECT = """
+import socket
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(PATH)
+    print("connected", s.recv(16))
+except OSError as e:
+    print("ERR", type(e).__name__, e.errno)
+"""
+
+
+async def test_a_unix_socket_under_a_bound_tree_is_masked_and_named(
+    cfg: SandboxConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    env_dir = Path(tempfile.mkdtemp(prefix="codebot-sockets-"))  # pytest's tmp_path is private to root
+    contacts: list[str] = []
+
+    async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        contacts.append("connection")
+        writer.write(b"hello\n")
+        writer.close()
+
+    try:
+        site = env_dir / "site"  # the sandbox's package directory, bound read-only into every run
+        site.mkdir()
+        for path in (env_dir, site):
+            path.chmod(0o755)
+        sock = site / "agent.sock"
+        server = await asyncio.start_unix_server(on_conn, str(sock))
+        sock.chmod(0o777)  # world-connectable, as a careless agent socket would be
+        code = f"PATH = {str(sock)!r}\n" + CONNECT
+        try:
+            assert "connected" in await kit.run_unconfined(cfg, code), "control: unconfined, it connects"
+            contacts.clear()
+            bwrap = str(locate.find_bwrap(cfg, locate.identity(cfg)))  # the real one, not env_dir's
+            test_cfg = dataclasses.replace(cfg, env_dir=env_dir, bwrap=bwrap)
+            with caplog.at_level(logging.WARNING, logger="sandbox.api"):
+                async with kit.open_sandbox(pool_size=0, env_dir=env_dir, bwrap=bwrap) as sb:
+                    result = await kit.run(sb, code)
+            checks = await asyncio.to_thread(doctor.report, test_cfg)
+        finally:
+            server.close()
+            await server.wait_closed()
+    finally:
+        shutil.rmtree(env_dir, ignore_errors=True)
+    assert result.stdout.startswith("ERR"), f"the sandbox connected to a bound socket: {result.to_json()}"
+    assert contacts == [], "the socket's server saw a connection from the sandbox"
+    assert str(sock) in caplog.text, "the sandbox's start did not name the socket"
+    named = [c for c in checks if str(sock) in c.detail]
+    assert named and not named[0].ok, f"doctor did not name the socket: {[c.detail for c in checks]}"
