@@ -74,3 +74,13 @@ def test_abuse_program_is_importable_unconfined() -> None:
     """Control: the program itself runs (and finds nothing to forge) outside any sandbox."""
     assert (kit.ABUSE / "forge_report.py").is_file()
     assert sys.version_info >= (3, 11)
+
+
+async def test_a_flood_of_empty_files_keeps_the_report_bounded(cold: Sandbox) -> None:
+    code = "for i in range(20000):\n    open(f'f{i:05d}', 'w').close()\nresult = 'made'"
+    limits = kit.LIMITS.replace(timeout_s=30.0, cpu_s=30.0, max_files=5)
+    result = await kit.run(cold, code, limits)
+    assert result.ok and result.result == "'made'", result.to_json()["error"]
+    assert len(result.files) == limits.max_files
+    assert limits.max_files < len(result.skipped_files) <= limits.max_files + 1000
+    await kit.assert_run_left_nothing(cold)
