@@ -61,6 +61,8 @@ async def _read(reader: asyncio.StreamReader, limits: RunLimits) -> Report:
         if kind == b"E":
             status = _number(rest, 255)
             return Report(state, status, exc_type, result, error, tuple(files), tuple(skipped))
+        if len(files) + len(skipped) >= limits.max_files + 10_000:
+            raise ValueError("too many entries")
         if kind == b"S":
             skipped.append(_name(rest))
             continue
@@ -75,8 +77,6 @@ async def _read(reader: asyncio.StreamReader, limits: RunLimits) -> Report:
             total += size
         else:
             skipped.append(name)
-        if len(files) + len(skipped) > limits.max_files + 10_000:
-            raise ValueError("too many entries")
     raise ValueError("the report did not end")
 
 
