@@ -272,7 +272,7 @@ def _collect(report_fd, max_files, max_file_bytes, max_total):
 
 def _names(dir_fd, most):
     """Return up to `most` entry names, sorted (a million empty files must not cost memory or time)."""
-    names = []
+    names: list = []
     with os.scandir(dir_fd) as entries:
         for entry in entries:
             if len(names) >= most:
