@@ -6,20 +6,21 @@ of the report fd inside the sandbox; no secret or nonce is involved at all.
 
 Protocol:
 1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD.
-2. It imports PREIMPORT (failures ignored), then writes b"READY\\n" on REPORT_FD.
-3. It reads one header line (space-separated integers: the child's rlimits and the file caps) from stdin,
-   then the user code until EOF.
-4. It forks the child that runs the code: the child closes every fd but 0-2 and its private pipe (so the
-   report fd is gone before any user code runs), takes /dev/null as stdin, lowers its limits and runs the
-   code. Its stdout and stderr are the host's pipes, where the host counts every byte (no in-band marks).
-5. When the child has exited, the supervisor kills everything else in the namespace and reaps it, then
+2. It imports PREIMPORT (failures ignored) and forks the child that will run the code, then writes
+   b"READY\\n" on REPORT_FD. The child closes the report fd (and the supervisor's other fds) at once.
+3. The child reads one header line (space-separated integers: its rlimits and the file caps) from stdin,
+   then the user code until EOF; it hands the file caps to the supervisor, closes every fd but 0-2 and its
+   private pipe, takes /dev/null as stdin, lowers its limits and runs the code. Its stdout and stderr are
+   the host's pipes, where the host counts every byte (there are no in-band marks at all).
+4. When the child has exited, the supervisor kills everything else in the namespace and reaps it, then
    writes on REPORT_FD: the child's report line (`R exc_type result error`, base64 or "-"; `N` if the
    child sent nothing, `X` if its pipe held no well-formed line), one `F name size` line plus the bytes per
    collected file, `S name` per skipped file, and `E status`: the child's status from the supervisor's own
    waitpid (code, or 128+signal), which is also the supervisor's exit status.
-Forking at request time keeps the child's teardown cheap (its pages are shared with the supervisor);
-waiting for the whole sandbox to exit would put the pre-imported interpreter's teardown (3-10 ms) on
-every warm run, so the host ends the run at `E` and reaps the sandbox in the background.
+The child is forked from the pre-imported supervisor before the code arrives, so the page-table copy is
+off the run's path and the child's exit only drops shared pages (~1 ms, where an interpreter that imported
+numpy and matplotlib itself takes 3-10 ms to free them). The host ends the run at `E`: waiting for the
+whole sandbox to exit would add the supervisor's own teardown to every run; it is reaped in the background.
 The child's report can be forged by the code (it shares the process), but it only carries what the code
 controls anyway: its result, its exception. Only builtin or tiny modules are imported up front: json or
 traceback would add ms to every cold start.
@@ -144,23 +145,28 @@ def _write_all(fd, data):
         view = view[os.write(fd, view) :]
 
 
-def _child(code, rlimits, report_fd, pipe_r, pipe_w, wake_fds, prctl):
-    """Run the code in this forked process and hand its outcome to the supervisor; never returns."""
+def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
+    """Read the code, hand the file caps over, run the code in this process; never returns."""
     try:
         me = os.getpid()
         os.setpgid(0, 0)  # weak mode kills this group; in a pid namespace it is harmless
         _signal.set_wakeup_fd(-1)
         _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-        for fd in (report_fd, pipe_r, *wake_fds):  # the report fd is gone before any user code runs
+        for fd in (report_fd, pipe_r, *wake_fds):  # the report fd is gone before anything else happens
             os.close(fd)
+        prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # the code's own process is an ordinary one
+        header = [int(v) for v in sys.stdin.buffer.readline().split()]
+        code = sys.stdin.buffer.read().decode("utf-8", "replace")
+        # the file caps go to the supervisor before any user code runs, so the code cannot change them
+        _write_all(pipe_w, b"C " + b" ".join(b"%d" % v for v in header[5:8]) + b"\n")
         null = os.open("/dev/null", os.O_RDWR)
         os.dup2(null, 0)
         os.closerange(3, pipe_w)  # anything else inherited
         os.closerange(pipe_w + 1, 1 << 20)
-        prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # the code's own process is an ordinary one
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-        _set_limits(*rlimits)
-        out = _run(code.decode("utf-8", "replace"))
+        _set_limits(*header[:5])
+        del header
+        out = _run(code)
         for stream in (sys.__stdout__, sys.__stderr__):
             try:  # noqa: SIM105
                 stream.flush()  # type: ignore[union-attr]
@@ -172,6 +178,17 @@ def _child(code, rlimits, report_fd, pipe_r, pipe_w, wake_fds, prctl):
         os._exit(out["exit"])
     except BaseException:
         os._exit(70)
+
+
+def _read_line(fd, limit=128):
+    """Read one short line byte by byte (nothing past it); b"" if the child died first."""
+    line = b""
+    while not line.endswith(b"\n") and len(line) < limit:
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return b""
+        line += chunk
+    return line
 
 
 def _wait_child(pid, pipe_r, wake_r):
@@ -303,7 +320,7 @@ def _read_regular(dir_fd, name, flags, cap):
 
 
 def main():
-    """Pre-import, report READY, then run the code from stdin once in a child and report on it."""
+    """Pre-import, fork the child that will run the code, report READY, then report on the run."""
     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # only the host may stop pid 1
     prctl = _prctl()
     if prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
@@ -312,19 +329,18 @@ def main():
     report_fd = int(sys.argv[3])
     sys.path.append(sys.argv[1])
     _preimport(sys.argv[2])
-    _write_all(report_fd, b"READY\n")
-    header = [int(v) for v in sys.stdin.buffer.readline().split()]
-    code = sys.stdin.buffer.read()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     _signal.set_wakeup_fd(wake_w)
     _signal.signal(_signal.SIGCHLD, lambda *_: None)  # wakes poll() through wake_w
     pipe_r, pipe_w = os.pipe()
-    pid = os.fork()
+    pid = os.fork()  # before READY: the page-table copy is off the run's path
     if pid == 0:
-        _child(code, header[:5], report_fd, pipe_r, pipe_w, (wake_r, wake_w), prctl)
+        _child(report_fd, pipe_r, pipe_w, (wake_r, wake_w), prctl)
     os.close(pipe_w)
-    del code
+    os.close(0)  # stdin (the header and the code) is the child's alone
+    _write_all(report_fd, b"READY\n")
+    caps = _read_line(pipe_r).split()  # written before any user code runs
     status, tail = _wait_child(pid, pipe_r, wake_r)
     _kill_rest(pid)
     os.set_blocking(pipe_r, False)
@@ -335,7 +351,8 @@ def main():
         except BlockingIOError:
             break
     _write_all(report_fd, _child_report(tail))
-    _collect(report_fd, *header[5:8])
+    if len(caps) == 4 and caps[0] == b"C":
+        _collect(report_fd, *map(int, caps[1:]))
     code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     _write_all(report_fd, b"E %d\n" % code)
     os._exit(code)
