@@ -91,8 +91,11 @@ async def test_bot_files_database_and_host_secrets_are_unreachable(
         if p in bot_files and not v.startswith("ERR") and not _skeleton(p, v, cold.cfg.site_dir)
     }
     assert readable == {}, f"the bot's files are reachable from the sandbox: {readable}"
-    shadow = (await asyncio.to_thread(Path("/etc/shadow").read_text)).split(":", 2)[:2]
-    assert ":".join(shadow) not in kit.everything(result), "/etc/shadow leaked"
+    try:  # an ordinary user's bot cannot read it either; then there is nothing to compare
+        shadow = (await asyncio.to_thread(Path("/etc/shadow").read_text)).split(":", 2)[:2]
+    except PermissionError:
+        shadow = []
+    assert not shadow or ":".join(shadow) not in kit.everything(result), "/etc/shadow leaked"
     await kit.assert_run_left_nothing(cold)
 
 
