@@ -97,7 +97,8 @@ def bwrap_argv(
     # fill the host's disk, and its files come out through the supervisor's report.
     argv += ["--size", str(limits.output_dir_mb * MiB), "--tmpfs", OUT_INSIDE, "--chdir", OUT_INSIDE]
     for path in layout.masked:  # connect() to /dev/null: ECONNREFUSED
-        argv += ["--ro-bind", "/dev/null", path]
+        if os.path.lexists(path):  # one removed since the scan would make bwrap fail to start
+            argv += ["--ro-bind", "/dev/null", path]
     argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
     if seccomp_fd is not None:
         argv += ["--add-seccomp-fd", str(seccomp_fd)]

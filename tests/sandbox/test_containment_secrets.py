@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import Sandbox, SandboxConfig, doctor, locate
+from sandbox import RunLimits, Sandbox, SandboxConfig, command, doctor, locate
 
 if __package__:  # tests/sandbox is a package
     from . import test_containment as kit
@@ -205,3 +205,20 @@ async def test_a_unix_socket_under_a_bound_tree_is_masked_and_named(
     assert str(sock) in caplog.text, "the sandbox's start did not name the socket"
     named = [c for c in checks if str(sock) in c.detail]
     assert named and not named[0].ok, f"doctor did not name the socket: {[c.detail for c in checks]}"
+
+
+def test_a_socket_removed_since_the_scan_does_not_stop_the_sandbox(tmp_path: Path) -> None:
+    """bwrap cannot bind over a path that is gone (its tree is read-only): such a mask is dropped."""
+    here = tmp_path / "here.sock"
+    here.touch()
+    gone = str(tmp_path / "gone.sock")
+    layout = command.Layout(
+        bwrap=Path("/usr/bin/bwrap"),
+        python=Path("/usr/bin/python3.11"),
+        site_dir=tmp_path,
+        fontlist=None,
+        supervisor="",
+        masked=(str(here), gone),
+    )
+    argv = command.bwrap_argv(layout, RunLimits(), "", 3)
+    assert str(here) in argv and gone not in argv
