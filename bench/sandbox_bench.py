@@ -131,7 +131,7 @@ def report_latency(t: Times, inside: Times, rounds: int) -> None:
         row(name, values)
     print("ratios (medians):")
     verdict(
-        "cold sandbox print(1) / bare python", t["cold sandbox print(1)"], t["bare python -c print(1)"], 1.3
+        "cold sandbox print(1) / bare python", t["cold sandbox print(1)"], t["bare python -c print(1)"], 1.5
     )
     verdict(
         "warm sandbox print(1) / bare python", t["warm sandbox print(1)"], t["bare python -c print(1)"], 0.25

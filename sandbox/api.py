@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sandbox import cgroups, command, hostfs, layers, locate, runner, seccomp, uidpool
+from sandbox import cgroups, command, hostfs, layers, locate, runner, seccomp, sockets, uidpool
 from sandbox.config import SandboxConfig, check_limits
 from sandbox.execute import execute
 from sandbox.pool import Tracker, WarmPool
@@ -29,13 +29,16 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
     cgroups.sweep_stale(support)
     bwrap = None if weak else locate.find_bwrap(cfg, ident)
     fonts = sorted((cfg.env_dir / "mpl").glob("fontlist-*.json"))
+    binds = command.interpreter_binds(cfg.python)
     layout = command.Layout(
         bwrap=bwrap,
         python=cfg.python,
         site_dir=cfg.site_dir,
         fontlist=fonts[-1] if fonts else None,
-        harness=Path(__file__).with_name("harness.py").read_text(),
+        supervisor=Path(__file__).with_name("supervisor.py").read_text(),
         seccomp=seccomp.program() if seccomp.supported() else None,
+        ro_binds=binds,
+        masked=bound_sockets(cfg, binds) if bwrap is not None else (),
     )
     uids = _slot_uids(cfg) if ident.drop else ()
     # RLIMIT_NPROC counts every task of the real uid: other sandboxes, and the bot itself when it is not root.
@@ -47,14 +50,13 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
         # tasks count toward the limit (per-user-namespace accounting); were all 3 counted, a run would
         # get one process fewer, never more.
         nproc_base = runner.SANDBOX_TASKS - 1
-    use_tmpfs = hostfs.can_mount_tmpfs()
+    use_tmpfs = bwrap is not None  # the working directory is a size-limited tmpfs inside the sandbox
     uid = "per-slot" if uids else "shared" if ident.drop else "own"
     found = layers.describe(bwrap is not None, layout.seccomp is not None, support, use_tmpfs, uid)
     return runner.Env(
         layout=layout,
         ident=ident,
         use_cgroups=support.enabled,
-        use_tmpfs=use_tmpfs,
         isolation=layers.isolation(found, cfg.weak_mode if weak else ""),
         nproc_base=nproc_base,
         setpriv=_setpriv() if ident.drop else None,
@@ -95,6 +97,21 @@ def _uid_pool(env: runner.Env) -> uidpool.UidPool | None:
     if locks is None:
         log.warning("no safe %s: uids are not coordinated with other bots on this host", uidpool.LOCK_DIR)
     return uidpool.UidPool(list(env.uids), locks)
+
+
+def bound_trees(cfg: SandboxConfig, binds: tuple[str, ...]) -> tuple[str, ...]:
+    """Return every host tree bound into the sandbox."""
+    return (*binds, "/etc/fonts", str(cfg.site_dir))
+
+
+def bound_sockets(cfg: SandboxConfig, binds: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the unix sockets under the bound trees, warning about each (runs mask them)."""
+    found = sockets.scan(bound_trees(cfg, binds))
+    for path in found.sockets:
+        log.warning("unix socket %s is under a tree bound into the sandbox: masked in every run", path)
+    if not found.complete:
+        log.warning("the socket scan of the sandbox's bound trees stopped after %d entries", found.entries)
+    return found.sockets
 
 
 def _setpriv() -> Path | None:

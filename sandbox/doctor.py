@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 
-from sandbox import layers, locate, seccomp
+from sandbox import layers, locate, seccomp, sockets
 from sandbox.config import SandboxConfig
 from sandbox.doctor_layers import DoctorCheck, layer_checks
 from sandbox.setup import MARKER
@@ -79,7 +79,23 @@ def _static_checks(cfg: SandboxConfig) -> list[DoctorCheck]:
         checks.append(DoctorCheck("environment", True, detail))
     except (SandboxUnavailable, ValueError) as exc:
         checks.append(DoctorCheck("environment", False, str(exc)))
-    return [*checks, *layer_checks(cfg)]
+    return [*checks, _socket_check(cfg), *layer_checks(cfg)]
+
+
+def _socket_check(cfg: SandboxConfig) -> DoctorCheck:
+    from sandbox.api import bound_trees  # api imports this module's callers; keep the import local
+    from sandbox.command import interpreter_binds
+
+    trees = bound_trees(cfg, interpreter_binds(cfg.python))
+    found = sockets.scan(trees)
+    scanned = f"{found.entries} entries under {', '.join(trees)}"
+    if found.sockets:
+        names = ", ".join(found.sockets[:10])
+        detail = f"WARNING: unix sockets under bound trees: {names}: every run masks them, but move them out"
+        return DoctorCheck("bound sockets", True, f"{detail} ({scanned})")
+    if not found.complete:
+        return DoctorCheck("bound sockets", True, f"WARNING: scan stopped early ({scanned})")
+    return DoctorCheck("bound sockets", True, f"no unix socket ({scanned})")
 
 
 def _userns_check() -> DoctorCheck:

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from sandbox import cgroups, cpuwatch, hostfs, uidpool
+from sandbox import cgroups, cpuwatch, uidpool
 from sandbox.config import SandboxConfig
 
 
@@ -118,7 +118,8 @@ def _cpu_check(cfg: SandboxConfig, support: cgroups.Support) -> DoctorCheck:
 
 def _disk_check(cfg: SandboxConfig) -> DoctorCheck:
     mb = cfg.default_limits.output_dir_mb
-    if hostfs.can_mount_tmpfs():
-        return DoctorCheck("disk", True, f"per-run tmpfs: {mb} MB working directory, private /tmp")
-    detail = "WEAKER: the working directory is not bounded in total (a per-run tmpfs needs root); "
-    return DoctorCheck("disk", True, detail + "RLIMIT_FSIZE caps each file")
+    # bwrap mounts both inside the sandbox, so the cap needs no root; only weak mode (no bwrap) loses it
+    detail = f"per-run tmpfs inside the sandbox: {mb} MB working directory, private /tmp"
+    if cfg.weak_mode:
+        detail += f"; WEAKER in weak mode {cfg.weak_mode}: a host directory, RLIMIT_FSIZE caps each file"
+    return DoctorCheck("disk", True, detail)

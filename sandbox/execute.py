@@ -1,40 +1,43 @@
-"""Hand code to a ready sandbox, supervise it under its limits, and turn the outcome into a RunResult."""
+"""Hand code to a ready sandbox, supervise it under its limits, and turn the outcome into a RunResult.
+
+The host's accounting depends on nothing the code can write: every byte of stdout and stderr counts
+against the output cap (no in-band marks), the exit status comes from a wait (the supervisor's waitpid of
+the child, reported on an fd the code never holds; else the host's own wait of the sandbox), and the
+report is parsed as untrusted bytes.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 from typing import Any
 
-from sandbox import cpuwatch, hostfs, runner
-from sandbox.capture import Capture, pump
-from sandbox.types import KilledReason, OutputFile, RunLimits, RunResult
+from sandbox import cpuwatch, report, runner
+from sandbox.capture import Capture
+from sandbox.types import KilledReason, RunLimits, RunResult
 
-STDERR_GRACE_S = 0.2
+DRAIN_S = 5.0  # after a kill (or an end without a report), how long the sandbox may take to exit
+MALFORMED = "the sandbox's report was malformed and was ignored (result, error and files are missing)\n"
 
 
 async def execute(env: runner.Env, slot: runner.Slot, code: str, limits: RunLimits) -> RunResult:
     """Run code once in slot (which is always destroyed afterwards) and return the outcome."""
-    nonce = runner.new_nonce()
-    cap = runner.new_capture(limits, nonce)
-    payload = runner.header(env, limits, nonce) + code.encode("utf-8", "surrogatepass")
+    cap = slot.output.cap
+    cap.reset(limits.max_output_bytes)
+    payload = runner.header(env, limits) + code.encode("utf-8", "surrogatepass")
     if slot.cgroup is not None and slot.cgroup_caps != runner.cgroup_caps(limits):
         await asyncio.to_thread(slot.cgroup.set_limits, *runner.cgroup_caps(limits), env.cpu_quota)
     started = time.monotonic()
-    cpu = asyncio.ensure_future(cpuwatch.watch(_meter(slot), limits.cpu_s))  # all processes together
+    # all of the run's processes together, polled by the host
+    cpu: asyncio.Future[Any] = asyncio.ensure_future(cpuwatch.watch(_meter(slot), limits.cpu_s))
     try:
-        stop = await _supervise(slot.proc, payload, cap, limits.timeout_s, cpu)
+        stop, parsed = await _supervise(slot, payload, limits, cpu)
     finally:
         cpu.cancel()
     duration_ms = (time.monotonic() - started) * 1000
-    if not cap.finished.is_set():  # no trailer: the exit status is all there is; wait for it
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5.0):
-                await slot.proc.wait()
-    oom, (files, skipped) = await asyncio.to_thread(_inspect, slot, limits)
-    return _result(env, slot.proc.returncode, cap, stop, oom, duration_ms, files, skipped)
+    oom = await asyncio.to_thread(slot.cgroup.oom_killed) if slot.cgroup is not None else False
+    return _result(env, slot.proc.returncode, cap, stop, oom, duration_ms, parsed)
 
 
 def _meter(slot: runner.Slot) -> cpuwatch.Meter:
@@ -43,52 +46,41 @@ def _meter(slot: runner.Slot) -> cpuwatch.Meter:
     return cpuwatch.ProcMeter(slot.proc.pid)
 
 
-def _inspect(
-    slot: runner.Slot, limits: RunLimits
-) -> tuple[bool, tuple[tuple[OutputFile, ...], tuple[str, ...]]]:
-    oom = slot.cgroup.oom_killed() if slot.cgroup is not None else False
-    return oom, hostfs.collect_files(slot.run_dir.out, limits)
-
-
 async def _supervise(
-    proc: asyncio.subprocess.Process,
-    payload: bytes,
-    cap: Capture,
-    timeout_s: float,
-    cpu: asyncio.Future[float],
-) -> KilledReason | None:
-    """Feed the code and read until the trailer (or exit); return why the host stopped the run, if it did."""
-    assert proc.stdout is not None and proc.stderr is not None
-    out: asyncio.Future[Any] = asyncio.ensure_future(pump(proc.stdout, cap.feed_stdout))
-    err = asyncio.ensure_future(pump(proc.stderr, cap.feed_stderr))
+    slot: runner.Slot, payload: bytes, limits: RunLimits, cpu: asyncio.Future[Any]
+) -> tuple[KilledReason | None, report.Report]:
+    """Feed the code, wait for the supervisor's report (or the sandbox's end); say why the host stopped it."""
+    proc, cap = slot.proc, slot.output.cap
+    reading = asyncio.ensure_future(report.read(slot.report.reader, limits))
     overflow = asyncio.ensure_future(cap.overflow.wait())
-    finished = asyncio.ensure_future(cap.finished.wait())
+    exited = asyncio.ensure_future(proc.wait())
+    stop: KilledReason | None = None
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(limits.timeout_s):
             await _send(proc, payload)
-            await asyncio.wait({out, overflow, finished, cpu}, return_when=asyncio.FIRST_COMPLETED)
-            if cap.overflow.is_set():
-                return "output"
-            if cpu.done() and not cap.finished.is_set():
-                return "cpu"
-            if cap.finished.is_set() and not cap.err_finished.is_set():
-                # stderr's end mark was written before the trailer; it may just not be read yet
-                await asyncio.wait(
-                    {err, asyncio.ensure_future(cap.err_finished.wait())}, timeout=STDERR_GRACE_S
-                )
-        return None
+            await asyncio.wait({reading, overflow, exited, cpu}, return_when=asyncio.FIRST_COMPLETED)
+            if cpu.done() and not reading.done():
+                stop = "cpu"  # the run's processes together used up their CPU time: stop them all now
+                runner.kill(proc)
+            elif not reading.done() and not cap.overflow.is_set():
+                # the sandbox exited without finishing its report: read what is left of it
+                await asyncio.wait({reading, overflow}, return_when=asyncio.FIRST_COMPLETED)
+            # At the report's end every process of the code is dead: what is in the pipes is all there is.
+            await slot.output.drain()
+        if cap.overflow.is_set():
+            stop = "output"
     except TimeoutError:
-        return "timeout"
+        stop = "output" if cap.overflow.is_set() else "timeout"
     finally:
-        runner.kill(proc)
-        for waiter in (overflow, finished):
-            waiter.cancel()
-        if not cap.finished.is_set():
-            # Read on to EOF (the kill brings it at once), keeping the feeds bounded.
-            await asyncio.wait({out, err}, timeout=2.0)
-        # Once the trailer is in, the interpreter's teardown is not worth waiting for: destroy() drains.
-        for task in (out, err):
-            task.cancel()
+        overflow.cancel()
+        parsed = reading.result() if reading.done() and not reading.cancelled() else None
+        if parsed is None or parsed.status is None:  # no final word from the supervisor
+            if stop is not None or parsed is None:
+                runner.kill(proc)
+            reading.cancel()
+            await asyncio.wait({exited}, timeout=DRAIN_S)  # for the host's own exit status
+        exited.cancel()
+    return stop, parsed or report.Report()
 
 
 async def _send(proc: asyncio.subprocess.Process, payload: bytes) -> None:
@@ -98,7 +90,15 @@ async def _send(proc: asyncio.subprocess.Process, payload: bytes) -> None:
         await proc.stdin.drain()
         proc.stdin.close()
     except (BrokenPipeError, ConnectionResetError):
-        pass  # the interpreter died; its exit status tells the rest
+        pass  # the sandbox died; its exit status tells the rest
+
+
+def _exit_code(parsed: report.Report, returncode: int | None) -> int:
+    if parsed.status is not None:  # the supervisor's waitpid of the child
+        return parsed.status
+    if returncode is None or returncode < 0:  # killed by the host (or not reaped within DRAIN_S)
+        return 128 + (signal.SIGKILL if returncode is None else -returncode)
+    return returncode
 
 
 def _result(
@@ -108,37 +108,29 @@ def _result(
     stop: KilledReason | None,
     oom: bool,
     duration_ms: float,
-    files: tuple[OutputFile, ...],
-    skipped: tuple[str, ...],
+    parsed: report.Report,
 ) -> RunResult:
-    meta: dict[str, Any] = cap.meta() or {}
-    if stop is None and meta.get("exit") is not None:
-        exit_code = int(meta["exit"])  # the run finished at its trailer; the kill after it is ours
-    elif returncode is None or returncode < 0:
-        exit_code = 128 + (signal.SIGKILL if returncode is None else -returncode)
-    else:
-        exit_code = returncode
+    exit_code = _exit_code(parsed, returncode)
     stdout, stderr, truncated = cap.texts()
     reason = stop
-    if reason is None and (oom or meta.get("exc_type") == "MemoryError"):
+    if reason is None and (oom or parsed.exc_type == "MemoryError"):
         reason = "memory"
     elif reason is None and exit_code == 128 + signal.SIGXCPU:
         reason = "cpu"
+    error = parsed.error
+    if stop is None and parsed.state == "malformed":
+        error = MALFORMED
     return RunResult(
         stdout=stdout,
         stderr=stderr,
-        result=_str_or_none(meta.get("result")),
-        error=_str_or_none(meta.get("error")),
+        result=parsed.result,
+        error=error,
         exit_code=exit_code,
         timed_out=stop == "timeout",
         truncated=truncated or stop == "output",
         killed_reason=reason,
         duration_ms=duration_ms,
-        files=files,
-        skipped_files=skipped,
+        files=parsed.files,
+        skipped_files=parsed.skipped,
         isolation=env.isolation,
     )
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import time
 import uuid
@@ -15,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import cgroups, command, hostfs
-from sandbox.capture import Capture
-from sandbox.harness import mark
+from sandbox.capture import Output
 from sandbox.locate import Identity
 from sandbox.types import MiB, RunLimits, SandboxUnavailable
 
@@ -33,7 +31,6 @@ class Env:
     layout: command.Layout
     ident: Identity
     use_cgroups: bool
-    use_tmpfs: bool
     isolation: str  # "full" or the weak mode's name
     nproc_base: int  # tasks of the sandbox uid outside this run (RLIMIT_NPROC is per uid)
     setpriv: Path | None = None  # util-linux setpriv, used to drop to the sandbox uid when root
@@ -43,12 +40,25 @@ class Env:
     uids: tuple[int, ...] = ()  # the per-slot uid range (root mode), empty = every run uses ident
 
 
+@dataclass(frozen=True)
+class ReportPipe:
+    """The host's read end of the report fd, as a stream (closing it closes the fd)."""
+
+    reader: asyncio.StreamReader
+    transport: asyncio.ReadTransport
+
+    def close(self) -> None:
+        self.transport.close()
+
+
 @dataclass
 class Slot:
     """A started sandbox waiting for code; used once, then destroyed."""
 
     proc: asyncio.subprocess.Process
-    run_dir: hostfs.RunDir
+    report: ReportPipe  # the supervisor's own channel: READY, then the report
+    output: Output  # the code's stdout and stderr, counted from the start of the run
+    run_dir: hostfs.RunDir | None  # a host working directory, weak mode only (else a tmpfs inside)
     cgroup: cgroups.RunCgroup | None
     born: float
     preimport: str
@@ -69,7 +79,7 @@ async def spawn(
     early_attach: bool = False,
     uid: int | None = None,
 ) -> Slot:
-    """Start a sandbox and wait until its harness is ready; SandboxUnavailable if it cannot start.
+    """Start a sandbox and wait until its supervisor is ready; SandboxUnavailable if it cannot start.
 
     If the caller is cancelled, whatever was already created is handed to `background` for destruction.
     `early_attach` (cold starts) moves bwrap into the cgroups while the interpreter starts, off the
@@ -89,7 +99,7 @@ async def spawn(
         # bwrap usually has not forked yet, so its whole tree is born inside.
         early = asyncio.ensure_future(asyncio.to_thread(slot.cgroup.attach, [slot.proc.pid]))
     try:
-        await _wait_ready(slot.proc)
+        await _wait_ready(slot)
         if slot.cgroup is not None:
             if early is not None:
                 await early
@@ -115,15 +125,24 @@ async def _destroy_when_started(start: asyncio.Future[Slot]) -> None:
 
 async def _start(env: Env, preimport: str, limits: RunLimits, uid: int | None) -> Slot:
     ident = env.ident if uid is None else Identity(uid, uid, drop=True)  # no group entry: gid = uid
-    run_dir, group = await asyncio.to_thread(_prepare, env, limits, ident)
+    needs = _needs_prepare(env)
+    run_dir, group = await asyncio.to_thread(_prepare, env, limits, ident) if needs else (None, None)
     try:
-        proc = await _exec(env, ident, run_dir, limits.tmp_mb, preimport)
+        proc, report, output = await _exec(env, ident, run_dir, limits, preimport)
     except BaseException:
         await asyncio.to_thread(_teardown, run_dir, group)
         raise
     caps = cgroup_caps(limits) if group is not None else None
     born = time.monotonic()
-    return Slot(proc, run_dir, group, born, preimport, limits.output_dir_mb, limits.tmp_mb, caps, uid)
+    return Slot(
+        proc, report, output, run_dir, group, born, preimport, limits.output_dir_mb, limits.tmp_mb, caps, uid
+    )
+
+
+def _needs_prepare(env: Env) -> bool:
+    # With bwrap and no cgroups there is nothing to make on the host: the working directory is a tmpfs
+    # inside the sandbox. Skipping the worker thread saves the cold path a thread hop.
+    return env.use_cgroups or env.layout.bwrap is None
 
 
 def cgroup_caps(limits: RunLimits) -> tuple[int, int]:
@@ -131,11 +150,13 @@ def cgroup_caps(limits: RunLimits) -> tuple[int, int]:
     return limits.memory_mb * MiB, limits.max_processes
 
 
-def _prepare(env: Env, limits: RunLimits, ident: Identity) -> tuple[hostfs.RunDir, cgroups.RunCgroup | None]:
-    run_dir = hostfs.make_run_dir(ident, limits.output_dir_mb, env.use_tmpfs)
+def _prepare(
+    env: Env, limits: RunLimits, ident: Identity
+) -> tuple[hostfs.RunDir | None, cgroups.RunCgroup | None]:
+    run_dir = hostfs.make_run_dir(ident) if env.layout.bwrap is None else None
     group = None
     try:
-        if env.layout.bwrap is None and env.layout.fontlist is not None:
+        if run_dir is not None and env.layout.fontlist is not None:
             # weak mode has no bind mounts: give matplotlib a copy of the prebuilt font cache
             hostfs.copy_owned(env.layout.fontlist, run_dir.mpl, ident)
         if env.use_cgroups:
@@ -145,23 +166,28 @@ def _prepare(env: Env, limits: RunLimits, ident: Identity) -> tuple[hostfs.RunDi
     except BaseException:
         if group is not None:
             group.remove()
-        hostfs.remove_run_dir(run_dir)
+        if run_dir is not None:
+            hostfs.remove_run_dir(run_dir)
         raise
     return run_dir, group
 
 
 async def _exec(
-    env: Env, ident: Identity, run_dir: hostfs.RunDir, tmp_mb: int, preimport: str
-) -> asyncio.subprocess.Process:
+    env: Env, ident: Identity, run_dir: hostfs.RunDir | None, limits: RunLimits, preimport: str
+) -> tuple[asyncio.subprocess.Process, ReportPipe, Output]:
     layout = env.layout
     seccomp_fd = _seccomp_pipe(layout.seccomp) if layout.bwrap is not None and layout.seccomp else None
+    report_r, report_w = os.pipe()  # only bwrap and the supervisor hold the write end
+    (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
     try:
         cwd: str | Path
         if layout.bwrap is not None:
-            argv = command.bwrap_argv(layout, run_dir, tmp_mb, preimport, seccomp_fd)
+            argv = command.bwrap_argv(layout, limits, preimport, report_w, seccomp_fd)
             proc_env, cwd = command.BWRAP_ENV, "/"
         else:
-            argv, proc_env, cwd = command.weak_argv(layout, preimport), command.weak_env(run_dir), run_dir.out
+            assert run_dir is not None
+            argv, proc_env = command.weak_argv(layout, preimport, report_w), command.weak_env(run_dir)
+            cwd = run_dir.out
         kwargs: dict[str, Any] = {}
         if ident.drop and env.setpriv is not None:
             # setpriv switches uid; the bot itself then spawns with vfork (Popen's user= forces a full
@@ -170,21 +196,53 @@ async def _exec(
             argv = [str(env.setpriv), *ids, *argv]
         elif ident.drop:  # done in C between fork and exec: no Python runs in the child
             kwargs.update(user=ident.uid, group=ident.gid, extra_groups=[])
-        return await asyncio.create_subprocess_exec(
+        passed = (report_w,) if seccomp_fd is None else (report_w, seccomp_fd)
+        proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=out_w,
+            stderr=err_w,
             env=dict(proc_env),
             cwd=cwd,
             close_fds=True,
-            pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+            pass_fds=passed,
             start_new_session=True,  # one process group to kill
             **kwargs,
         )
+    except BaseException:
+        for fd in (report_r, out_r, err_r):
+            os.close(fd)
+        raise
     finally:
+        for fd in (report_w, out_w, err_w):
+            os.close(fd)
         if seccomp_fd is not None:
             os.close(seccomp_fd)
+    try:
+        output = await Output.open(out_r, err_r, limits.max_output_bytes)
+    except BaseException:
+        os.close(report_r)
+        kill(proc)
+        raise
+    try:
+        return proc, await _report_reader(report_r), output
+    except BaseException:
+        output.close()
+        kill(proc)
+        raise
+
+
+async def _report_reader(fd: int) -> ReportPipe:
+    """Wrap the report pipe's read end in a stream (it takes ownership of fd)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**20)
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    try:
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    except BaseException:
+        pipe.close()
+        raise
+    return ReportPipe(reader, transport)
 
 
 def _seccomp_pipe(program: bytes) -> int:
@@ -197,17 +255,18 @@ def _seccomp_pipe(program: bytes) -> int:
     return read_fd
 
 
-async def _wait_ready(proc: asyncio.subprocess.Process) -> None:
-    assert proc.stdout is not None and proc.stderr is not None
+async def _wait_ready(slot: Slot) -> None:
     try:
         async with asyncio.timeout(SPAWN_TIMEOUT_S):
-            await proc.stdout.readuntil(READY)
+            if await slot.report.reader.readexactly(len(READY)) != READY:
+                raise asyncio.IncompleteReadError(b"", len(READY))
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-        kill(proc)
-        err = b""
+        kill(slot.proc)
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2.0):
-                err = await proc.stderr.read(STDERR_HINT_BYTES)
+            async with asyncio.timeout(2.0):  # bwrap's or python's complaint, up to its exit
+                await slot.proc.wait()
+                await slot.output.drain()
+        err = bytes(slot.output.cap.stderr[:STDERR_HINT_BYTES])
         raise SandboxUnavailable(explain_start_failure(err.decode("utf-8", "replace"))) from None
 
 
@@ -237,12 +296,13 @@ def kill(proc: asyncio.subprocess.Process) -> None:
             send(proc.pid, signal.SIGKILL)
 
 
-def _teardown(run_dir: hostfs.RunDir, group: cgroups.RunCgroup | None) -> None:
+def _teardown(run_dir: hostfs.RunDir | None, group: cgroups.RunCgroup | None) -> None:
     try:
         if group is not None:
             group.remove()
     finally:
-        hostfs.remove_run_dir(run_dir)
+        if run_dir is not None:
+            hostfs.remove_run_dir(run_dir)
 
 
 async def destroy(slot: Slot) -> None:
@@ -250,35 +310,23 @@ async def destroy(slot: Slot) -> None:
     kill(slot.proc)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(5.0):
-            await _discard_output(slot.proc)
             await slot.proc.wait()
-    await asyncio.to_thread(_teardown, slot.run_dir, slot.cgroup)
+    slot.report.close()
+    slot.output.close()
+    if slot.run_dir is not None or slot.cgroup is not None:
+        await asyncio.to_thread(_teardown, slot.run_dir, slot.cgroup)
 
 
-async def _discard_output(proc: asyncio.subprocess.Process) -> None:
-    """Read both pipes to EOF: asyncio reports the exit only once they are drained."""
-    for stream in (proc.stdout, proc.stderr):
-        while stream is not None and await stream.read(65536):
-            pass
-
-
-def header(env: Env, limits: RunLimits, nonce: str) -> bytes:
-    """Return the line the harness reads before the code: the nonce and its rlimits (see harness)."""
+def header(env: Env, limits: RunLimits) -> bytes:
+    """Return the line the supervisor reads before the code: the child's rlimits and the file caps."""
     fields = (
         round(limits.cpu_s * 1000),
         limits.max_open_files,
         limits.output_dir_mb * MiB,
         0 if env.cgroup.memory else limits.memory_mb * MiB,  # 0 = the memory cgroup caps it
         0 if env.cgroup.pids else env.nproc_base + limits.max_processes,
+        limits.max_files,
+        limits.max_file_bytes,
+        limits.max_files_total_bytes,
     )
-    return " ".join([nonce, *map(str, fields)]).encode() + b"\n"
-
-
-def new_nonce() -> str:
-    """Return a fresh secret for the trailer marker."""
-    return secrets.token_hex(16)
-
-
-def new_capture(limits: RunLimits, nonce: str) -> Capture:
-    """Return an empty capture for one run."""
-    return Capture(max_bytes=limits.max_output_bytes, mark=mark(nonce))
+    return " ".join(map(str, fields)).encode() + b"\n"

@@ -61,7 +61,8 @@ async def test_wall_timeout_kills_at_the_configured_value(cold: Sandbox) -> None
 async def test_cpu_limit_stops_a_busy_loop(cold: Sandbox) -> None:
     r = await cold.run("while True:\n    pass", RunLimits(timeout_s=10.0, cpu_s=1.0))
     assert r.killed_reason == "cpu" and r.exit_code == 152  # 128 + SIGXCPU
-    assert not r.timed_out and r.duration_ms < 3000
+    # no wall-clock bound beyond "before the timeout": on a loaded machine 1 s of CPU takes longer
+    assert not r.timed_out and r.duration_ms < 10_000
 
 
 async def test_memory_limit_stops_a_big_allocation(cold: Sandbox) -> None:

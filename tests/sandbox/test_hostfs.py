@@ -15,7 +15,7 @@ from sandbox.locate import Identity
 @pytest.mark.skipif(os.geteuid() != 0, reason="ownership can only be handed to another uid as root")
 def test_the_run_base_stays_the_bots_and_only_out_is_the_sandbox_users():
     nobody = pwd.getpwnam("nobody")
-    run_dir = make_run_dir(Identity(nobody.pw_uid, nobody.pw_gid, drop=True), 8, use_tmpfs=False)
+    run_dir = make_run_dir(Identity(nobody.pw_uid, nobody.pw_gid, drop=True))
     try:
         base, out = os.stat(run_dir.base), os.stat(run_dir.out)
         assert base.st_uid == 0 and stat.S_IMODE(base.st_mode) == 0o711  # searchable, not writable

@@ -55,7 +55,7 @@ paths = [
     "/var/lib",
     "/proc/1/root/etc/shadow",
 ]
-hits, seen = walk_for_marker(time.monotonic() + float(P.get("walk_s", 3)))
+hits, seen = walk_for_marker(time.monotonic() + float(P.get("walk_s", 3)), int(P.get("max_files", 20000)))
 report = {
     "probes": {p: probe(p) for p in paths},
     "marker_hits": hits,

@@ -1,0 +1,362 @@
+"""The supervisor that runs inside the sandbox (stdlib only; passed to `python -c`).
+
+It is pid 1 of the sandbox's pid namespace (bwrap --as-pid-1), so no signal from the code reaches it, and
+non-dumpable, so /proc/1/mem, /proc/1/fd and /proc/1/environ give the code nothing. It holds the only copy
+of the report fd inside the sandbox; no secret or nonce is involved at all.
+
+Protocol:
+1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD.
+2. It imports PREIMPORT (failures ignored) and forks the child that will run the code, then writes
+   b"READY\\n" on REPORT_FD. The child closes the report fd (and the supervisor's other fds) at once.
+3. The child reads one header line (space-separated integers: its rlimits and the file caps) from stdin,
+   then the user code until EOF; it hands the file caps to the supervisor, closes every fd but 0-2 and its
+   private pipe, takes /dev/null as stdin, lowers its limits and runs the code. Its stdout and stderr are
+   the host's pipes, where the host counts every byte (there are no in-band marks at all).
+4. When the child has exited, the supervisor kills everything else in the namespace and reaps it, then
+   writes on REPORT_FD: the child's report line (`R exc_type result error`, base64 or "-"; `N` if the
+   child sent nothing, `X` if its pipe held no well-formed line), one `F name size` line plus the bytes per
+   collected file, `S name` per skipped file, and `E status`: the child's status from the supervisor's own
+   waitpid (code, or 128+signal), which is also the supervisor's exit status.
+The child is forked from the pre-imported supervisor before the code arrives, so the page-table copy is
+off the run's path and the child's exit only drops shared pages (~1 ms, where an interpreter that imported
+numpy and matplotlib itself takes 3-10 ms to free them). The host ends the run at `E`: waiting for the
+whole sandbox to exit would add the supervisor's own teardown to every run; it is reaped in the background.
+The child's report can be forged by the code (it shares the process), but it only carries what the code
+controls anyway: its result, its exception. Only builtin or tiny modules are imported up front: json or
+traceback would add ms to every cold start.
+"""
+
+import _signal
+import binascii
+import os
+import resource
+import select
+import stat
+import sys
+
+MAX_REPR = 10_000
+MAX_ERROR = 10_000
+LIST_EXTRA = 1000  # names reported as skipped beyond max_files (the host accepts max_files + 10,000)
+CHILD_REPORT_MAX = 256 * 1024  # keep the tail: code may write junk into its private pipe first
+USER_FILENAME = "<code>"
+_PR_SET_DUMPABLE = 4
+
+
+def _prctl():
+    import _ctypes  # the C module only: the ctypes package costs ~4 ms, this ~0.8 ms
+
+    class _Int(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class _Fn(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL
+        _restype_ = _Int
+
+    return _Fn(_ctypes.dlsym(_ctypes.dlopen(None), "prctl"))  # type: ignore[arg-type]
+
+
+def _preimport(modules):
+    for name in filter(None, modules.split(",")):
+        try:  # noqa: SIM105 - contextlib would cost every cold start an import
+            __import__(name)
+        except Exception:  # a missing package must not break the sandbox
+            pass
+
+
+def _set_limits(cpu_ms, nofile, fsize, as_bytes, nproc):
+    """Lower the child's hard limits before any user code runs (0 = leave that limit to a cgroup)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)  # the pre-imports do not count
+    cpu = max(1, int(used.ru_utime + used.ru_stime + cpu_ms / 1000 + 0.5))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    if as_bytes:
+        with open("/proc/self/statm") as f:  # the baseline (preimported modules) does not count
+            base = int(f.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (base + as_bytes,) * 2)
+    if nproc:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _user_tb(tb):
+    while tb is not None and tb.tb_frame.f_code.co_filename != USER_FILENAME:
+        tb = tb.tb_next
+    return tb
+
+
+def _format_error(exc):
+    try:
+        import traceback
+
+        if isinstance(exc, SyntaxError):
+            text = "".join(traceback.format_exception_only(type(exc), exc))
+        else:
+            text = "".join(traceback.format_exception(type(exc), exc, _user_tb(exc.__traceback__)))
+    except BaseException:
+        text = type(exc).__name__ + " (traceback unavailable)\n"
+    return text if len(text) <= MAX_ERROR else "...\n" + text[-MAX_ERROR:]
+
+
+def _exit_status(exc):
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:  # noqa: SIM105
+        print(code, file=sys.stderr)
+    except BaseException:
+        pass
+    return 1
+
+
+def _run(code):
+    # A real module registered as __main__, so pickle (multiprocessing) finds the code's functions.
+    main_module = type(sys)("__main__")
+    sys.modules["__main__"] = main_module
+    ns = main_module.__dict__
+    ns["__builtins__"] = __builtins__
+    out: dict = {"result": None, "error": None, "exc_type": None, "exit": 0}
+    try:
+        exec(compile(code, USER_FILENAME, "exec"), ns)
+    except SystemExit as exc:
+        out["exit"] = _exit_status(exc)
+    except BaseException as exc:
+        out.update(error=_format_error(exc), exc_type=type(exc).__name__, exit=1)
+    if "result" in ns:
+        try:
+            text = repr(ns["result"])
+            out["result"] = text if len(text) <= MAX_REPR else text[:MAX_REPR] + "...[truncated]"
+        except BaseException as exc:
+            out["result"] = "<repr failed: " + type(exc).__name__ + ">"
+    return out
+
+
+def _encode(value):
+    if value is None:
+        return b"-"
+    return binascii.b2a_base64(str(value).encode("utf-8", "replace"), newline=False)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
+    """Read the code, hand the file caps over, run the code in this process; never returns."""
+    try:
+        me = os.getpid()
+        os.setpgid(0, 0)  # weak mode kills this group; in a pid namespace it is harmless
+        _signal.set_wakeup_fd(-1)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        for fd in (report_fd, pipe_r, *wake_fds):  # the report fd is gone before anything else happens
+            os.close(fd)
+        prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # the code's own process is an ordinary one
+        header = [int(v) for v in sys.stdin.buffer.readline().split()]
+        code = sys.stdin.buffer.read().decode("utf-8", "replace")
+        # the file caps go to the supervisor before any user code runs, so the code cannot change them
+        _write_all(pipe_w, b"C " + b" ".join(b"%d" % v for v in header[5:8]) + b"\n")
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 0)
+        os.closerange(3, pipe_w)  # anything else inherited
+        os.closerange(pipe_w + 1, 1 << 20)
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+        _set_limits(*header[:5])
+        del header
+        out = _run(code)
+        for stream in (sys.__stdout__, sys.__stderr__):
+            try:  # noqa: SIM105
+                stream.flush()  # type: ignore[union-attr]
+            except BaseException:
+                pass
+        if os.getpid() == me:  # a child forked by the code exits quietly, as a script's would
+            fields = (out["exc_type"], out["result"], out["error"])
+            _write_all(pipe_w, b"\nR " + b" ".join(map(_encode, fields)) + b"\n")
+        os._exit(out["exit"])
+    except BaseException:
+        os._exit(70)
+
+
+def _read_line(fd, limit=128):
+    """Read one short line byte by byte (nothing past it); b"" if the child died first."""
+    line = b""
+    while not line.endswith(b"\n") and len(line) < limit:
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return b""
+        line += chunk
+    return line
+
+
+def _wait_child(pid, pipe_r, wake_r):
+    """Read the child's pipe until the child exits (reaping orphans as they die); return (status, tail)."""
+    poller = select.poll()
+    poller.register(pipe_r, select.POLLIN)
+    poller.register(wake_r, select.POLLIN)  # a byte per SIGCHLD
+    tail, status = bytearray(), None
+    while status is None:
+        for fd, _ in poller.poll():
+            if fd == wake_r:
+                os.read(wake_r, 4096)
+            elif not _read_into(pipe_r, tail):
+                poller.unregister(pipe_r)
+        status = _reap(pid)
+    return status, tail
+
+
+def _read_into(fd, tail):
+    chunk = os.read(fd, 65536)
+    tail += chunk
+    del tail[:-CHILD_REPORT_MAX]
+    return bool(chunk)
+
+
+def _reap(pid):
+    """Reap every exited process; return the child's wait status once it is among them."""
+    found = None
+    while True:
+        try:
+            done, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return found
+        if done == 0:
+            return found
+        if done == pid:
+            found = status
+
+
+def _kill_rest(pid):
+    """Kill every other process the code left, and reap them, so nothing changes the files any more."""
+    if os.getpid() == 1:  # pid 1 of the namespace: kill(-1) reaches exactly the sandbox's processes
+        while True:
+            try:  # noqa: SIM105
+                os.kill(-1, 9)
+            except OSError:
+                pass
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+    try:  # noqa: SIM105 - weak mode, no pid namespace: the child's group only (kill(-1) hits the host's)
+        os.killpg(pid, 9)
+    except OSError:
+        pass
+    _reap(pid)
+
+
+def _child_report(tail):
+    """Return the last line of the child's pipe if it is a well-formed report; N: none came; X: junk."""
+    line = bytes(tail).rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    if not line:
+        return b"N\n"
+    parts = line.split(b" ")
+    if len(parts) != 4 or parts[0] != b"R":
+        return b"X\n"
+    for part in parts[1:]:
+        if part != b"-":
+            try:
+                binascii.a2b_base64(part, strict_mode=True)
+            except (binascii.Error, ValueError):
+                return b"X\n"
+    return line + b"\n"
+
+
+def _collect(report_fd, max_files, max_file_bytes, max_total):
+    """Send the regular files left in the working directory (never following links) within the caps."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        dir_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        names = _names(dir_fd, max_files + LIST_EXTRA)
+    except OSError:
+        return
+    sent, total = 0, 0
+    for name in names:
+        raw = binascii.b2a_base64(os.fsencode(name), newline=False)
+        data = None
+        if sent < max_files:
+            data = _read_regular(dir_fd, name, flags, min(max_file_bytes, max_total - total))
+        if data is None:
+            _write_all(report_fd, b"S " + raw + b"\n")
+            continue
+        _write_all(report_fd, b"F " + raw + b" " + str(len(data)).encode() + b"\n")
+        _write_all(report_fd, data)
+        sent, total = sent + 1, total + len(data)
+    os.close(dir_fd)
+
+
+def _names(dir_fd, most):
+    """Return up to `most` entry names, sorted (a million empty files must not cost memory or time)."""
+    names: list = []
+    with os.scandir(dir_fd) as entries:
+        for entry in entries:
+            if len(names) >= most:
+                break
+            names.append(entry.name)
+    return sorted(names)
+
+
+def _read_regular(dir_fd, name, flags, cap):
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError:  # ELOOP for symlinks, ENXIO for sockets, ...
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > cap:
+            return None
+        chunks, left = [], cap + 1  # read one byte more than allowed to notice growth
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        return None if len(data) > cap else data
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def main():
+    """Pre-import, fork the child that will run the code, report READY, then report on the run."""
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # only the host may stop pid 1
+    prctl = _prctl()
+    if prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        os.write(2, b"sandbox supervisor: prctl(PR_SET_DUMPABLE) failed\n")
+        os._exit(70)
+    report_fd = int(sys.argv[3])
+    sys.path.append(sys.argv[1])
+    _preimport(sys.argv[2])
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    _signal.set_wakeup_fd(wake_w)
+    _signal.signal(_signal.SIGCHLD, lambda *_: None)  # wakes poll() through wake_w
+    pipe_r, pipe_w = os.pipe()
+    pid = os.fork()  # before READY: the page-table copy is off the run's path
+    if pid == 0:
+        _child(report_fd, pipe_r, pipe_w, (wake_r, wake_w), prctl)
+    os.close(pipe_w)
+    os.close(0)  # stdin (the header and the code) is the child's alone
+    _write_all(report_fd, b"READY\n")
+    caps = _read_line(pipe_r).split()  # written before any user code runs
+    status, tail = _wait_child(pid, pipe_r, wake_r)
+    _kill_rest(pid)
+    os.set_blocking(pipe_r, False)
+    for _ in range(64):  # bounded: in weak mode an escaped process may still write
+        try:
+            if not _read_into(pipe_r, tail):
+                break
+        except BlockingIOError:
+            break
+    _write_all(report_fd, _child_report(tail))
+    if len(caps) == 4 and caps[0] == b"C":
+        _collect(report_fd, *map(int, caps[1:]))
+    code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    _write_all(report_fd, b"E %d\n" % code)
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
