@@ -204,7 +204,10 @@ async def test_a_unix_socket_under_a_bound_tree_is_masked_and_named(
     assert contacts == [], "the socket's server saw a connection from the sandbox"
     assert str(sock) in caplog.text, "the sandbox's start did not name the socket"
     named = [c for c in checks if str(sock) in c.detail]
-    assert named and not named[0].ok, f"doctor did not name the socket: {[c.detail for c in checks]}"
+    # masked in every run, so a warning (doctor still exits 0), naming the path
+    assert named and named[0].detail.startswith("WARNING"), (
+        f"doctor did not name the socket: {[c.detail for c in checks]}"
+    )
 
 
 def test_a_socket_removed_since_the_scan_does_not_stop_the_sandbox(tmp_path: Path) -> None:
