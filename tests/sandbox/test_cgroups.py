@@ -55,7 +55,10 @@ async def test_a_real_v2_group_counts_cpu_and_is_killed_whole(v2_dir: Path) -> N
     assert (support.version, support.cpu) == ("v2", True), support
     group = cgroups.create(support, "t1")
     burner = await asyncio.create_subprocess_exec(
-        "/usr/bin/python3.11", "-c", "import os, time\nos.fork()\nwhile True: pass"
+        "/usr/bin/python3.11",
+        "-c",
+        # bounded: if the test fails before the kill, the forked child must not burn CPU for ever
+        "import os, time\nos.fork()\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass",
     )
     try:
         await asyncio.to_thread(group.attach, [burner.pid])
