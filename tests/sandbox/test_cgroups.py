@@ -65,9 +65,8 @@ async def test_a_real_v2_group_counts_cpu_and_is_killed_whole(v2_dir: Path) -> N
         assert not group.missing(burner.pid)
         start = group.cpu_usage_ns()
         assert start is not None
-        await asyncio.sleep(0.5)
-        used = group.cpu_usage_ns()
-        assert used is not None and used - start > 50_000_000, (start, used)
+        # a loaded machine gives the burner little CPU: wait for the counter to move, not a fixed time
+        assert await eventually(lambda: (group.cpu_usage_ns() or 0) - start > 50_000_000, 20.0), start
         await asyncio.to_thread(group.kill_all)  # cgroup.kill: the forked child too
         assert await asyncio.wait_for(burner.wait(), 10) == -9
         assert await eventually(lambda: not cgroups_v1.procs(group.path))
