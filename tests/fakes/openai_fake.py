@@ -6,7 +6,7 @@ or JSON-only instructions in its text.
 
 Like llama.cpp's server, it refuses (500) a history whose tool-call arguments are not a JSON object, and
 like llama-cpp-python's an assistant `content: null` beside tool calls. Switches mirror other servers:
-`rejects_json_schema` (llama-cpp-python knows only text/json_object) and `missing_tool_choice_is_none`
+`refused_formats` (llama-cpp-python knows only text/json_object) and `missing_tool_choice_is_none`
 (llama-cpp-python never calls a tool unless `tool_choice` says it may).
 """
 
@@ -56,7 +56,9 @@ class FakeOpenAI:
         self.latency: tuple[float, float] | None = None  # random seconds added to every request
         self.error_rate = 0.0  # share of requests answered with a 500, before the queues are read
         self.usage: tuple[int, int] | None = (11, 7)  # prompt, completion tokens; None omits usage
-        self.rejects_json_schema = False  # as llama-cpp-python's server: 500 for response_format json_schema
+        # response_format types answered with a 500, as llama-cpp-python's server does for json_schema
+        self.refused_formats: tuple[str, ...] = ()
+        self.model_ids = ["fake"]  # what GET /v1/models lists
         self.missing_tool_choice_is_none = (
             False  # as llama-cpp-python's server: no tool_choice, no tool calls
         )
@@ -94,9 +96,9 @@ class FakeOpenAI:
 
     # ---- scripting: agent answers ---------------------------------------------------------------
 
-    def enqueue_text(self, text: str) -> None:
-        """Answer the next agent request with plain assistant text."""
-        self._agent.append(_Answer(message={"role": "assistant", "content": text}))
+    def enqueue_text(self, text: str, *, finish: str = "stop") -> None:
+        """Answer the next agent request with plain assistant text ("length": cut at max_tokens)."""
+        self._agent.append(_Answer(message={"role": "assistant", "content": text}, finish=finish))
 
     def enqueue_tool_call(self, code: str, call_id: str | None = None) -> str:
         """Answer with one execute_code call; returns the call id."""
@@ -229,8 +231,9 @@ class FakeOpenAI:
                     args = None
                 if not isinstance(args, dict):
                     return "Failed to parse tool call arguments as JSON: [json.exception.parse_error.101]"
-        if self.rejects_json_schema and (body.get("response_format") or {}).get("type") == "json_schema":
-            return "response_format type must be one of 'text' or 'json_object', got 'json_schema'"
+        kind = (body.get("response_format") or {}).get("type")
+        if kind in self.refused_formats:
+            return f"response_format type must be one of 'text' or 'json_object', got '{kind}'"
         return None
 
     def _default(self, body: dict[str, Any]) -> _Answer:
@@ -273,7 +276,8 @@ class FakeOpenAI:
         return web.json_response(payload)
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        data = [{"id": name, "object": "model"} for name in self.model_ids]
+        return web.json_response({"object": "list", "data": data})
 
 
 _ALLOW = json.dumps({"allowed": True, "risk": "low", "reasons": []})
