@@ -123,7 +123,10 @@ class _SteeringTransport(AiohttpTransport):
         self._steering = steering
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(await request.aread())
+        raw = await request.aread()
+        if not raw:  # GET /models and the like: nothing to steer
+            return await super().handle_async_request(request)
+        body = json.loads(raw)
         if self._steering.rewrite is not None:
             body = self._steering.rewrite(body)
         self._steering.sent.append(body)
