@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from typing import Any
 
-from core.settings import Settings
+from core.settings import ConfigError, Settings
 from core.store.base import StoreError
+
+PROBE_DEADLINE_S = 120.0  # a local model on a small machine may need a while for its first reply
+PROBE_CODE = "result = sum(range(10))"
 
 
 def _line(ok: bool, name: str, detail: str) -> str:
@@ -69,12 +74,83 @@ async def _postgres_line(dsn: str, timeout_s: float) -> str:
     return _line(ok, "store", detail)
 
 
+async def endpoint_lines(settings: Settings) -> list[str]:
+    """Probe an OpenAI-compatible endpoint (OPENAI_BASE_URL) the way the bot will use it.
+
+    Reachable and the model listed, a request offering tools accepted, and which structured-output path
+    the safety review gets there. OpenAI itself is not probed: it needs no such check, and costs money.
+    """
+    if not settings.openai_base_url:
+        return []
+    from core.llm import LLMClient
+
+    try:
+        client = LLMClient(settings)
+    except ConfigError as exc:
+        return [_line(False, "llm/endpoint", str(exc))]
+    try:
+        lines = [await _models_line(client, settings)]
+        if lines[0].startswith("[!!]") and "not reachable" in lines[0]:
+            return lines
+        lines.append(await _tools_line(client))
+        lines.append(await _structured_line(client))
+        return lines
+    finally:
+        await client.aclose()
+
+
+async def _models_line(client: Any, settings: Settings) -> str:
+    provider = client.model("agent").provider
+    name = provider._model_name(settings.model)
+    try:
+        listed = [m.id async for m in provider.async_client.models.list()]
+    except Exception as exc:  # any failure here is the answer to "is it reachable"
+        return _line(False, "llm/endpoint", f"{settings.openai_base_url} is not reachable: {exc}"[:300])
+    if name in listed:
+        return _line(True, "llm/endpoint", f"{settings.openai_base_url} lists {name}")
+    shown = ", ".join(listed[:8]) or "no models"
+    return _line(
+        False, "llm/endpoint", f"model {name} is not listed there (it has: {shown}); fix CODEBOT_MODEL"
+    )
+
+
+async def _tools_line(client: Any) -> str:
+    from mirascope import llm
+
+    from core.llm import LLMFailure
+    from core.tools import execute_code
+
+    model = client.model("agent")
+    messages = [llm.messages.user("Run print(6 * 7) with the execute_code tool.")]
+    try:
+        await client.call(
+            lambda: model.context_call_async(messages, ctx=llm.Context(deps=None), tools=[execute_code]),
+            deadline=time.monotonic() + PROBE_DEADLINE_S,
+        )
+    except LLMFailure as exc:
+        if exc.kind != "cut":  # a reply cut at max_tokens still means the request was accepted
+            return _line(False, "llm/tools", f"a request offering tools failed: {exc.user_message}")
+    return _line(True, "llm/tools", "a request offering the execute_code tool is accepted")
+
+
+async def _structured_line(client: Any) -> str:
+    from core.review.llm_review import LLMReview, ReviewUnavailable
+
+    try:
+        verdict, _ = await LLMReview(client)(PROBE_CODE, (), deadline=time.monotonic() + PROBE_DEADLINE_S)
+    except ReviewUnavailable as exc:
+        return _line(False, "llm/structured output", f"no usable review verdict ({exc.reason})")
+    path = "strict JSON schema" if verdict.check == "llm" else verdict.check.removeprefix("llm ").strip("()")
+    return _line(True, "llm/structured output", f"the safety review gets verdicts through {path}")
+
+
 async def run_doctor(settings: Settings) -> int:
     """Print every check; exit 0 only when the bot can answer questions safely."""
     from bot.wiring import environment, sandbox_config
     from sandbox.doctor import report
 
     lines = settings_lines(settings)
+    lines += await endpoint_lines(settings)
     lines.append(await store_line(settings))
     checks = await asyncio.to_thread(report, sandbox_config(environment()))
     lines += [_line(c.ok, f"sandbox/{c.name}", c.detail) for c in checks]

@@ -1,8 +1,9 @@
 """The agent loop: the model writes code, the code is reviewed and run, the output goes back, repeat.
 
 Every step is reported to the sink as it happens. Whatever goes wrong, the messages returned form a
-complete exchange (every tool call has its output, the last message is the assistant's), so the next
-request built from the stored history is always valid.
+complete exchange (every tool call has its output), so the next request built from the stored history is
+always valid. A failed turn stores no assistant words: the model would read an error note as its own
+answer, and small models then imitate it.
 """
 
 from __future__ import annotations
@@ -250,7 +251,6 @@ class Agent:
             messages, answer = await self._loop(turn, messages)
         except Exception as exc:  # whatever failed, what already ran is returned for the record
             error = _user_error(exc)
-            messages = [*messages, self._assistant(f"(no answer: {error})")]
             await guard.post(NoticeReply("error", error))
             await guard.progress(Progress.FAILED)
             return TurnOutcome(tuple(messages[start:]), "", tuple(turn.records), ledger.tokens, error)

@@ -14,6 +14,7 @@ from typing import Any
 from mirascope import llm
 
 from core.text import scrub_surrogates
+from core.wire import repair_message
 
 _PARTS: dict[str, type] = {
     "text": llm.Text,
@@ -48,7 +49,8 @@ def _decode_part(data: dict[str, Any]) -> Any:
 
 
 def encode_message(m: llm.Message) -> str:
-    """Serialise one message to a JSON string."""
+    """Serialise one message to a JSON string (tool-call arguments made valid JSON first)."""
+    m = repair_message(m)
     if m.role == "system":
         doc: dict[str, Any] = {"role": "system", "content": _encode_part(m.content)}
     elif m.role == "user":
@@ -79,13 +81,16 @@ def decode_message(s: str) -> llm.Message:
         if role == "user":
             return llm.UserMessage(content=content, name=doc["name"])
         if role == "assistant":
-            return llm.AssistantMessage(
-                content=content,
-                name=doc["name"],
-                provider_id=doc["provider_id"],
-                model_id=doc["model_id"],
-                provider_model_name=doc["provider_model_name"],
-                raw_message=doc["raw_message"],
+            # Rows stored before arguments were repaired on the way in are repaired on the way out.
+            return repair_message(
+                llm.AssistantMessage(
+                    content=content,
+                    name=doc["name"],
+                    provider_id=doc["provider_id"],
+                    model_id=doc["model_id"],
+                    provider_model_name=doc["provider_model_name"],
+                    raw_message=doc["raw_message"],
+                )
             )
     except CodecError:
         raise

@@ -28,13 +28,23 @@ def _starts_exchange(message: llm.Message) -> bool:
     return not any(getattr(part, "type", "") == "tool_output" for part in message.content)
 
 
+def _is_failure_note(message: llm.Message) -> bool:
+    """An "(no answer: ...)" note that older versions stored as if the assistant had said it."""
+    if message.role != "assistant" or len(message.content) != 1:
+        return False
+    text = getattr(message.content[0], "text", None)
+    return isinstance(text, str) and text.startswith("(no answer: ") and text.endswith(")")
+
+
 def trim_history(messages: Sequence[llm.Message], max_messages: int, max_tokens: int) -> list[llm.Message]:
     """Drop the oldest messages until both bounds hold, cutting only where an exchange starts.
 
     A tool output whose call was dropped would make the next request invalid, so the kept history
-    always begins with a plain user message.
+    always begins with a plain user message. Failure notes stored by older versions are left out: the
+    model must not read them as its own words.
     """
-    kept = list(messages[-max_messages:]) if max_messages > 0 else []
+    clean = [m for m in messages if not _is_failure_note(m)]
+    kept = clean[-max_messages:] if max_messages > 0 else []
     total = sum(approx_tokens(m) for m in kept)
     while kept and (total > max_tokens or not _starts_exchange(kept[0])):
         total -= approx_tokens(kept.pop(0))

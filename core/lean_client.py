@@ -15,6 +15,8 @@ from typing import Any
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
+from core.wire import wire_messages
+
 _OPTION_KEYS = ("extra_headers", "extra_query", "extra_body", "timeout")
 
 
@@ -25,6 +27,7 @@ class _Completions:
 
     async def create(self, **kwargs: Any) -> Any:
         """Same contract as the SDK's create for non-streaming calls."""
+        kwargs = compatible_request(kwargs)
         if kwargs.get("stream") or any(k in kwargs for k in _OPTION_KEYS):
             return await self._sdk.create(**kwargs)
         return await self._client.post(
@@ -33,6 +36,21 @@ class _Completions:
             cast_to=ChatCompletion,
             options={"security": {"bearer_auth": True}},
         )
+
+
+def compatible_request(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The request as every OpenAI-compatible server reads it the way OpenAI does.
+
+    History entries are made acceptable (see core.wire), and `tool_choice` is explicit whenever tools are
+    offered: llama-cpp-python's server takes a missing one as "none" and never calls a tool.
+    """
+    messages = kwargs.get("messages")
+    fixed = wire_messages(messages)
+    if fixed is not messages:
+        kwargs = {**kwargs, "messages": fixed}
+    if kwargs.get("tools") and "tool_choice" not in kwargs:
+        kwargs = {**kwargs, "tool_choice": "auto"}
+    return kwargs
 
 
 class _Chat:

@@ -11,6 +11,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,30 +42,54 @@ MAX_RETRY_AFTER_S = 60.0  # a server asking for longer than this is treated as "
 class LLMFailure(Exception):
     """An LLM call failed for good; `user_message` is short and safe to post in a thread."""
 
-    def __init__(self, user_message: str, *, retryable: bool, status: int | None = None) -> None:
+    def __init__(
+        self, user_message: str, *, retryable: bool, status: int | None = None, kind: str = "error"
+    ) -> None:
         super().__init__(user_message)
         self.user_message = user_message
         self.retryable = retryable  # the condition is transient: asking again later may work
         self.status = status
+        # "rejected": the server will never accept this request as sent; "cut": the reply hit max_tokens;
+        # "busy": overloaded, slow or unreachable; "error": anything else.
+        self.kind = kind
 
 
 @dataclass(frozen=True)
 class _Failure:
     message: str
     retryable: bool
+    kind: str = "error"
 
 
-_RATE = _Failure("The language model is rate-limiting us; try again in a minute.", True)
-_SERVER = _Failure("The language model service is having trouble; try again shortly.", True)
-_TIMEOUT = _Failure("The language model did not answer in time; try again shortly.", True)
-_CONNECT = _Failure("The language model could not be reached.", True)
+_RATE = _Failure("The language model is rate-limiting us; try again in a minute.", True, "busy")
+_SERVER = _Failure("The language model service is having trouble; try again shortly.", True, "busy")
+_TIMEOUT = _Failure("The language model did not answer in time; try again shortly.", True, "busy")
+_CONNECT = _Failure("The language model could not be reached.", True, "busy")
 _GARBLED = _Failure("The language model sent a reply the bot could not read.", True)
 _AUTH = _Failure("The bot's API key was rejected; an operator must fix OPENAI_API_KEY.", False)
 _NOT_FOUND = _Failure("The configured model does not exist there; an operator must fix CODEBOT_MODEL.", False)
-_BAD_REQUEST = _Failure("The language model rejected the request.", False)
+_BAD_REQUEST = _Failure(
+    "The language model rejected the request; asking again will not help (its reason is in the bot's log).",
+    False,
+    "rejected",
+)
 _NO_KEY = _Failure("The bot has no API key for the configured model; an operator must set one.", False)
 _OTHER = _Failure("The language model returned an error.", False)
 DEADLINE_MESSAGE = "This question took too long to answer; try again or ask something simpler."
+CUT_MESSAGE = (
+    "The model's reply was cut off at {setting}={limit} tokens, so it is not posted as an answer; "
+    "ask for something shorter, or an operator can raise {setting}."
+)
+MAX_SERVER_TEXT = 300  # characters of a server's error text kept for the log
+
+# A 500 whose text says the request itself is at fault (llama.cpp and llama-cpp-python answer 500 for a
+# chat template or JSON parse failure): asking again with the same bytes can never succeed.
+_PERMANENT_500 = re.compile(
+    r"pars(e|ing)|template|jinja|invalid|json|schema|grammar|not supported|unsupported|must be|"
+    r"expected|validation|unknown (field|parameter|argument)",
+    re.IGNORECASE,
+)
+_SECRET = re.compile(r"(sk-[A-Za-z0-9_-]{6,}|Bearer\s+\S+|xox[a-z]-[A-Za-z0-9-]+)")
 
 
 def classify(exc: llm.Error) -> _Failure:
@@ -79,16 +104,39 @@ def classify(exc: llm.Error) -> _Failure:
         (llm.PermissionError, _AUTH),
         (llm.NotFoundError, _NOT_FOUND),
         (llm.BadRequestError, _BAD_REQUEST),
+        (llm.FeatureNotSupportedError, _BAD_REQUEST),
         (llm.MissingAPIKeyError, _NO_KEY),
         (llm.NoRegisteredProviderError, _NOT_FOUND),
     )
+    status = getattr(exc, "status_code", None)
+    if status == 500 and _PERMANENT_500.search(server_text(exc)):
+        return _BAD_REQUEST
     for kind, failure in table:
         if isinstance(exc, kind):
             return failure
-    status = getattr(exc, "status_code", None)
     if isinstance(status, int) and status >= 500:
         return _SERVER
     return _OTHER
+
+
+def server_text(exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """The server's own error text, bounded and with anything that looks like a secret removed."""
+    original = getattr(exc, "original_exception", None) or exc.__cause__ or exc
+    body = getattr(original, "body", None)
+    text = ""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else inner
+        text = message if isinstance(message, str) else json.dumps(body, default=str)
+    elif isinstance(body, str):
+        text = body
+    text = text or getattr(original, "message", None) or str(original)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = _SECRET.sub("[redacted]", text)
+    text = " ".join(text.split())  # one log line, whatever the server sent
+    return text[:MAX_SERVER_TEXT] + ("..." if len(text) > MAX_SERVER_TEXT else "")
 
 
 def retry_after_s(exc: BaseException, now: float | None = None) -> float | None:
@@ -151,10 +199,11 @@ class CompatProvider(BaseOpenAICompletionsProvider):
     def _model_feature_info(self, model_id: str) -> CompletionsModelFeatureInfo:
         # Real OpenAI names behind a proxy keep their known features; anything else is "unknown", which
         # keeps temperature/max_tokens instead of treating the model as a reasoning model.
+        # JSON object mode is offered as well: the review falls back to it when json_schema is refused.
         name = self._model_name(model_id)
         if f"openai/{name}" in OPENAI_KNOWN_MODELS:
             return feature_info_for_openai_model(name)
-        return CompletionsModelFeatureInfo()
+        return CompletionsModelFeatureInfo(json_object_support=True)
 
 
 class BoundModel(llm.Model):
@@ -203,7 +252,13 @@ class LLMClient:
         self._max_backoff_s = max_backoff_s
         self._rng = rng or random.Random()
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        params: dict[str, Any] = {}
+        self._secrets = (key,) if key else ()
+        # Bounded generations: a small local model can otherwise loop until the timeout, on every retry.
+        self._limits: dict[Which, tuple[str, int]] = {
+            "agent": ("CODEBOT_MAX_TOKENS", settings.max_tokens),
+            "review": ("CODEBOT_REVIEW_MAX_TOKENS", settings.review_max_tokens),
+        }
+        params: dict[str, Any] = {"max_tokens": settings.max_tokens}
         if settings.temperature is not None:
             params["temperature"] = settings.temperature
         for name, model_id in (
@@ -215,7 +270,12 @@ class LLMClient:
         self._provider: Any = None  # one provider (one HTTP connection pool) shared by both models
         self._models = {
             "agent": self._build(settings.model, settings, key, params),
-            "review": self._build(settings.effective_review_model, settings, key, {"temperature": 0.0}),
+            "review": self._build(
+                settings.effective_review_model,
+                settings,
+                key,
+                {"temperature": 0.0, "max_tokens": settings.review_max_tokens},
+            ),
         }
 
     def _build(self, model_id: str, settings: Settings, key: str | None, params: dict[str, Any]) -> llm.Model:
@@ -241,31 +301,51 @@ class LLMClient:
         """Return the model used for the agent loop or for safety review."""
         return self._models[which]
 
-    async def call(self, fn: Callable[[], Awaitable[T]], *, deadline: float) -> T:
-        """Await `fn()`, retrying transient failures with jittered backoff, never past `deadline`."""
+    async def call(self, fn: Callable[[], Awaitable[T]], *, deadline: float, which: Which = "agent") -> T:
+        """Await `fn()`, retrying transient failures with jittered backoff, never past `deadline`.
+
+        A reply cut off at max_tokens raises (kind "cut") instead of passing for a complete one.
+        """
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise LLMFailure(DEADLINE_MESSAGE, retryable=True)
+                raise LLMFailure(DEADLINE_MESSAGE, retryable=True, kind="busy")
             try:
-                return await asyncio.wait_for(fn(), remaining)
+                result = await asyncio.wait_for(fn(), remaining)
             except TimeoutError:
-                raise LLMFailure(DEADLINE_MESSAGE, retryable=True) from None
+                raise LLMFailure(DEADLINE_MESSAGE, retryable=True, kind="busy") from None
             except (llm.Error, json.JSONDecodeError) as exc:
                 # The SDK lets a 200 with a non-JSON body escape as a bare JSONDecodeError.
                 failure = classify(exc) if isinstance(exc, llm.Error) else _GARBLED
                 status = getattr(exc, "status_code", None)
                 log.warning(
-                    "LLM call failed: %s (status %s, attempt %d)", type(exc).__name__, status, attempt + 1
+                    "LLM call failed: %s (status %s, attempt %d, %s): %s",
+                    type(exc).__name__,
+                    status,
+                    attempt + 1,
+                    failure.kind,
+                    server_text(exc, self._secrets),
                 )
                 delay = self._delay(exc, attempt)
                 if not failure.retryable or attempt >= self._retries or delay is None:
-                    raise LLMFailure(failure.message, retryable=failure.retryable, status=status) from exc
+                    raise LLMFailure(
+                        failure.message, retryable=failure.retryable, status=status, kind=failure.kind
+                    ) from exc
                 if time.monotonic() + delay >= deadline:
-                    raise LLMFailure(failure.message, retryable=True, status=status) from exc
+                    raise LLMFailure(
+                        failure.message, retryable=True, status=status, kind=failure.kind
+                    ) from exc
                 await asyncio.sleep(delay)
                 attempt += 1
+                continue
+            if getattr(result, "finish_reason", None) == llm.FinishReason.MAX_TOKENS:
+                setting, limit = self._limits[which]
+                log.warning("LLM reply cut off at %s=%d tokens", setting, limit)
+                raise LLMFailure(
+                    CUT_MESSAGE.format(setting=setting, limit=limit), retryable=False, kind="cut"
+                )
+            return result
 
     def _delay(self, exc: Exception, attempt: int) -> float | None:
         """Seconds to wait before the next attempt; None when the server asks for too long."""

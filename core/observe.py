@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from mirascope import llm
 
-from core.llm import LLMClient
+from core.llm import LLMClient, Which
 from core.logs import turn_context
 from core.metrics import Metrics
 from core.settings import Settings
@@ -196,7 +196,7 @@ class MeteredLLMClient(LLMClient):
         super().__init__(settings, **kwargs)
         self._m = metrics
 
-    async def call(self, fn: Callable[[], Awaitable[T]], *, deadline: float) -> T:
+    async def call(self, fn: Callable[[], Awaitable[T]], *, deadline: float, which: Which = "agent") -> T:
         async def attempt() -> T:
             start = time.monotonic()
             try:
@@ -207,4 +207,4 @@ class MeteredLLMClient(LLMClient):
             self._m.llm_attempt(time.monotonic() - start, None)
             return result
 
-        return await super().call(attempt, deadline=deadline)
+        return await super().call(attempt, deadline=deadline, which=which)

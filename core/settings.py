@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     llm_retries: int = Field(2, alias="CODEBOT_LLM_RETRIES", ge=0, le=10)
     turn_deadline_s: float = Field(300.0, alias="CODEBOT_TURN_DEADLINE_S", gt=0)
     temperature: float | None = Field(None, alias="CODEBOT_TEMPERATURE", ge=0, le=2)
+    max_tokens: int = Field(2048, alias="CODEBOT_MAX_TOKENS", ge=16, le=200_000)
+    review_max_tokens: int = Field(512, alias="CODEBOT_REVIEW_MAX_TOKENS", ge=16, le=200_000)
 
     # conversations
     db: Path = Field(Path("codebot.db"), alias="CODEBOT_DB")

@@ -123,7 +123,7 @@ def _combine(mode: str, findings: tuple[Finding, ...], answer: ReviewVerdict) ->
         risk=answer.risk,
         reasons=reasons,
         findings=findings,
-        checks=("static", "llm"),
+        checks=("static", answer.check),
         mode=mode,
     )
 

@@ -74,11 +74,12 @@ async def test_a_malformed_verdict_gets_one_retry(fake: FakeOpenAI, client: LLMC
 async def test_an_unusable_review_never_silently_allows_in_strict_mode(
     fake: FakeOpenAI, client: LLMClient, mode: str, code: str, allowed: bool
 ):
-    fake.enqueue_verdict_raw("no idea")
-    fake.enqueue_verdict_raw("still no idea")
+    for _ in range(4):  # twice in strict mode, then twice in JSON object mode
+        fake.enqueue_verdict_raw("no idea")
     verdict, _ = await review(Reviewer(client), code, mode)
 
     assert verdict.allowed is allowed and verdict.checks == ("static",)
+    assert len(fake.review_requests) == 4 and fake.pending == 0
     assert "malformed" in verdict.reasons[0]
     fake.enqueue_verdict(True)  # fallbacks are not cached: the next review asks again
     again, _ = await review(Reviewer(client), code, mode)
@@ -122,15 +123,16 @@ async def test_an_unknown_mode_is_a_clear_error():
         await review(Reviewer(None), SAFE, "lax")
 
 
-async def test_a_model_without_json_schema_reviews_through_the_format_tool(fake: FakeOpenAI):
+async def test_a_model_without_json_schema_falls_back_to_json_object_mode(fake: FakeOpenAI):
     client = LLMClient(make_settings(fake.base_url, review_model="openai/gpt-4"))
     fake.enqueue_verdict(False, "high", ["deletes files"])
     verdict, _ = await review(Reviewer(client), SAFE, "standard")
 
     assert not verdict.allowed and verdict.reasons == ("deletes files",)
+    assert verdict.checks == ("static", "llm (JSON object mode)")  # the verdict says which path
     (request,) = fake.review_requests  # the unsupported strict attempt never reached the server
-    assert request["tool_choice"]["function"]["name"] == "__mirascope_formatted_output_tool__"
-    assert "response_format" not in request
+    assert (request.get("response_format") or {}).get("type") != "json_schema"
+    assert "Respond only with valid JSON" in request["messages"][0]["content"]
     await client.aclose()
 
 

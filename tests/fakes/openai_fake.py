@@ -1,7 +1,13 @@
 """A scripted OpenAI-compatible server (POST /v1/chat/completions) on 127.0.0.1 for tests and benches.
 
 Agent answers and review verdicts come from two queues. A request counts as a review when it asks for
-structured output: `response_format` json_schema, or mirascope's forced formatted-output tool.
+structured output: `response_format` json_schema or json_object, mirascope's forced formatted-output tool,
+or JSON-only instructions in its text.
+
+Like llama.cpp's server, it refuses (500) a history whose tool-call arguments are not a JSON object, and
+like llama-cpp-python's an assistant `content: null` beside tool calls. Switches mirror other servers:
+`refused_formats` (llama-cpp-python knows only text/json_object) and `missing_tool_choice_is_none`
+(llama-cpp-python never calls a tool unless `tool_choice` says it may).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 FORMAT_TOOL = "__mirascope_formatted_output_tool__"
+JSON_ONLY_MARKERS = ("Respond only with valid JSON", "Reply with only a JSON object")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,12 @@ class FakeOpenAI:
         self.latency: tuple[float, float] | None = None  # random seconds added to every request
         self.error_rate = 0.0  # share of requests answered with a 500, before the queues are read
         self.usage: tuple[int, int] | None = (11, 7)  # prompt, completion tokens; None omits usage
+        # response_format types answered with a 500, as llama-cpp-python's server does for json_schema
+        self.refused_formats: tuple[str, ...] = ()
+        self.model_ids = ["fake"]  # what GET /v1/models lists
+        self.missing_tool_choice_is_none = (
+            False  # as llama-cpp-python's server: no tool_choice, no tool calls
+        )
         self.requests: list[dict[str, Any]] = []  # parsed bodies, in arrival order
         self.headers: list[dict[str, str]] = []  # request headers, parallel to `requests`
         self.raw_bodies: list[bytes] = []  # exact bytes received, parallel to `requests`
@@ -83,9 +96,9 @@ class FakeOpenAI:
 
     # ---- scripting: agent answers ---------------------------------------------------------------
 
-    def enqueue_text(self, text: str) -> None:
-        """Answer the next agent request with plain assistant text."""
-        self._agent.append(_Answer(message={"role": "assistant", "content": text}))
+    def enqueue_text(self, text: str, *, finish: str = "stop") -> None:
+        """Answer the next agent request with plain assistant text ("length": cut at max_tokens)."""
+        self._agent.append(_Answer(message={"role": "assistant", "content": text}, finish=finish))
 
     def enqueue_tool_call(self, code: str, call_id: str | None = None) -> str:
         """Answer with one execute_code call; returns the call id."""
@@ -188,6 +201,10 @@ class FakeOpenAI:
             self._arrived.notify_all()
         if body.get("stream"):
             return web.json_response({"error": {"message": "the fake does not stream"}}, status=400)
+        if (refusal := self._refusal(body)) is not None:
+            return web.json_response(
+                {"error": {"code": 500, "message": refusal, "type": "server_error"}}, status=500
+            )
         if self.latency:
             await asyncio.sleep(self._rng.uniform(*self.latency))
         if self.error_rate and self._rng.random() < self.error_rate:
@@ -196,7 +213,28 @@ class FakeOpenAI:
         if delay:
             await asyncio.sleep(delay)
         answer = self._review_answer(body, item) if kind == "review" else (item or self._default(body))
+        if self.missing_tool_choice_is_none and "tool_choice" not in body and answer.finish == "tool_calls":
+            answer = _Answer(message={"role": "assistant", "content": self.default_text})
         return self._respond(answer)
+
+    def _refusal(self, body: dict[str, Any]) -> str | None:
+        """The error text a real server answers 500 with for this request, if it refuses it."""
+        for m in body.get("messages") or []:
+            if m.get("role") != "assistant" or not m.get("tool_calls"):
+                continue
+            if m.get("content") is None:
+                return "content: Input should be a valid string (assistant message with tool_calls)"
+            for call in m["tool_calls"]:
+                try:
+                    args = json.loads(call.get("function", {}).get("arguments", ""))
+                except ValueError:
+                    args = None
+                if not isinstance(args, dict):
+                    return "Failed to parse tool call arguments as JSON: [json.exception.parse_error.101]"
+        kind = (body.get("response_format") or {}).get("type")
+        if kind in self.refused_formats:
+            return f"response_format type must be one of 'text' or 'json_object', got '{kind}'"
+        return None
 
     def _default(self, body: dict[str, Any]) -> _Answer:
         messages = body.get("messages") or [{}]
@@ -238,14 +276,18 @@ class FakeOpenAI:
         return web.json_response(payload)
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        data = [{"id": name, "object": "model"} for name in self.model_ids]
+        return web.json_response({"object": "list", "data": data})
 
 
 _ALLOW = json.dumps({"allowed": True, "risk": "low", "reasons": []})
 
 
 def _is_review(body: dict[str, Any]) -> bool:
-    if (body.get("response_format") or {}).get("type") == "json_schema":
+    if (body.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
+        return True
+    texts = [m.get("content") for m in body.get("messages") or [] if m.get("role") in ("system", "user")]
+    if any(isinstance(t, str) and any(k in t for k in JSON_ONLY_MARKERS) for t in texts):
         return True
     choice = body.get("tool_choice")
     forced = isinstance(choice, dict) and choice.get("function", {}).get("name") == FORMAT_TOOL

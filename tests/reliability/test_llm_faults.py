@@ -132,6 +132,9 @@ FAULTS = [
             lambda f: f.enqueue_tool_call("result = 2 + 2"),
             lambda f: f.enqueue_verdict_raw('{"allowed": "perhaps", "risk": "extreme"}'),
             lambda f: f.enqueue_verdict_raw("I think it is fine"),
+            # strict mode failed twice: JSON object mode gets its chance, and fails twice too
+            lambda f: f.enqueue_verdict_raw("still fine, I think"),
+            lambda f: f.enqueue_verdict_raw("{}"),
             lambda f: f.enqueue_text("four"),
         ),
         answer="four",
