@@ -36,7 +36,7 @@ import sys
 
 MAX_REPR = 10_000
 MAX_ERROR = 10_000
-LIST_EXTRA = 1000  # names reported as skipped beyond max_files (the host accepts max_files + 10,000)
+LIST_EXTRA = 5000  # names reported as skipped beyond max_files (the host accepts max_files + 10,000)
 CHILD_REPORT_MAX = 256 * 1024  # keep the tail: code may write junk into its private pipe first
 USER_FILENAME = "<code>"
 _PR_SET_DUMPABLE = 4
