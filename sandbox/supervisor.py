@@ -264,8 +264,8 @@ def _child_report(tail):
     return line + b"\n"
 
 
-def _collect(report_fd, max_files, max_file_bytes, max_total):
-    """Send the regular files left in the working directory (never following links) within the caps."""
+def _collect(out, max_files, max_file_bytes, max_total):
+    """Add the regular files left in the working directory (never following links) within the caps."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
     try:
         dir_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -279,10 +279,9 @@ def _collect(report_fd, max_files, max_file_bytes, max_total):
         if sent < max_files:
             data = _read_regular(dir_fd, name, flags, min(max_file_bytes, max_total - total))
         if data is None:
-            _write_all(report_fd, b"S " + raw + b"\n")
+            out.append(b"S " + raw + b"\n")
             continue
-        _write_all(report_fd, b"F " + raw + b" " + str(len(data)).encode() + b"\n")
-        _write_all(report_fd, data)
+        out += [b"F " + raw + b" " + str(len(data)).encode() + b"\n", data]
         sent, total = sent + 1, total + len(data)
     os.close(dir_fd)
 
@@ -353,11 +352,12 @@ def main():
                 break
         except BlockingIOError:
             break
-    _write_all(report_fd, _child_report(tail))
+    out = [_child_report(tail)]
     if len(caps) == 4 and caps[0] == b"C":
-        _collect(report_fd, *map(int, caps[1:]))
+        _collect(out, *map(int, caps[1:]))
     code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-    _write_all(report_fd, b"E %d\n" % code)
+    out.append(b"E %d\n" % code)
+    _write_all(report_fd, b"".join(out))  # one write: the host parses it in one wake-up
     os._exit(code)
 
 
