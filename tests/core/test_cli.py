@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -14,12 +15,25 @@ from tests.fakes.openai_fake import FakeOpenAI
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _default_sigint() -> None:
+    # Run without a terminal (nohup, CI, a background job), SIGINT is ignored and children inherit that;
+    # the console must get Ctrl-C as a user's terminal would deliver it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("CODEBOT_SANDBOX_")}
     env["PYTHONPATH"] = str(REPO)  # the checkout under test, not whichever copy is installed
     env.update({"CODEBOT_DB": str(tmp_path / "bot.db"), "CODEBOT_SANDBOX_POOL_SIZE": "0", **extra})
     return env
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Never leave the console behind, whatever the test saw."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
 
 
 async def _codebot(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -64,11 +78,14 @@ async def test_ctrl_c_in_the_console_exits_cleanly(tmp_path):
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "console",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=tmp_path, env=env,
+            cwd=tmp_path, env=env, preexec_fn=_default_sigint,
         )  # fmt: skip
-        await asyncio.sleep(2)  # let it start and wait for input
-        proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        try:
+            await asyncio.sleep(2)  # let it start and wait for input
+            proc.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            _kill(proc)
     assert proc.returncode == 130
     assert b"Traceback" not in err, err.decode()
 
@@ -80,17 +97,20 @@ async def test_ctrl_c_during_an_answer_stops_promptly_and_records_the_turn(tmp_p
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "console", "--thread", "t",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            cwd=tmp_path, env=env,
+            cwd=tmp_path, env=env, preexec_fn=_default_sigint,
         )  # fmt: skip
-        assert proc.stdin is not None
-        proc.stdin.write(b"sleep a while\n")
-        await proc.stdin.drain()
-        await fake.wait_for_requests(2, timeout=30)  # the agent call and its review: the run is starting
-        await asyncio.sleep(1)
-        started = asyncio.get_running_loop().time()
-        proc.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-        took = asyncio.get_running_loop().time() - started
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(b"sleep a while\n")
+            await proc.stdin.drain()
+            await fake.wait_for_requests(2, timeout=30)  # the agent call and its review: the run is starting
+            await asyncio.sleep(1)
+            started = asyncio.get_running_loop().time()
+            proc.send_signal(signal.SIGINT)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            took = asyncio.get_running_loop().time() - started
+        finally:
+            _kill(proc)
     assert proc.returncode == 130 and took < 5, (took, err.decode())
     assert b"Traceback" not in err
     assert "restarting" in out.decode()  # the turn was closed, with a word to the user

@@ -100,6 +100,14 @@ def _started_ticks(pid: int | str) -> int:
         return 0
 
 
+def _pid_ns(pid: int | str) -> str:
+    """Return a process's pid namespace ("" if it is gone or unreadable)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return ""
+
+
 def stray_processes(uid: frozenset[int]) -> list[str]:
     """List live processes of `uid` that belong to this test process or were orphaned (daemons).
 
@@ -108,8 +116,13 @@ def stray_processes(uid: frozenset[int]) -> list[str]:
     """
     table, mine, strays = process_table(), os.getpid(), []
     session_start = _started_ticks("self")
+    # When the bot is an ordinary user, the sandbox uid is the test's own: then only processes in another
+    # pid namespace are sandbox processes (other tests' helpers of the same uid are not).
+    own_ns = _pid_ns("self") if os.getuid() in uid else None
     for pid, (ppid, owner, state, name) in table.items():
         if owner not in uid or state.startswith("Z"):
+            continue
+        if own_ns is not None and _pid_ns(pid) == own_ns:
             continue
         parent = ppid
         for _ in range(256):  # bounded walk up the tree

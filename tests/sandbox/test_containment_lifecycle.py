@@ -123,20 +123,25 @@ async def test_concurrent_runs_cannot_see_each_others_files_or_processes(
     params["shm_key"] = 0x10000 + secrets.randbelow(1 << 20)
     writer = kit.program("isolation_writer", hold_s=1.2, **params)
     looker = kit.program("isolation_looker", look_s=0.8, **params)
-    control = asyncio.ensure_future(kit.run_unconfined(either.cfg, writer, cwd=tmp_path))
-    await asyncio.sleep(0.3)
+    # The control's writer holds long enough that a slow start on a loaded machine still overlaps.
+    slow_writer = kit.program("isolation_writer", hold_s=4.0, **params)
+    control = asyncio.ensure_future(kit.run_unconfined(either.cfg, slow_writer, cwd=tmp_path))
+    await asyncio.sleep(1.0)
     seen_on_host = await kit.run_unconfined(either.cfg, looker, cwd=tmp_path)
     await control
     for place in ("/tmp", "process", "abstract", "tcp", "sysv_shm"):
         assert f'"{place}"' in seen_on_host, f"control: unconfined, the looker finds the {place} plant"
 
-    planted, looked = await asyncio.gather(kit.run(either, writer), _after(0.3, kit.run(either, looker)))
+    roomy = kit.LIMITS.replace(timeout_s=20.0, cpu_s=20.0)  # a loaded machine must not time a run out
+    planted, looked = await asyncio.gather(
+        kit.run(either, writer, roomy), _after(0.3, kit.run(either, looker, roomy))
+    )
     plants = kit.report(planted)
     assert all(plants[k] == "OK" for k in ("cwd", "tmp", "abstract", "tcp")), plants
     assert plants["sysv_shm"] >= 0, plants
     found = kit.report(looked)
     assert found["seen"] == {}, f"a run saw another run's state: {found['seen']}"
-    assert found["rounds"] > 5 and found["pid_ns"] != plants["pid_ns"]
+    assert found["rounds"] >= 2 and found["pid_ns"] != plants["pid_ns"]  # it looked more than once
 
 
 async def _after(delay_s: float, awaitable: Awaitable[RunResult]) -> RunResult:
