@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -119,7 +120,7 @@ async def test_invalid_utf8_and_nul_bytes_are_decoded_with_replacement(cold: San
 async def test_concurrent_runs_cannot_see_each_others_files_or_processes(
     either: Sandbox, tmp_path: Path
 ) -> None:
-    params = {"token": "iso-" + secrets.token_hex(6), "port": 40000 + secrets.randbelow(20000)}
+    params = {"token": "iso-" + secrets.token_hex(6), "port": _free_port()}
     params["shm_key"] = 0x10000 + secrets.randbelow(1 << 20)
     writer = kit.program("isolation_writer", hold_s=1.2, **params)
     looker = kit.program("isolation_looker", look_s=0.8, **params)
@@ -128,7 +129,8 @@ async def test_concurrent_runs_cannot_see_each_others_files_or_processes(
     control = asyncio.ensure_future(kit.run_unconfined(either.cfg, slow_writer, cwd=tmp_path))
     await asyncio.sleep(1.0)
     seen_on_host = await kit.run_unconfined(either.cfg, looker, cwd=tmp_path)
-    await control
+    written = await control
+    assert '"tcp": "OK"' in written, f"control: the writer could not plant everything: {written}"
     for place in ("/tmp", "process", "abstract", "tcp", "sysv_shm"):
         assert f'"{place}"' in seen_on_host, f"control: unconfined, the looker finds the {place} plant"
 
@@ -142,6 +144,13 @@ async def test_concurrent_runs_cannot_see_each_others_files_or_processes(
     found = kit.report(looked)
     assert found["seen"] == {}, f"a run saw another run's state: {found['seen']}"
     assert found["rounds"] >= 2 and found["pid_ns"] != plants["pid_ns"]  # it looked more than once
+
+
+def _free_port() -> int:
+    """Return a loopback port nothing listens on now (a random one can collide with the suite's own)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def _after(delay_s: float, awaitable: Awaitable[RunResult]) -> RunResult:
