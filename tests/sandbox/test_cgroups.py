@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import RunLimits, cgroups, cgroups_v1, cgroups_v2
-from tests.sandbox.conftest import eventually
+from tests.sandbox.conftest import eventually, processes_with
 
 if __package__:
     from . import test_containment as kit
@@ -54,14 +54,22 @@ async def test_a_real_v2_group_counts_cpu_and_is_killed_whole(v2_dir: Path) -> N
     support = cgroups.detect("v2", v2_dir, prepare=True)
     assert (support.version, support.cpu) == ("v2", True), support
     group = cgroups.create(support, "t1")
+    token = "codebot-burner-" + secrets.token_hex(6)
     burner = await asyncio.create_subprocess_exec(
         "/usr/bin/python3.11",
         "-c",
-        # bounded: if the test fails before the kill, the forked child must not burn CPU for ever
-        "import os, time\nos.fork()\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass",
+        # forks only once it is in the group (the test says so on stdin); bounded, so that a failed test
+        # leaves nothing burning CPU for long
+        "import os, sys, time\nsys.stdin.readline()\nos.fork()\n"
+        "end = time.monotonic() + 30\nwhile time.monotonic() < end: pass",
+        token,
+        stdin=asyncio.subprocess.PIPE,
     )
     try:
         await asyncio.to_thread(group.attach, [burner.pid])
+        assert burner.stdin is not None
+        burner.stdin.write(b"go\n")
+        await burner.stdin.drain()
         assert not group.missing(burner.pid)
         start = group.cpu_usage_ns()
         assert start is not None
@@ -70,6 +78,7 @@ async def test_a_real_v2_group_counts_cpu_and_is_killed_whole(v2_dir: Path) -> N
         await asyncio.to_thread(group.kill_all)  # cgroup.kill: the forked child too
         assert await asyncio.wait_for(burner.wait(), 10) == -9
         assert await eventually(lambda: not cgroups_v1.procs(group.path))
+        assert await eventually(lambda: not processes_with(token)), "the forked child outlived cgroup.kill"
     finally:
         if burner.returncode is None:
             burner.kill()
