@@ -87,14 +87,7 @@ class V1Group:
 
     def kill_all(self, attempts: int = 20) -> None:
         """SIGKILL every process left in the run's pids group."""
-        for _ in range(attempts):
-            pids = procs(self.pids)
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.002)
+        kill_listed(self.pids, attempts)
 
     def remove(self, wait_s: float = 2.0) -> None:
         """Kill what is left, then delete every group (the kernel needs a moment after the kill)."""
@@ -190,6 +183,18 @@ def parse_flat_keyed(text: str) -> dict[str, int]:
         if len(parts) == 2 and parts[1].lstrip("-").isdigit():
             fields[parts[0]] = int(parts[1])
     return fields
+
+
+def kill_listed(group: Path, attempts: int) -> None:
+    """SIGKILL the processes a group lists until it lists none (or the attempts run out)."""
+    for _ in range(attempts):
+        pids = procs(group)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.002)
 
 
 def procs(group: Path) -> list[int]:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.cgroups_v1 import parse_flat_keyed, procs, rmdir, write
+from sandbox.cgroups_v1 import kill_listed, parse_flat_keyed, procs, rmdir, write
 
 WANTED = ("memory", "pids", "cpu")
 RUN_PREFIX = "run-"
@@ -90,14 +88,7 @@ class V2Group:
         """Kill the whole group at once (cgroup.kill, Linux 5.14+), else SIGKILL what it lists."""
         with contextlib.suppress(OSError):
             write(self.path / "cgroup.kill", 1)
-        for _ in range(attempts):
-            pids = procs(self.path)
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.002)
+        kill_listed(self.path, attempts)
 
     def remove(self, wait_s: float = 2.0) -> None:
         self.kill_all()

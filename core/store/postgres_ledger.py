@@ -5,48 +5,24 @@ Functions take a connection; the caller (PostgresStore) owns transactions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
+from core.store.audit_rows import AUDIT_COLUMNS, audit_record
 from core.store.base import AuditRecord, LimitChange, SlotResult, UsageRecord, UsageTotals, Workspace
 from core.store.postgres_history import SWEEP_ROWS, Conn
-from core.types import ThreadKey
 
-_AUDIT_COLUMNS = (
-    "id, platform, workspace, channel, thread, user_id, at, step, code, allowed, risk, reasons, outcome, "
-    "exit_code, duration_ms"
-)
 _NO_ID = 2**63 - 1  # "before no id": larger than any identity value
-
-
-def _audit_record(row: Sequence[Any]) -> AuditRecord:
-    return AuditRecord(
-        key=ThreadKey(row[1], row[2], row[3], row[4]),
-        user_id=row[5],
-        at=row[6],
-        step=row[7],
-        code=row[8],
-        allowed=bool(row[9]),
-        risk=row[10],
-        reasons=row[11],
-        outcome=row[12],
-        exit_code=row[13],
-        duration_ms=row[14],
-        id=row[0],
-    )
 
 
 async def audit(db: Conn, ws: Workspace, limit: int, before_id: int | None) -> list[AuditRecord]:
     """Return a workspace's audit records, newest first, optionally only those older than before_id."""
     rows = await db.fetch(
-        f"""SELECT {_AUDIT_COLUMNS} FROM audit WHERE platform = $1 AND workspace = $2 AND id < $3
+        f"""SELECT {AUDIT_COLUMNS} FROM audit WHERE platform = $1 AND workspace = $2 AND id < $3
             ORDER BY id DESC LIMIT $4""",
         ws.platform,
         ws.id,
         _NO_ID if before_id is None else before_id,
         max(limit, 0),
     )
-    return [_audit_record(row) for row in rows]
+    return [audit_record(row) for row in rows]
 
 
 async def audit_entry(db: Conn, ws: Workspace, audit_id: int) -> AuditRecord | None:
@@ -54,25 +30,25 @@ async def audit_entry(db: Conn, ws: Workspace, audit_id: int) -> AuditRecord | N
     if not -_NO_ID <= audit_id <= _NO_ID:  # outside BIGINT: no such row, and no driver error either
         return None
     row = await db.fetchrow(
-        f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE id = $1 AND platform = $2 AND workspace = $3",
+        f"SELECT {AUDIT_COLUMNS} FROM audit WHERE id = $1 AND platform = $2 AND workspace = $3",
         audit_id,
         ws.platform,
         ws.id,
     )
-    return None if row is None else _audit_record(row)
+    return None if row is None else audit_record(row)
 
 
 async def export_audit(db: Conn, ws: Workspace | None) -> list[AuditRecord]:
     """Return audit records oldest first, of one workspace or of all."""
     if ws is None:
-        rows = await db.fetch(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY id")
+        rows = await db.fetch(f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY id")
     else:
         rows = await db.fetch(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE platform = $1 AND workspace = $2 ORDER BY id",
+            f"SELECT {AUDIT_COLUMNS} FROM audit WHERE platform = $1 AND workspace = $2 ORDER BY id",
             ws.platform,
             ws.id,
         )
-    return [_audit_record(row) for row in rows]
+    return [audit_record(row) for row in rows]
 
 
 async def add_usage(db: Conn, u: UsageRecord) -> None:

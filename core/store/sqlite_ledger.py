@@ -5,37 +5,16 @@ Functions take a connection; the caller (SQLiteStore) owns locking and transacti
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import aiosqlite
 
+from core.store.audit_rows import AUDIT_COLUMNS, audit_record
 from core.store.base import AuditRecord, LimitChange, SlotResult, UsageRecord, UsageTotals, Workspace
 from core.store.sqlite_history import SWEEP_ROWS, key_params
-from core.types import ThreadKey
 
-_AUDIT_COLUMNS = (
-    "id, platform, workspace, channel, thread, user_id, at, step, code, allowed, risk, reasons, outcome, "
-    "exit_code, duration_ms"
-)
 _NO_ID = 2**63 - 1  # "before no id": larger than any rowid, so one indexed query serves both cases
-
-
-def _audit_record(row: Sequence[Any]) -> AuditRecord:
-    return AuditRecord(
-        key=ThreadKey(row[1], row[2], row[3], row[4]),
-        user_id=row[5],
-        at=row[6],
-        step=row[7],
-        code=row[8],
-        allowed=bool(row[9]),
-        risk=row[10],
-        reasons=row[11],
-        outcome=row[12],
-        exit_code=row[13],
-        duration_ms=row[14],
-        id=row[0],
-    )
 
 
 async def insert_audits(
@@ -59,32 +38,32 @@ async def audit(
 ) -> list[AuditRecord]:
     """Return a workspace's audit records, newest first, optionally only those older than before_id."""
     rows = await db.execute_fetchall(
-        f"""SELECT {_AUDIT_COLUMNS} FROM audit WHERE platform = ? AND workspace = ? AND id < ?
+        f"""SELECT {AUDIT_COLUMNS} FROM audit WHERE platform = ? AND workspace = ? AND id < ?
             ORDER BY id DESC LIMIT ?""",
         (ws.platform, ws.id, _NO_ID if before_id is None else before_id, max(limit, 0)),
     )
-    return [_audit_record(row) for row in rows]
+    return [audit_record(row) for row in rows]
 
 
 async def audit_entry(db: aiosqlite.Connection, ws: Workspace, audit_id: int) -> AuditRecord | None:
     """Return one audit record if it belongs to this workspace."""
     rows = await db.execute_fetchall(
-        f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE id = ? AND platform = ? AND workspace = ?",
+        f"SELECT {AUDIT_COLUMNS} FROM audit WHERE id = ? AND platform = ? AND workspace = ?",
         (audit_id, ws.platform, ws.id),
     )
-    return next((_audit_record(row) for row in rows), None)
+    return next((audit_record(row) for row in rows), None)
 
 
 async def export_audit(db: aiosqlite.Connection, ws: Workspace | None) -> list[AuditRecord]:
     """Return audit records oldest first, of one workspace or of all."""
     if ws is None:
-        rows = await db.execute_fetchall(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY id")
+        rows = await db.execute_fetchall(f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY id")
     else:
         rows = await db.execute_fetchall(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE platform = ? AND workspace = ? ORDER BY id",
+            f"SELECT {AUDIT_COLUMNS} FROM audit WHERE platform = ? AND workspace = ? ORDER BY id",
             (ws.platform, ws.id),
         )
-    return [_audit_record(row) for row in rows]
+    return [audit_record(row) for row in rows]
 
 
 async def add_usage(db: aiosqlite.Connection, u: UsageRecord) -> None:
