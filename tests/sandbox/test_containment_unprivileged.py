@@ -60,6 +60,15 @@ def _bot_argv(cfg: SandboxConfig) -> list[str]:
     return [setpriv, *ids, str(cfg.python)]
 
 
+def _readable_copy(where: Path) -> Path:
+    """Copy the sandbox package where the ordinary user can read it (the checkout may be private)."""
+    src = where / "src"
+    shutil.copytree(PROJECT / "sandbox", src / "sandbox", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [src, *src.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return src
+
+
 def _free_bytes(path: str) -> int:
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
@@ -74,7 +83,7 @@ async def run_as_ordinary_user(
     job.chmod(0o644)
     env = {
         "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(PROJECT),
+        "PYTHONPATH": str(_readable_copy(where)),
         "HOME": str(where),
         "CODEBOT_SANDBOX_ENV_DIR": str(cfg.env_dir),
         "CODEBOT_SANDBOX_PYTHON": str(cfg.python),
