@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import RunLimits, Sandbox, SandboxConfig, uidpool
+from tests.sandbox.conftest import eventually, host_uids
 
 if __package__:
     from . import test_containment as kit
@@ -123,7 +124,8 @@ async def test_a_uid_rests_until_its_last_process_is_gone() -> None:
         setpriv, "--reuid=62029", "--regid=62029", "--clear-groups", "sleep", "30"
     )
     try:
-        await asyncio.sleep(0.2)  # let setpriv switch uid (exec of sleep follows at once)
+        # the run's process must carry the uid before the release (a loaded machine can be slow to switch)
+        assert await eventually(lambda: 62029 in host_uids(proc.pid)), "setpriv never switched uid"
         await pool.release(uid)
         assert pool.free == 0, "a uid came back while a process of its run was alive"
         with pytest.raises(TimeoutError):
