@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from mirascope import llm
 
+from core.files_in import FileFetcher
 from core.llm import LLMClient, Which
 from core.logs import turn_context
 from core.metrics import Metrics
@@ -90,14 +91,14 @@ class ObservedTurns(TurnRunner):
         super().__init__(deps)
         self._m = metrics
 
-    async def run(self, incoming: Incoming, sink: ReplySink) -> None:
+    async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
         metered = MeteredSink(sink, self._m, incoming.key.platform)
         start = time.monotonic()
         self._m.turn_waiting(1)
         with turn_context(str(incoming.key), incoming.event_id):
             log.info("turn started")
             try:
-                await super().run(incoming, metered)
+                await super().run(incoming, metered, fetcher)
             except asyncio.CancelledError:
                 metered.outcome = "abandoned"
                 raise

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from core.commands import Commands
+from core.files_in import FileFetcher
 from core.settings import Settings
 from core.sink import ReplySink
 from core.store.base import Store, StoreError
@@ -53,7 +54,9 @@ class Codebot:
         self._tasks: dict[asyncio.Task[None], tuple[Incoming, ReplySink]] = {}
         self.accepting = True
 
-    async def submit(self, incoming: Incoming, sink: ReplySink) -> Submitted:
+    async def submit(
+        self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None
+    ) -> Submitted:
         """Validate, de-duplicate and schedule a question; returns without waiting for the answer."""
         if not self.accepting:
             await sink.post(NoticeReply("info", SHUTTING_DOWN_TEXT))
@@ -75,7 +78,7 @@ class Codebot:
             reason, notice = rejection
             await sink.post(notice)
             return Submitted(False, reason)
-        task = asyncio.create_task(self._turns.run(incoming, sink), name=f"turn {incoming.key}")
+        task = asyncio.create_task(self._turns.run(incoming, sink, fetcher), name=f"turn {incoming.key}")
         self._tasks[task] = (incoming, sink)
         task.add_done_callback(self._finished)
         return Submitted(True)

@@ -13,6 +13,7 @@ from mirascope import llm
 
 from core.agent import INTERNAL_ERROR_TEXT, Agent, StepRecord, TurnLedger, TurnLimits
 from core.codec import CodecError, decode_message, encode_message
+from core.files_in import FileFetcher
 from core.history import trim_history
 from core.limits import EffectiveLimits, LimitsEngine, WorkspaceGate
 from core.locks import KeyedLocks
@@ -48,7 +49,7 @@ class TurnRunner:
         self._threads = KeyedLocks()
         self._global = asyncio.Semaphore(deps.settings.max_concurrent_turns)
 
-    async def run(self, incoming: Incoming, sink: ReplySink) -> None:
+    async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
         """Run one turn to the end; every failure becomes a notice in the thread."""
         started = False
         try:

@@ -32,6 +32,21 @@ class Author:
 
 
 @dataclass(frozen=True)
+class IncomingFile:
+    """A file attached to a question, not yet downloaded.
+
+    Everything here comes from the chat event and is untrusted: the core sanitises `name` and checks
+    `size` before asking the adapter's FileFetcher (core/files_in.py) for the bytes, and the fetcher
+    enforces the cap again while streaming because a server may lie about the size.
+    """
+
+    name: str  # as the user named it, unsanitised
+    ref: str  # opaque to the core: Slack url_private_download, Discord attachment url, console path
+    size: int | None = None  # size the platform declares, if any
+    mimetype: str = ""
+
+
+@dataclass(frozen=True)
 class Incoming:
     """One question addressed to the bot, platform-neutral."""
 
@@ -39,6 +54,7 @@ class Incoming:
     author: Author
     text: str  # mention stripped
     event_id: str  # platform event/message id used for de-duplication
+    files: tuple[IncomingFile, ...] = ()  # attachments of this message, fetched by the turn
 
 
 class Progress(enum.Enum):

@@ -49,6 +49,29 @@ class OutputFile:
 
 
 @dataclass(frozen=True)
+class KeptName:
+    """A top-level name whose value a run left behind and the next run will see again."""
+
+    name: str
+    type: str  # e.g. "DataFrame", "int", "module"
+    summary: str = ""  # short, bounded repr for the model
+
+
+@dataclass(frozen=True)
+class RunWorkspace:
+    """What a run starts from: the thread's files and its kept Python state (issue 14).
+
+    `state` is an opaque blob written by an earlier run's supervisor; it is only ever unpickled inside
+    the sandbox, never in the bot. An empty blob means a fresh namespace.
+    """
+
+    files: tuple[OutputFile, ...] = ()  # placed in the working directory before the code runs
+    state: bytes = b""
+    keep_state: bool = False  # save the namespace after the run (RunResult.state)
+    max_state_bytes: int = 50 * MiB
+
+
+@dataclass(frozen=True)
 class RunResult:
     """Outcome of one run. User-code failures are values here, never exceptions."""
 
@@ -65,6 +88,10 @@ class RunResult:
     skipped_files: tuple[str, ...] = field(default_factory=tuple)  # names over a cap, symlinks, FIFOs...
     isolation: str = "full"  # "full"; "partial" (a limit is weaker: see layers); or the weak mode's name
     layers: dict[str, str | bool] = field(default_factory=dict)  # which layers held (sandbox/layers.py)
+    # With a RunWorkspace: `files` holds only files the run created or changed, and the kept state.
+    state: bytes = b""  # opaque; store it and hand it back in the next RunWorkspace
+    kept: tuple[KeptName, ...] = field(default_factory=tuple)
+    dropped: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (name, why it was not kept)
 
     @property
     def ok(self) -> bool:
