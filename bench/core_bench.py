@@ -12,6 +12,7 @@ Run: python bench/core_bench.py   (prints figures; not a test)
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import statistics
@@ -201,6 +202,7 @@ async def concurrent(tmp: Path) -> None:
         settings, environ = settings_for(tmp / "b", url)
         (tmp / "b").mkdir()
         async with open_core(settings, environ, runner=InstantRunner()) as core:
+            gc.freeze()  # as `codebot slack|discord|console` does once the core is built
             singles = [await one_turn(core, i) for i in range(3)]
             single = statistics.median(singles)
             stop, lags = asyncio.Event(), []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -117,6 +118,11 @@ async def _serve(cmd: str, args: argparse.Namespace, settings: Settings) -> int:
     listener = serve_ops(settings, ops) if cmd != "console" else contextlib.nullcontext()
     try:
         async with listener, open_core(settings, environ, ops=ops) as core:
+            # Everything built so far (modules, SDK schemas, pydantic models) lives as long as the
+            # process. Moving it out of the collector's reach keeps full collections from rescanning
+            # it: without this, a full collection under load blocked the event loop for over 100 ms.
+            # Done here, by the long-lived process, not by the reusable open_core.
+            gc.freeze()
             if cmd == "console":
                 from bot.console.app import run_console
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -94,10 +93,6 @@ async def open_core(
             commands = Commands(store, limits, settings.admin_ids)
             core = Codebot(settings, store, ObservedTurns(deps, ops.metrics), commands)
             ops.bind(Readiness(settings, store, sandbox, core))
-            # Everything built so far (modules, SDK schemas, pydantic models) lives as long as the process.
-            # Moving it out of the collector's reach keeps full collections from rescanning it: without
-            # this, a full collection under load blocked the event loop for over 100 ms.
-            gc.freeze()
             try:
                 yield core
             except BaseException:  # Ctrl-C or a crash of the caller: do not wait out the grace period
