@@ -12,12 +12,10 @@ timeout (APITimeoutError) from a refused connection (APIConnectionError).
 from __future__ import annotations
 
 import contextlib
-import ssl
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
-import certifi
 import httpx
 
 
@@ -59,15 +57,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
         # Built here, at start-up: loading the CA bundle reads a file, which must not happen on a request.
-        self._tls = ssl.create_default_context(cafile=certifi.where())  # the CA bundle httpx would use
-        self._proxies = urllib.request.getproxies()  # HTTP(S)_PROXY, as httpx would honour them
+        # httpx's own choice of CAs: SSL_CERT_FILE, else SSL_CERT_DIR, else certifi's bundle.
+        self._tls = httpx.create_ssl_context(trust_env=True)
+        # HTTP(S)_PROXY, ALL_PROXY and NO_PROXY (either case), as httpx honours them.
+        self._proxies = urllib.request.getproxies()
         self._proxy_for: dict[tuple[str, str], str | None] = {}
 
     def _proxy(self, url: httpx.URL) -> str | None:
         """The proxy for this URL's scheme and host, decided once per host (NO_PROXY applies)."""
         key = (url.scheme, url.host)
         if key not in self._proxy_for:
-            proxy = self._proxies.get(url.scheme)
+            proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
             bypass = proxy is None or urllib.request.proxy_bypass(url.host)
             self._proxy_for[key] = None if bypass else proxy
         return self._proxy_for[key]
