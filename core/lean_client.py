@@ -1,10 +1,12 @@
-"""An AsyncOpenAI client whose chat.completions.create skips the SDK's request transform.
+"""An AsyncOpenAI client whose chat.completions.create sends mirascope's JSON through `extra_body`.
 
 The SDK walks every request body against its TypedDict annotations before sending it (to rename aliased
-keys and encode files). Chat Completions bodies have neither, and mirascope already builds them as plain
-JSON values, so the walk only costs time: about 2 ms per call for a short conversation, more as the history
-grows. Everything else stays the SDK's: the HTTP client, auth headers, errors and response parsing.
-Streaming calls go through the SDK unchanged.
+keys and encode files). Chat Completions messages and tools have neither, and mirascope already builds
+them as plain JSON values, so the walk only costs time: about 2 ms per call for a short conversation,
+more as the history grows. `extra_body` is the SDK's documented pass-through: what it holds is merged
+into the body as given, after the walk, and takes precedence over the typed arguments. So the bulky
+fields travel there and everything else stays the SDK's own path: auth, retries, errors, parsing,
+streaming, `with_raw_response`.
 """
 
 from __future__ import annotations
@@ -13,29 +15,36 @@ from functools import cached_property
 from typing import Any
 
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
 
 from core.wire import wire_messages
 
-_OPTION_KEYS = ("extra_headers", "extra_query", "extra_body", "timeout")
+# Plain JSON from mirascope, sent as given; `messages` is required by create(), so an empty placeholder
+# stays among the typed arguments (extra_body's value replaces it in the body).
+_PASS_THROUGH = ("messages", "tools")
 
 
 class _Completions:
-    def __init__(self, client: AsyncOpenAI, sdk: Any) -> None:
-        self._client = client
+    """The SDK's completions resource, with the request made compatible and lean on the way in."""
+
+    def __init__(self, sdk: Any) -> None:
         self._sdk = sdk
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sdk, name)  # with_raw_response, with_streaming_response, parse, ...
+
     async def create(self, **kwargs: Any) -> Any:
-        """Same contract as the SDK's create for non-streaming calls."""
-        kwargs = compatible_request(kwargs)
-        if kwargs.get("stream") or any(k in kwargs for k in _OPTION_KEYS):
-            return await self._sdk.create(**kwargs)
-        return await self._client.post(
-            "/chat/completions",
-            body=kwargs,
-            cast_to=ChatCompletion,
-            options={"security": {"bearer_auth": True}},
-        )
+        """Same contract as the SDK's create."""
+        return await self._sdk.create(**lean_request(compatible_request(kwargs)))
+
+
+def lean_request(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Move the already-JSON fields into extra_body, where the SDK does not walk them."""
+    moved = {key: kwargs[key] for key in _PASS_THROUGH if key in kwargs}
+    if not moved:
+        return kwargs
+    typed = {key: value for key, value in kwargs.items() if key not in _PASS_THROUGH}
+    # A caller's own extra_body still wins, as it would with the bare SDK.
+    return {**typed, "messages": [], "extra_body": {**moved, **(kwargs.get("extra_body") or {})}}
 
 
 def compatible_request(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -54,8 +63,12 @@ def compatible_request(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Chat:
-    def __init__(self, client: AsyncOpenAI, sdk: Any) -> None:
-        self.completions = _Completions(client, sdk.completions)
+    def __init__(self, sdk: Any) -> None:
+        self._sdk = sdk
+        self.completions = _Completions(sdk.completions)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sdk, name)
 
 
 class LeanAsyncOpenAI(AsyncOpenAI):
@@ -63,4 +76,4 @@ class LeanAsyncOpenAI(AsyncOpenAI):
 
     @cached_property
     def chat(self) -> Any:
-        return _Chat(self, super().chat)
+        return _Chat(super().chat)
