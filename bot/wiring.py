@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from core.admin import Admins
 from core.agent import Agent, Runner
 from core.commands import Commands
 from core.limits import LimitDefaults, LimitsEngine, WorkspaceGate
@@ -90,7 +91,7 @@ async def open_core(
                 gate=_gate(settings, store),
                 base_limits=cfg.default_limits,
             )
-            commands = Commands(store, limits, settings.admin_ids)
+            commands = Commands(store, limits, Admins(settings.admin_ids))
             core = Codebot(settings, store, ObservedTurns(deps, ops.metrics), commands)
             ops.bind(Readiness(settings, store, sandbox, core))
             try:

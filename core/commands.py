@@ -1,4 +1,4 @@
-"""The `/codebot` commands (help, limits, set, usage, reset, audit) as platform-neutral text replies."""
+"""The `/codebot` commands (core/command_specs.py) answered as platform-neutral text replies."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import difflib
 import time
 from collections.abc import Awaitable, Callable
 
+from core.admin import Admins
+from core.command_specs import BY_NAME as COMMANDS_BY_NAME
+from core.command_specs import COMMANDS
 from core.limits import LimitError, LimitsEngine, spec_for
 from core.limits.parse import display, range_text
 from core.limits.render import WINDOWS_TEXT, limits_table, reference_table
@@ -15,21 +18,14 @@ from core.store.base import AuditRecord, Store, UsageTotals, Workspace
 from core.text import duration
 from core.types import CommandRequest, CommandResult
 
-MAX_REPLY_CHARS = 1800  # under Discord's 2000 with room for the adapter's own framing
 AUDIT_PAGE = 10
-SUBCOMMANDS = ("help", "limits", "set", "usage", "reset", "audit")
 
 Handler = Callable[[CommandRequest, tuple[str, ...]], Awaitable[CommandResult]]
 
-USAGE_LINES = (
-    "`help` — this message",
-    "`limits` — this workspace's limits",
-    "`set <limit> <value>` — change a limit (admins), e.g. `set timeout 30s`, `set channels #data`, "
-    "`set memory default`",
-    "`usage` — questions, runs, refusals, tokens and sandbox time, today and this week",
-    "`reset` — forget this thread's history (use it inside the thread)",
-    "`audit [id]` — latest code runs, or one run's code (admins)",
-)
+
+def usage_lines() -> tuple[str, ...]:
+    """One help line per command: its name and arguments, and what it does."""
+    return tuple(f"`{' '.join(filter(None, (s.name, s.usage)))}` — {s.summary}" for s in COMMANDS)
 
 
 class Commands:
@@ -39,12 +35,12 @@ class Commands:
         self,
         store: Store,
         limits: LimitsEngine,
-        admin_ids: tuple[str, ...] = (),
+        admins: Admins | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._limits = limits
-        self._admin_ids = frozenset(admin_ids)
+        self.admins = admins or Admins()
         self._clock = clock
         self._handlers: dict[str, Handler] = {
             "help": self._help,
@@ -56,17 +52,16 @@ class Commands:
         }
 
     async def handle(self, req: CommandRequest) -> CommandResult:
-        """Run one command and return its reply, kept under MAX_REPLY_CHARS."""
+        """Run one command and return its reply, kept within the platform's reply size."""
         words = req.name.split()
         name = words[0].lower().lstrip("/") if words else "help"
         args = (*words[1:], *req.args)
-        handler = self._handlers.get(name)
-        if handler is None:
-            return _fit(_unknown(name))
-        return _fit(await handler(req, args))
-
-    def _is_admin(self, req: CommandRequest) -> bool:
-        return req.author.is_admin or req.author.id in self._admin_ids
+        spec = COMMANDS_BY_NAME.get(name)
+        if spec is None:
+            return _fit(_unknown(name), req.reply_limit)
+        if spec.admin and not self.admins.is_admin(req.author):
+            return CommandResult(spec.refusal, ok=False)
+        return _fit(await self._handlers[spec.name](req, args), req.reply_limit)
 
     async def _help(self, req: CommandRequest, args: tuple[str, ...]) -> CommandResult:
         defaults = self._limits.defaults
@@ -74,8 +69,8 @@ class Commands:
             (
                 "*codebot* answers questions by writing Python, checking it and running it in a sandbox. "
                 "Mention me in a channel; replies in the thread continue the conversation.",
-                "*Commands* (`/codebot <command>`)",
-                *USAGE_LINES,
+                f"*Commands* ({req.syntax.heading()})",
+                *usage_lines(),
                 "*Limits*",
                 f"```\n{reference_table(defaults)}\n```",
                 WINDOWS_TEXT,
@@ -93,10 +88,6 @@ class Commands:
         return CommandResult(text)
 
     async def _set(self, req: CommandRequest, args: tuple[str, ...]) -> CommandResult:
-        if not self._is_admin(req):
-            return CommandResult(
-                "Only workspace admins can change limits. `limits` shows the current values.", ok=False
-            )
         if not args:
             names = ", ".join(f"`{n}`" for n in BY_NAME)
             return CommandResult(
@@ -156,8 +147,6 @@ class Commands:
         )
 
     async def _audit(self, req: CommandRequest, args: tuple[str, ...]) -> CommandResult:
-        if not self._is_admin(req):
-            return CommandResult("Only workspace admins can see the audit log.", ok=False)
         ws = _workspace(req)
         if not args:
             return _audit_list(await self._store.audit(ws, AUDIT_PAGE), older=False)
@@ -167,7 +156,7 @@ class Commands:
             record = await self._store.audit_entry(ws, int(args[0].lstrip("#")))
             if record is None:
                 return CommandResult(f"No run `#{args[0].lstrip('#')}` in this workspace's audit log.", False)
-            return _audit_detail(record)
+            return _audit_detail(record, req.reply_limit)
         shown = " ".join(args)[:40].replace("`", "'")
         return CommandResult(
             f"`audit` takes a run id, e.g. `audit 12`, or `audit before 12` (got `{shown}`)", False
@@ -180,7 +169,7 @@ def _workspace(req: CommandRequest) -> Workspace:
 
 def _unknown(name: str) -> CommandResult:
     shown = name[:40].replace("`", "'")
-    close = difflib.get_close_matches(name, SUBCOMMANDS, n=1, cutoff=0.5)
+    close = difflib.get_close_matches(name, COMMANDS_BY_NAME, n=1, cutoff=0.5)
     hint = f"did you mean `{close[0]}`? " if close else ""
     return CommandResult(f"unknown command `{shown}`; {hint}try `help`", ok=False)
 
@@ -218,7 +207,7 @@ def _audit_list(records: list[AuditRecord], older: bool) -> CommandResult:
     return CommandResult("\n".join(lines))
 
 
-def _audit_detail(r: AuditRecord) -> CommandResult:
+def _audit_detail(r: AuditRecord, limit: int) -> CommandResult:
     reasons = f" — {r.reasons}" if r.reasons else ""
     exit_text = "" if r.exit_code is None else f" · exit {r.exit_code}"
     head = (
@@ -226,7 +215,7 @@ def _audit_detail(r: AuditRecord) -> CommandResult:
         f"*Verdict:* {_verdict(r)}{reasons}\n"
         f"*Outcome:* {r.outcome}{exit_text} · {duration(r.duration_ms)}\n"
     )
-    room = MAX_REPLY_CHARS - len(head) - 80
+    room = limit - len(head) - 80
     code = r.code.replace("```", "`\u200b``")  # a code fence inside the code must not end the block
     if len(code) > room:
         code = code[: max(room, 0)] + "\n…"
@@ -234,12 +223,12 @@ def _audit_detail(r: AuditRecord) -> CommandResult:
     return CommandResult(f"{head}```python\n{code}\n```")
 
 
-def _fit(result: CommandResult) -> CommandResult:
-    """Keep a reply under MAX_REPLY_CHARS without leaving a code block open."""
+def _fit(result: CommandResult, limit: int) -> CommandResult:
+    """Keep a reply within the platform's limit without leaving a code block open."""
     text = result.text
-    if len(text) <= MAX_REPLY_CHARS:
+    if len(text) <= limit:
         return result
-    cut = text[: MAX_REPLY_CHARS - 40]
+    cut = text[: limit - 40]
     if cut.count("```") % 2:
         cut += "\n```"
     return CommandResult(cut + "\n_(truncated)_", ok=result.ok, ephemeral=result.ephemeral)

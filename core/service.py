@@ -122,7 +122,8 @@ class Codebot:
             return False
 
     def is_admin(self, author: Author) -> bool:
-        return author.is_admin or author.id in self._settings.admin_ids
+        """The one admin rule (core.admin), for adapters that gate a command before running it."""
+        return self._commands.admins.is_admin(author)
 
     async def recover(self, sink_for: Callable[[ThreadKey], ReplySink] | None = None) -> int:
         """Close turns a crash left open and tell their threads; return how many there were.
@@ -182,12 +183,4 @@ def _snippet(text: str, limit: int = 80) -> str:
 
 
 def _with_author(req: CommandRequest, author: Author) -> CommandRequest:
-    return CommandRequest(
-        platform=req.platform,
-        workspace=req.workspace,
-        channel=req.channel,
-        author=author,
-        name=req.name,
-        args=req.args,
-        thread=req.thread,
-    )
+    return dataclasses.replace(req, author=author)

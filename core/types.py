@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.command_specs import Syntax
 from sandbox.types import OutputFile, RunResult
 
 Platform = Literal["slack", "discord", "console"]
@@ -146,9 +147,13 @@ class CommandRequest:
     workspace: str
     channel: str
     author: Author
-    name: str  # help, limits, set, usage, reset, audit
+    name: str  # help, limits, set, usage, reset, audit (core/command_specs.py)
     args: tuple[str, ...] = ()
     thread: ThreadKey | None = None  # set when invoked inside a conversation thread
+    syntax: Syntax = field(
+        default_factory=Syntax
+    )  # how this platform's users type commands, for help and hints
+    reply_limit: int = 3000  # characters the platform shows in one reply (Discord: 2,000)
 
 
 @dataclass(frozen=True)

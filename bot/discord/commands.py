@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -17,6 +18,7 @@ from discord import app_commands
 from bot.discord.events import PLATFORM, dm_workspace
 from bot.discord.render import render_command
 from bot.discord.status import NO_MENTIONS
+from core.command_specs import BY_NAME, COMMANDS, Syntax
 from core.types import Author, CommandRequest, CommandResult, ThreadKey
 
 if TYPE_CHECKING:
@@ -33,9 +35,15 @@ RESET_REFUSED = (
     "You can only reset a conversation in a channel you can view (members with *Manage Server* can "
     "reset any). Nothing was deleted."
 )
-USER_SUBCOMMANDS = ("help", "limits", "usage", "reset")
-ADMIN_SUBCOMMANDS = ("set", "audit")
-COMMANDS_TEXT = "`/codebot help|limits|usage|reset`, and `/codebot-admin set|audit` for server managers"
+# Admin commands live in their own top-level group (see the module docstring).
+DISCORD_SYNTAX = Syntax(user="/codebot", admin="/codebot-admin")
+REPLY_LIMIT = 1800  # under Discord's 2,000 characters, with room for the help note
+USER_SUBCOMMANDS = tuple(spec.name for spec in COMMANDS if not spec.admin)
+ADMIN_SUBCOMMANDS = tuple(spec.name for spec in COMMANDS if spec.admin)
+COMMANDS_TEXT = (
+    f"`/codebot {'|'.join(USER_SUBCOMMANDS)}`, and `/codebot-admin {'|'.join(ADMIN_SUBCOMMANDS)}` "
+    "for server managers"
+)
 
 
 def stale_command_text(path: tuple[str, ...]) -> str:
@@ -72,10 +80,11 @@ class CommandRunner:
         self._core = core
         self._defer_after = defer_after_s
 
-    async def run(self, interaction: discord.Interaction, name: str, *args: str, admin: bool = False) -> None:
+    async def run(self, interaction: discord.Interaction, name: str, *args: str) -> None:
         """Answer `/codebot <name> <args>` for the user who invoked it."""
         req = command_request(interaction, name, tuple(a for a in args if a))
-        if admin and not self._core.is_admin(req.author):
+        # The core refuses too; answering here first gives Discord's own wording (Manage Server).
+        if BY_NAME[name].admin and not self._core.is_admin(req.author):
             await interaction.response.send_message(
                 NOT_ADMIN_TEXT, ephemeral=True, allowed_mentions=NO_MENTIONS
             )
@@ -137,7 +146,21 @@ def command_request(interaction: discord.Interaction, name: str, args: tuple[str
         thread = ThreadKey(PLATFORM, workspace, channel_id, str(channel.id))
     elif interaction.guild_id is None:
         thread = ThreadKey(PLATFORM, workspace, channel_id, channel_id)
-    return CommandRequest(PLATFORM, workspace, channel_id, author, name, args, thread)
+    return CommandRequest(
+        PLATFORM, workspace, channel_id, author, name, args, thread, DISCORD_SYNTAX, REPLY_LIMIT
+    )
+
+
+def command(user: app_commands.Group, admin: app_commands.Group, name: str) -> Callable[[Any], Any]:
+    """Register a callback as the command `name` described in core.command_specs, in its group."""
+    spec = BY_NAME[name]
+
+    def register(callback: Any) -> Any:
+        described = app_commands.describe(**{a.name: a.description for a in spec.args})(callback)
+        group = admin if spec.admin else user
+        return group.command(name=spec.name, description=spec.description)(described)
+
+    return register
 
 
 def build_groups(runner: CommandRunner) -> list[app_commands.Group]:
@@ -151,30 +174,32 @@ def build_groups(runner: CommandRunner) -> list[app_commands.Group]:
         allowed_contexts=app_commands.AppCommandContext(guild=True),
     )
 
-    @user.command(name="help", description="How to use codebot, and its commands and limits")
+    @command(user, admin, "help")
     async def help_(interaction: discord.Interaction) -> None:
         await runner.run(interaction, "help")
 
-    @user.command(name="limits", description="This server's limits")
+    @command(user, admin, "limits")
     async def limits(interaction: discord.Interaction) -> None:
         await runner.run(interaction, "limits")
 
-    @user.command(name="usage", description="Runs, tokens and sandbox time used today and this week")
+    @command(user, admin, "usage")
     async def usage(interaction: discord.Interaction) -> None:
         await runner.run(interaction, "usage")
 
-    @user.command(name="reset", description="Forget this thread's conversation (use it inside the thread)")
+    @command(user, admin, "reset")
     async def reset(interaction: discord.Interaction) -> None:
         await runner.run(interaction, "reset")
 
-    @admin.command(name="set", description="Set a limit for this server")
-    @app_commands.describe(name="limit name, e.g. timeout", value="new value, e.g. 30s")
+    @command(user, admin, "set")
     async def set_(interaction: discord.Interaction, name: str, value: str) -> None:
-        await runner.run(interaction, "set", name, value, admin=True)
+        await runner.run(interaction, "set", name, value)
 
-    @admin.command(name="audit", description="Latest code executions, or one run's code by id")
-    @app_commands.describe(entry="an audit id to show that run's code")
+    @command(user, admin, "audit")
     async def audit(interaction: discord.Interaction, entry: str | None = None) -> None:
-        await runner.run(interaction, "audit", entry or "", admin=True)
+        await runner.run(interaction, "audit", entry or "")
 
+    registered = {c.name for c in user.commands} | {c.name for c in admin.commands}
+    missing = set(BY_NAME) - registered
+    if missing:  # a command described in core but not mapped here would be unreachable on Discord
+        raise RuntimeError(f"Discord registers no slash command for {sorted(missing)}")
     return [user, admin]

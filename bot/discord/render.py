@@ -126,10 +126,9 @@ DISCORD_HELP_NOTE = (
 
 
 def render_command(result: CommandResult, name: str = "") -> str:
-    """Command text for Discord: admin subcommands live under /codebot-admin (see commands.py)."""
-    text = re.sub(r"/codebot (set|audit)\b", r"/codebot-admin \1", result.text)
+    """Command text for Discord (the core wrote it in Discord's syntax: see commands.DISCORD_SYNTAX)."""
     note = DISCORD_HELP_NOTE if name == "help" else ""
-    return clip_markdown(neutralize(text), MAX_CHARS - len(note)) + note
+    return clip_markdown(neutralize(result.text), MAX_CHARS - len(note)) + note
 
 
 def render_reply(reply: Reply, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> list[Outgoing]:

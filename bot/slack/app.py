@@ -26,6 +26,7 @@ from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
 from bot.slack.render import RenderLimits
 from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error
+from core.command_specs import thread_command
 from core.settings import ConfigError, Settings
 from core.types import Author, CommandRequest, Incoming, NoticeReply, ThreadKey
 
@@ -131,8 +132,9 @@ class SlackBot:
         sink = SlackSink(
             self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
         )
-        if incoming.text.strip().lower() == "reset":
-            await self._reset(incoming, sink)
+        command = thread_command(incoming.text)
+        if command is not None:  # `@codebot reset` inside the thread it is about
+            await self._thread_command(incoming, sink, command.name)
             return
         submitted = await self._core.submit(incoming, sink)
         if submitted.accepted:
@@ -146,10 +148,10 @@ class SlackBot:
             self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
         )
 
-    async def _reset(self, incoming: Incoming, sink: SlackSink) -> None:
-        """`@codebot reset` inside a thread: forget that thread's history."""
+    async def _thread_command(self, incoming: Incoming, sink: SlackSink, name: str) -> None:
+        """A thread command mentioned inside the thread (e.g. `@codebot reset`): run it for that thread."""
         key = incoming.key
-        req = CommandRequest(key.platform, key.workspace, key.channel, incoming.author, "reset", (), key)
+        req = CommandRequest(key.platform, key.workspace, key.channel, incoming.author, name, (), key)
         result = await self._core.command(req)
         await sink.post(NoticeReply("info" if result.ok else "error", result.text))
 

@@ -13,6 +13,7 @@ from bot.slack.access import is_member
 from bot.slack.admins import UserDirectory
 from bot.slack.events import PLATFORM, parse_command_text, parse_thread_ref
 from bot.slack.render import render_command_text
+from core.command_specs import BY_NAME
 from core.types import Author, CommandRequest, CommandResult, ThreadKey
 
 if TYPE_CHECKING:
@@ -20,11 +21,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RESET_HELP = (
-    "Slack does not tell a slash command which thread it was typed in, so name the thread: "
-    "`/codebot reset <link to the thread>` (⋮ › Copy link on the thread's first message), "
-    "or write `@codebot reset` inside the thread."
-)
+
+def thread_help(name: str) -> str:
+    """Directions for a thread command typed without naming the thread."""
+    return (
+        "Slack does not tell a slash command which thread it was typed in, so name the thread: "
+        f"`/codebot {name} <link to the thread>` (⋮ › Copy link on the thread's first message), "
+        f"or write `@codebot {name}` inside the thread."
+    )
+
+
 RESET_REFUSED = (
     ":no_entry: You can only reset a thread in a channel you are a member of (workspace admins can "
     "reset any). Nothing was deleted."
@@ -36,10 +42,11 @@ def build_request(body: Mapping[str, Any], author: Author) -> CommandRequest | s
     name, args = parse_command_text(str(body.get("text", "")))
     team, channel = str(body.get("team_id", "")), str(body.get("channel_id", ""))
     thread = None
-    if name == "reset":
+    spec = BY_NAME.get(name)
+    if spec is not None and spec.thread:  # Slack does not say which thread a command was typed in
         ref = parse_thread_ref(args[0], channel) if args else None
         if ref is None:
-            return RESET_HELP
+            return thread_help(name)
         thread = ThreadKey(PLATFORM, team, ref[0], ref[1])
         args = args[1:]
     return CommandRequest(PLATFORM, team, channel, author, name, args, thread)

@@ -174,7 +174,7 @@ def _channels_notice(channels: tuple[str, ...]) -> str:
     more = f" and {len(channels) - MAX_LISTED_CHANNELS} more" if len(channels) > MAX_LISTED_CHANNELS else ""
     return (
         f"I don't answer in this channel; an admin limited me to {shown}{more}. "
-        "Admins can change that with `/codebot set channels`."
+        "Admins can change that with the `set channels` command."
     )
 
 

@@ -159,3 +159,12 @@ async def test_reset_needs_view_channel_in_the_thread_unless_admin(tmp_path):
         )
         assert "Forgot this thread" in await _answer(s, payload)
         assert not await s.core.has_conversation(key)
+
+
+async def test_help_names_the_commands_in_discords_own_syntax(tmp_path):
+    async with discord_stack(tmp_path) as s:
+        shown = await _answer(s, await s.fake.slash("codebot", "help", user=s.alice))
+    # The admin commands are a separate top-level command on Discord; help says so in its own words.
+    assert "`/codebot <command>`; admins' commands: `/codebot-admin <command>`" in shown
+    for name in ("help", "limits", "usage", "reset", "set <limit> <value>", "audit [id]"):
+        assert f"`{name}`" in shown

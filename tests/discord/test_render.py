@@ -7,6 +7,7 @@ import re
 import pytest
 
 from bot.discord.render import (
+    DISCORD_HELP_NOTE,
     MAX_CHARS,
     MAX_FILES,
     ZWSP,
@@ -146,5 +147,5 @@ def test_notices_status_and_commands() -> None:
     assert notice.startswith("⛔") and not _pings(notice)
     assert render_status(Progress.RUNNING) == "⚙️ Running the code…"
     assert render_status(Progress.QUEUED, "position 2") == "⏳ Queued · position 2"
-    text = render_command(CommandResult("Use `/codebot set timeout 30s` or /codebot audit; /codebot help"))
-    assert "/codebot-admin set" in text and "/codebot-admin audit" in text and "/codebot help" in text
+    text = render_command(CommandResult("ping @everyone"), "help")
+    assert not _pings(text) and text.endswith(DISCORD_HELP_NOTE)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.commands import MAX_REPLY_CHARS, Commands
+from core.admin import Admins
+from core.command_specs import COMMANDS
+from core.commands import Commands
 from core.limits import SPECS, LimitDefaults, LimitsEngine
 from core.store.base import Workspace
 from core.store.sqlite import SQLiteStore
@@ -19,7 +21,7 @@ OTHER_THREAD = ThreadKey("slack", "T2", "C5", "1700000000.000200")
 
 @pytest.fixture
 def commands(store: SQLiteStore, clock: Clock) -> Commands:
-    return Commands(store, LimitsEngine(store, LimitDefaults(), clock), admin_ids=("U42",), clock=clock)
+    return Commands(store, LimitsEngine(store, LimitDefaults(), clock), Admins(("U42",)), clock=clock)
 
 
 async def run(
@@ -27,7 +29,7 @@ async def run(
 ) -> CommandResult:
     req = CommandRequest("slack", "T1", "C1", author, name, tuple(args), thread)
     result = await commands.handle(req)
-    assert len(result.text) <= MAX_REPLY_CHARS
+    assert len(result.text) <= req.reply_limit
     assert result.text.count("```") % 2 == 0, "a code block was left open"
     return result
 
@@ -174,3 +176,18 @@ async def test_every_reply_fits_a_chat_message(commands: Commands, store: SQLite
     )
     for name in ("help", "limits", "usage", "audit"):
         await run(commands, name)
+
+
+async def test_every_described_command_is_answered_and_admin_ones_are_gated(commands: Commands) -> None:
+    for spec in COMMANDS:
+        result = await run(commands, spec.name, author=MEMBER, thread=THREAD)
+        assert not result.text.startswith("unknown command"), spec.name
+        if spec.admin:
+            assert not result.ok and result.text == spec.refusal
+
+
+async def test_a_reply_fits_the_size_the_platform_asked_for(commands: Commands) -> None:
+    req = CommandRequest("discord", "G1", "C1", MEMBER, "help", reply_limit=600)
+    result = await commands.handle(req)
+    assert len(result.text) <= 600 and result.text.count("```") % 2 == 0
+    assert result.text.endswith("_(truncated)_")
