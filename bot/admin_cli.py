@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from core.limits import LimitDefaults, LimitError, LimitsEngine, limit_environ
+from bot.wiring import limit_defaults, limits_engine, store_for
+from core.limits import LimitError, limit_environ
 from core.limits.render import limits_table
 from core.limits.timefmt import iso, stamp
 from core.settings import Settings
 from core.store.base import AuditRecord, StoreError, Workspace
-from core.store.factory import make_store
 from core.types import Author
 
 PLATFORMS = ("slack", "discord", "console")
@@ -53,11 +53,12 @@ def main(argv: list[str], settings: Settings, environ: Mapping[str, str] | None 
         if args.cmd is None:
             raise _UsageError("missing command; use limits, set, changes or audit (see --help)")
         ws = _workspace(args.workspace) if args.workspace else None
-        defaults = LimitDefaults.from_env(limit_environ() if environ is None else environ)
+        environ = limit_environ() if environ is None else environ
+        limit_defaults(environ)  # a bad CODEBOT_LIMIT_* is bad input, reported before the store opens
         database = settings.database  # a PostgreSQL URL (str) exists as far as we can tell here
         if args.cmd != "set" and isinstance(database, Path) and not database.exists():
             raise _UsageError(f"no database at {database} (set CODEBOT_DB to the bot's database)")
-        out = asyncio.run(_run(args, ws, settings, defaults))
+        out = asyncio.run(_run(args, ws, settings, environ))
         if out.records is not None:
             _export(out.records, args.format, args.output)
         elif out.text:
@@ -100,12 +101,13 @@ def _workspace(text: str) -> Workspace:
 
 
 async def _run(
-    args: argparse.Namespace, ws: Workspace | None, settings: Settings, d: LimitDefaults
+    args: argparse.Namespace, ws: Workspace | None, settings: Settings, environ: Mapping[str, str]
 ) -> _Output:
-    store = make_store(settings.database, busy_timeout_s=settings.db_busy_timeout_s, pool_size=1)
+    store = store_for(settings, pool_size=1)
     await store.open()
     try:
-        engine = LimitsEngine(store, d)
+        engine = limits_engine(store, environ)
+        d = engine.defaults
         if args.cmd == "audit":
             return _Output(records=tuple(await store.export_audit(ws)))
         assert ws is not None

@@ -45,7 +45,7 @@ async def store_line(settings: Settings) -> str:
     database = settings.database
     if isinstance(database, str):  # a PostgreSQL URL: looked at, never migrated, password never shown
         return await _postgres_line(database, settings.db_busy_timeout_s)
-    from core.store.sqlite import SQLiteStore
+    from bot.wiring import store_for
 
     exists = await asyncio.to_thread(settings.db.exists)
     if not exists:  # checking must not create it
@@ -53,7 +53,7 @@ async def store_line(settings: Settings) -> str:
         writable = await asyncio.to_thread(os.access, parent, os.W_OK)
         where = f"{settings.db} does not exist yet; it is created at the first start"
         return _line(writable, "store", where if writable else f"{where}, but {parent} is not writable")
-    store = SQLiteStore(settings.db, busy_timeout_s=settings.db_busy_timeout_s)
+    store = store_for(settings, pool_size=1)
     try:
         await store.open()
         health = await store.health()
@@ -82,10 +82,10 @@ async def endpoint_lines(settings: Settings) -> list[str]:
     """
     if not settings.openai_base_url:
         return []
-    from core.llm import LLMClient
+    from bot.wiring import llm_client
 
     try:
-        client = LLMClient(settings)
+        client = llm_client(settings)
     except ConfigError as exc:
         return [_line(False, "llm/endpoint", str(exc))]
     try:

@@ -13,6 +13,7 @@ from core.agent import Agent, Runner
 from core.commands import Commands
 from core.limits import LimitDefaults, LimitsEngine, WorkspaceGate
 from core.limits.store_gate import StoreGate
+from core.llm import LLMClient
 from core.observe import MeteredLLMClient, MeteredRunner, MeteredStore, ObservedTurns
 from core.readiness import Ops, Readiness
 from core.review.reviewer import Reviewer
@@ -45,6 +46,25 @@ def limit_defaults(environ: Mapping[str, str]) -> LimitDefaults:
         raise ConfigError(str(exc)) from None
 
 
+def store_for(settings: Settings, pool_size: int | None = None) -> Store:
+    """The store CODEBOT_DB names (a SQLite file or a PostgreSQL URL), not opened yet."""
+    return make_store(
+        settings.database,
+        busy_timeout_s=settings.db_busy_timeout_s,
+        pool_size=settings.db_pool_size if pool_size is None else pool_size,
+    )
+
+
+def limits_engine(store: Store, environ: Mapping[str, str]) -> LimitsEngine:
+    """The limits engine with the operator's defaults and ceilings (CODEBOT_LIMIT_*)."""
+    return LimitsEngine(store, limit_defaults(environ))
+
+
+def llm_client(settings: Settings) -> LLMClient:
+    """A client for the configured LLM endpoint, as the bot itself talks to it (doctor's probe)."""
+    return LLMClient(settings)
+
+
 def _gate(settings: Settings, store: Store) -> WorkspaceGate:
     """Replicas on PostgreSQL share one queue per workspace in the database; one process keeps its own."""
     if isinstance(settings.database, str):
@@ -66,22 +86,16 @@ async def open_core(
     `ops` gets the metrics and answers readiness (the CLI passes the one its listener serves).
     """
     cfg = sandbox_cfg or sandbox_config(environ)
-    defaults = limit_defaults(environ)
     ops = ops or Ops()
     llm_client = MeteredLLMClient(settings, ops.metrics)
-    store: Store = MeteredStore(
-        make_store(
-            settings.database, busy_timeout_s=settings.db_busy_timeout_s, pool_size=settings.db_pool_size
-        ),
-        ops.metrics,
-    )
+    store: Store = MeteredStore(store_for(settings), ops.metrics)
     await store.open()
     try:
         async with AsyncExitStack() as stack:
             sandbox = MeteredRunner(
                 runner if runner is not None else await stack.enter_async_context(Sandbox(cfg)), ops.metrics
             )
-            limits = LimitsEngine(store, defaults)
+            limits = limits_engine(store, environ)
             agent = Agent(llm_client, Reviewer(llm_client), sandbox)
             deps = TurnDeps(
                 settings=settings,
