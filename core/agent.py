@@ -185,7 +185,7 @@ class _Turn:
             self.records.append(StepRecord(n, code, verdict, None, "sandbox-error"))
             raise _Abort(SANDBOX_FAILED_TEXT) from exc
 
-    async def answer_call(self, ctx: llm.Context[Any], call: llm.ToolCall) -> tuple[llm.ToolOutput, bool]:
+    async def answer_call(self, call: llm.ToolCall) -> tuple[llm.ToolOutput, bool]:
         """Produce the output for one tool call; the flag says the step limit was hit."""
         if self.used >= self.limits.max_steps:
             return _output(call, STEP_LIMIT_OUTPUT.format(n=self.limits.max_steps)), True
@@ -193,7 +193,8 @@ class _Turn:
         code, problem = parse_code_arg(call.name, call.args)
         if code is None:
             return _output(call, problem), False
-        return _output(call, await execute_code(ctx, code)), False
+        # The tool's schema is what the model sees; running it is this turn's own step, called directly.
+        return _output(call, await self.run_step(code)), False
 
 
 def _user_error(exc: Exception, *, log_it: bool = True) -> str:
@@ -271,7 +272,7 @@ class Agent:
             messages[:] = list(response.messages)
             if told_limit:  # the model ignored the step limit: close the exchange ourselves
                 return self._give_up(turn, response)
-            outputs = await self._answer_calls(turn, ctx, messages, response.tool_calls)
+            outputs = await self._answer_calls(turn, messages, response.tool_calls)
             told_limit = any(hit for _, hit in outputs)
             content = [out for out, _ in outputs]
             messages.append(llm.messages.user(content))
@@ -286,13 +287,13 @@ class Agent:
         return [*response.messages[:-1], self._assistant(text)], text
 
     async def _answer_calls(
-        self, turn: _Turn, ctx: llm.Context[Any], messages: list[llm.Message], calls: Sequence[llm.ToolCall]
+        self, turn: _Turn, messages: list[llm.Message], calls: Sequence[llm.ToolCall]
     ) -> list[tuple[llm.ToolOutput, bool]]:
         """Run the calls one at a time, in order; on abort, close the exchange before re-raising."""
         outputs: list[tuple[llm.ToolOutput, bool]] = []
         try:
             for call in calls:
-                outputs.append(await turn.answer_call(ctx, call))
+                outputs.append(await turn.answer_call(call))
         except Exception as exc:
             reason = _user_error(exc, log_it=False)
             done = [out for out, _ in outputs]
