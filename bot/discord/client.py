@@ -174,6 +174,12 @@ class DiscordBot:
         return DiscordSink(ChannelTarget(channel))
 
     async def _on_ready(self) -> None:
+        shards = self._settings.discord_shards
+        log.info(
+            "discord: ready, %d guilds, shards %s",
+            len(self.client.guilds),
+            shards if shards is not None else "all (one connection)",
+        )
         if not self._recovered:  # on_ready fires again after reconnects; recover once per process
             self._recovered = True
             await self._core.recover(self.sink_for)  # tell threads whose answer a crash interrupted
