@@ -124,6 +124,7 @@ def haproxy_config(
         stripped = line.strip()
         if stripped == "global":
             out.append(f"    stats socket {stats_socket} mode 600 level admin")
+            out.append("    log stderr format raw local0")  # the access log, into the test's output
         elif stripped.startswith("frontend "):
             out.append(f"    bind 127.0.0.1:{bind_port}")
             out.append("    http-response set-header X-Served-By %[srv_name]")
@@ -165,23 +166,24 @@ async def start_haproxy(binary: str, config: Path, cwd: Path) -> Proc:
     return child
 
 
-async def server_states(stats_socket: Path) -> dict[str, tuple[str, str]]:
-    """`show stat` over the admin socket: server name -> (status, last check status)."""
+async def admin(stats_socket: Path, command: str) -> str:
+    """Run one command on HAProxy's admin socket (it answers and closes); return the answer."""
     reader, writer = await asyncio.open_unix_connection(str(stats_socket))
     try:
-        writer.write(b"show stat\n")
+        writer.write(command.encode() + b"\n")
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), 10)  # HAProxy closes after one command
+        raw = await asyncio.wait_for(reader.read(), 10)
     finally:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-    rows = csv.DictReader(io.StringIO(raw.decode().lstrip("# ")))
-    return {
-        r["svname"]: (r["status"], r["check_status"])
-        for r in rows
-        if r["svname"] not in ("FRONTEND", "BACKEND")
-    }
+    return raw.decode()
+
+
+async def server_stats(stats_socket: Path) -> dict[str, dict[str, str]]:
+    """`show stat`: server name -> its row (status, check_status, wretr, wredis, ...)."""
+    rows = csv.DictReader(io.StringIO((await admin(stats_socket, "show stat")).lstrip("# ")))
+    return {r["svname"]: r for r in rows if r["svname"] not in ("FRONTEND", "BACKEND")}
 
 
 async def wait_servers_up(proxy: Proc, stats_socket: Path, names: list[str], timeout_s: float) -> None:
@@ -191,7 +193,8 @@ async def wait_servers_up(proxy: Proc, stats_socket: Path, names: list[str], tim
         async with asyncio.timeout(timeout_s):
             while True:
                 with contextlib.suppress(OSError):  # the socket appears once HAProxy has started
-                    last = await server_states(stats_socket)
+                    rows = await server_stats(stats_socket)
+                    last = {n: (r["status"], r["check_status"]) for n, r in rows.items()}
                 if all(last.get(n, ("", ""))[0] == "UP" and last[n][1] == "L7OK" for n in names):
                     return
                 assert proxy.proc.returncode is None, proxy.text()

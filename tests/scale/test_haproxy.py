@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -24,9 +27,11 @@ from tests.reliability.bot_process import bot_environ
 from tests.scale.replicas import (
     DEPLOY_HAPROXY,
     Proc,
+    admin,
     haproxy_binary,
     haproxy_config,
     post_event,
+    server_stats,
     start_haproxy,
     start_slack_replica,
     wait_servers_up,
@@ -75,27 +80,46 @@ async def claims(http: aiohttp.ClientSession, replicas: list[Proc]) -> float:
     return total
 
 
-async def test_retries_spread_by_haproxy_are_answered_once_and_follow_ups_go_anywhere(
-    tmp_path: Path, slack: FakeSlack, llm: FakeOpenAI, procs: list[Proc]
-) -> None:
+@dataclass
+class Cluster:
+    replicas: list[Proc]
+    proxy: Proc
+    stats: Path  # HAProxy's admin socket
+    url: str  # the events URL through HAProxy
+
+
+@asynccontextmanager
+async def cluster(
+    tmp_path: Path, slack: FakeSlack, llm: FakeOpenAI, procs: list[Proc], **env: str
+) -> AsyncIterator[Cluster]:
+    """Two replicas on a fresh PostgreSQL schema behind HAProxy running deploy/haproxy.cfg."""
     binary = haproxy_binary()
-    async with postgres_schema(postgres_dsn()) as dsn, aiohttp.ClientSession() as http:
+    async with postgres_schema(postgres_dsn()) as dsn:
         replicas = []
         for name in ("a", "b"):  # one after the other: the first one migrates the fresh schema
             (tmp_path / name).mkdir()
-            env = bot_environ(tmp_path / name, slack.base_url, llm.base_url, CODEBOT_DB=dsn)
-            replicas.append(await start_slack_replica(env, tmp_path / name))
+            environ = bot_environ(tmp_path / name, slack.base_url, llm.base_url, CODEBOT_DB=dsn, **env)
+            replicas.append(await start_slack_replica(environ, tmp_path / name))
             procs.append(replicas[-1])
-        servers = [("codebot1", replicas[0].ports["events"], replicas[0].ports["ops"]),
-                   ("codebot2", replicas[1].ports["events"], replicas[1].ports["ops"])]  # fmt: skip
+        servers = [(f"codebot{n}", r.ports["events"], r.ports["ops"]) for n, r in enumerate(replicas, 1)]
         stats, port = tmp_path / "haproxy.sock", free_port()
         config = tmp_path / "haproxy.cfg"
         config.write_text(haproxy_config(DEPLOY_HAPROXY.read_text(), port, servers, stats))
         proxy = await start_haproxy(binary, config, tmp_path)
         procs.append(proxy)
-        await wait_servers_up(proxy, stats, ["codebot1", "codebot2"], timeout_s=60)
-        url = f"http://127.0.0.1:{port}/slack/events"
+        await wait_servers_up(proxy, stats, [name for name, _, _ in servers], timeout_s=60)
+        try:
+            yield Cluster(replicas, proxy, stats, f"http://127.0.0.1:{port}/slack/events")
+        finally:
+            for p in procs:  # before the schema is dropped: no replica may still hold it
+                await p.kill()
 
+
+async def test_retries_spread_by_haproxy_are_answered_once_and_follow_ups_go_anywhere(
+    tmp_path: Path, slack: FakeSlack, llm: FakeOpenAI, procs: list[Proc]
+) -> None:
+    async with cluster(tmp_path, slack, llm, procs) as c, aiohttp.ClientSession() as http:
+        replicas, proxy, url = c.replicas, c.proxy, c.url
         llm.enqueue_text("Six times seven is 42.")
         first = mention("what is six times seven", ts=ROOT, event_id="EvHA1")
         deliveries = [await post_event(http, url, first, retry=n) for n in range(4)]
@@ -124,3 +148,41 @@ async def test_retries_spread_by_haproxy_are_answered_once_and_follow_ups_go_any
     assert len(answers(slack, "Six times seven is 42.")) == 1  # the final edit, once
     assert len(llm.agent_requests) == 3  # the question once, each follow-up once
     assert len(slack.reactions("eyes")) == 3
+
+
+async def test_a_stopping_replica_refuses_with_503_and_haproxy_sends_the_event_to_the_other(
+    tmp_path: Path, slack: FakeSlack, llm: FakeOpenAI, procs: list[Proc]
+) -> None:
+    async with (
+        cluster(tmp_path, slack, llm, procs, CODEBOT_SHUTDOWN_GRACE_S="120") as c,
+        aiohttp.ClientSession() as http,
+    ):
+        stopping = c.replicas[0]
+        # HAProxy would mark the draining replica down after two failed checks; keep it "up", so that
+        # round robin still gives it a request, it answers 503, and HAProxy's retry delivers it.
+        await admin(c.stats, "disable health codebot/codebot1")
+        llm.enqueue_delay(120)  # replica A answers slowly: SIGTERM leaves it draining, not gone
+        llm.enqueue_text("never needed")
+        slow = mention("something slow", ts="1700000600.000100")
+        direct = f"http://127.0.0.1:{stopping.ports['events']}"
+        assert (await post_event(http, direct + "/slack/events", slow))[0] == 200
+        await llm.wait_for_requests(1, timeout=60)
+        stopping.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            while True:  # until A handles the signal: its events port then answers 503
+                async with http.get(direct + "/healthz") as resp:
+                    if resp.status == 503:
+                        break
+                await asyncio.sleep(0.05)
+
+        served = []
+        for n in range(2):  # round robin sends one of the two to the stopping replica
+            llm.enqueue_text(f"Answer {n}.")
+            body = mention(f"question {n}", ts=f"1700000601.00010{n}")
+            status, server, seconds = await post_event(http, c.url, body)
+            assert status == 200 and seconds < SLACK_ACK_S, c.proxy.text()
+            served.append(server)
+            await slack.wait_for(lambda n=n: answers(slack, f"Answer {n}."), timeout_s=60)
+        rows = await server_stats(c.stats)
+    assert served == ["codebot2", "codebot2"]
+    assert int(rows["codebot1"]["wretr"]) + int(rows["codebot1"]["wredis"]) >= 1  # A's 503 was retried
