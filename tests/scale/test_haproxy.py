@@ -186,3 +186,27 @@ async def test_a_stopping_replica_refuses_with_503_and_haproxy_sends_the_event_t
         rows = await server_stats(c.stats)
     assert served == ["codebot2", "codebot2"]
     assert int(rows["codebot1"]["wretr"]) + int(rows["codebot1"]["wredis"]) >= 1  # A's 503 was retried
+
+
+async def test_the_shipped_config_is_valid_once_its_certificate_is_in_place(tmp_path: Path) -> None:
+    binary = haproxy_binary()
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = await asyncio.create_subprocess_exec(
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=codebot.test",
+        "-keyout", str(key), "-out", str(cert),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(made.communicate(), 120)
+    assert made.returncode == 0, err.decode(errors="replace")
+    pem = tmp_path / "codebot.pem"  # HAProxy wants the certificate and its key in one file
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    shipped = DEPLOY_HAPROXY.read_text()
+    assert "crt /etc/haproxy/certs/codebot.pem" in shipped
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(shipped.replace("/etc/haproxy/certs/codebot.pem", str(pem)))
+    check = await asyncio.create_subprocess_exec(
+        binary, "-c", "-f", str(config), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(check.communicate(), 60)
+    assert check.returncode == 0, out.decode(errors="replace")
+    assert "WARNING" not in out.decode(errors="replace")
