@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import discord
 import pytest
 
-from core.settings import ConfigError, DiscordShards, load_settings
-from tests.discord.stack import FINAL_MARKS
+from core.settings import ConfigError, DiscordShards, Settings, load_settings
+from tests.discord.stack import FINAL_MARKS, running_bot
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.openai_fake import FakeOpenAI
+from tests.harness import core_stack
 from tests.reliability.bot_process import bot_environ
 from tests.scale.replicas import Proc, spawn
 from tests.store.backends import postgres_dsn, postgres_schema
@@ -185,12 +187,47 @@ async def test_two_processes_with_a_shard_each_answer_each_guild_once_from_the_r
             mention = f"<@{fake.bot_user['id']}> question {n}"
             msg = await fake.send_message(mention, alice, channel_id=channel, mention_bot=True)
             thread = int(msg["id"])  # the bot opens a thread on the message; it has the message's id
-            await fake.wait_until(
-                lambda t=thread: any(s.startswith(FINAL_MARKS) for s in said(fake, t)), within_s=60
-            )
+            await fake.wait_until(lambda t=thread: finals(fake, t) >= 1, within_s=60)
             assert any(f"Answer number {n}." in s for s in said(fake, thread))
     assert len(llm.agent_requests) == 2  # each question reached the model once
     assert len(fake.calls_to("POST", r"/channels/\d+/messages/\d+/threads")) == 2
     for sid, (guild, _) in enumerate(guilds):
         ran = {key.split(":")[1] for key in turn_threads(procs[sid]) if key.startswith("discord:")}
         assert ran == {str(guild)}, (sid, ran)  # the shard's process ran its guild's turn, no other
+
+
+async def test_one_process_running_both_shards_answers_in_every_guild_and_its_threads(
+    tmp_path: Path, discord_fake: FakeDiscord
+) -> None:
+    fake = discord_fake
+    guilds = [fake.add_guild(0, 2), fake.add_guild(1, 2)]
+    env = {
+        "CODEBOT_DB": str(tmp_path / "codebot.db"), "CODEBOT_DISCORD_SHARDS": "0,1/2", "DISCORD_TOKEN": TOKEN,
+        "DISCORD_API_URL": fake.api_base, "DISCORD_GATEWAY_URL": fake.gateway_url,
+    }  # fmt: skip
+    settings = Settings(_env_file=None, **env)  # type: ignore[call-arg]
+    alice = fake.user("alice")
+    async with (
+        FakeOpenAI() as llm,
+        core_stack(tmp_path, llm.base_url) as core,
+        running_bot(core, settings) as (bot, _),
+    ):
+        assert isinstance(bot.client, discord.AutoShardedClient)
+        assert sorted(bot.client.shards) == [0, 1] and sorted(fake.shard_identifies) == [(0, 2), (1, 2)]
+        for n, (_, channel) in enumerate(guilds):
+            llm.enqueue_text(f"First {n}.")
+            mention = f"<@{fake.bot_user['id']}> q{n}"
+            msg = await fake.send_message(mention, alice, channel_id=channel, mention_bot=True)
+            thread = int(msg["id"])
+            await fake.wait_until(lambda t=thread: finals(fake, t) >= 1, within_s=60)
+            llm.enqueue_text(f"Second {n}.")
+            await fake.send_message(f"and then {n}?", alice, channel_id=thread)  # a follow-up, no mention
+            await fake.wait_until(lambda t=thread: finals(fake, t) >= 2, within_s=60)
+            assert any(f"Second {n}." in s for s in said(fake, thread))
+            assert f"First {n}." in json.dumps(llm.agent_requests[-1]["messages"])  # with its history
+    assert not fake.refused, fake.refused
+
+
+def finals(fake: FakeDiscord, thread_id: int) -> int:
+    """How many turns in this thread ended (their status message edited to a final mark)."""
+    return sum(1 for s in said(fake, thread_id) if s.startswith(FINAL_MARKS))
