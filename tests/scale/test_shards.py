@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -231,3 +232,22 @@ async def test_one_process_running_both_shards_answers_in_every_guild_and_its_th
 def finals(fake: FakeDiscord, thread_id: int) -> int:
     """How many turns in this thread ended (their status message edited to a final mark)."""
     return sum(1 for s in said(fake, thread_id) if s.startswith(FINAL_MARKS))
+
+
+async def test_codebot_discord_with_a_bad_shards_setting_stops_at_start_naming_it(tmp_path: Path) -> None:
+    env = bot_environ(
+        tmp_path, "http://127.0.0.1:9/unused", "http://127.0.0.1:9/v1",
+        CODEBOT_DISCORD_SHARDS="2/2", DISCORD_TOKEN=TOKEN,
+    )  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "discord", stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode != 0
+    assert "CODEBOT_DISCORD_SHARDS" in err.decode() and "shard ids must be 0 to 1" in err.decode()
