@@ -166,6 +166,37 @@ async def start_haproxy(binary: str, config: Path, cwd: Path) -> Proc:
     return child
 
 
+async def serve_haproxy(
+    binary: str, servers: list[tuple[str, int, int]], where: Path, tries: int = 5
+) -> tuple[Proc, int]:
+    """Run deploy/haproxy.cfg for these servers on a free port; return HAProxy and its port.
+
+    Another process may take the port between free_port() and HAProxy's bind: then try another.
+    HAProxy binds every listener before it opens its admin socket, so an answering socket means
+    it is serving.
+    """
+    stats = where / "haproxy.sock"
+    for _ in range(tries):
+        port = free_port()
+        config = where / "haproxy.cfg"
+        config.write_text(haproxy_config(DEPLOY_HAPROXY.read_text(), port, servers, stats))
+        proxy = await start_haproxy(binary, config, where)
+        try:
+            async with asyncio.timeout(60):
+                while proxy.proc.returncode is None:
+                    with contextlib.suppress(OSError):
+                        await admin(stats, "show info")
+                        return proxy, port
+                    await asyncio.sleep(0.05)
+        except BaseException:
+            await proxy.kill()
+            raise
+        await proxy.kill()
+        if "cannot bind" not in proxy.text():
+            raise AssertionError(f"haproxy exited:\n{proxy.text()}")
+    raise AssertionError(f"no free port for haproxy in {tries} tries")
+
+
 async def admin(stats_socket: Path, command: str) -> str:
     """Run one command on HAProxy's admin socket (it answers and closes); return the answer."""
     reader, writer = await asyncio.open_unix_connection(str(stats_socket))

@@ -22,17 +22,15 @@ import pytest
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.slack_fake import FakeSlack
 from tests.ops.conftest import sample_value
-from tests.ops.process import free_port
 from tests.reliability.bot_process import bot_environ
 from tests.scale.replicas import (
     DEPLOY_HAPROXY,
     Proc,
     admin,
     haproxy_binary,
-    haproxy_config,
     post_event,
+    serve_haproxy,
     server_stats,
-    start_haproxy,
     start_slack_replica,
     wait_servers_up,
 )
@@ -102,11 +100,9 @@ async def cluster(
             replicas.append(await start_slack_replica(environ, tmp_path / name))
             procs.append(replicas[-1])
         servers = [(f"codebot{n}", r.ports["events"], r.ports["ops"]) for n, r in enumerate(replicas, 1)]
-        stats, port = tmp_path / "haproxy.sock", free_port()
-        config = tmp_path / "haproxy.cfg"
-        config.write_text(haproxy_config(DEPLOY_HAPROXY.read_text(), port, servers, stats))
-        proxy = await start_haproxy(binary, config, tmp_path)
+        proxy, port = await serve_haproxy(binary, servers, tmp_path)
         procs.append(proxy)
+        stats = tmp_path / "haproxy.sock"
         await wait_servers_up(proxy, stats, [name for name, _, _ in servers], timeout_s=60)
         try:
             yield Cluster(replicas, proxy, stats, f"http://127.0.0.1:{port}/slack/events")
