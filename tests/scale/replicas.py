@@ -44,8 +44,9 @@ class Proc:
 
     async def kill(self) -> None:
         """Kill the whole process group and reap the process; safe to call twice."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.returncode is None:  # once reaped, its id may belong to someone else's group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         await asyncio.wait_for(self.proc.wait(), 30)
         if self._drain is not None:
             await asyncio.gather(self._drain, return_exceptions=True)
