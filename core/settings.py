@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,49 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True)
+class DiscordShards:
+    """The Discord shards one process runs: `ids` of `count` (CODEBOT_DISCORD_SHARDS=0,1/4)."""
+
+    ids: tuple[int, ...]
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> DiscordShards:
+        """Parse `IDS/COUNT`, IDS a comma list of shard ids or ranges (`0,1/4`, `0-3/8`)."""
+        ids_part, slash, count_part = text.strip().partition("/")
+        if not slash or not ids_part.strip() or not count_part.strip():
+            raise ValueError(f"{text!r} is not IDS/COUNT {_SHARDS_HINT}")
+        count = _shard_int(count_part, text)
+        if not 1 <= count <= _MAX_SHARDS:
+            raise ValueError(f"the shard count must be 1 to {_MAX_SHARDS}, not {count} {_SHARDS_HINT}")
+        ids: list[int] = []
+        for item in ids_part.split(","):
+            first, dash, last = item.partition("-")
+            lo = _shard_int(first, text)
+            hi = _shard_int(last, text) if dash else lo
+            if hi < lo or hi >= count:
+                raise ValueError(f"shard ids must be 0 to {count - 1}, not {item.strip()!r} {_SHARDS_HINT}")
+            ids.extend(range(lo, hi + 1))
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{text!r} names a shard twice {_SHARDS_HINT}")
+        return cls(tuple(ids), count)
+
+    def __str__(self) -> str:
+        return f"{','.join(map(str, self.ids))}/{self.count}"
+
+
+_MAX_SHARDS = 4096  # far above what any bot needs (Discord wants one shard per ~1,000 guilds)
+_SHARDS_HINT = "(write e.g. 0,1/4: shard ids 0 and 1 of 4 shards; unset: one process, all shards)"
+
+
+def _shard_int(part: str, text: str) -> int:
+    part = part.strip()
+    if not part.isdigit() or len(part) > 5:
+        raise ValueError(f"{text!r}: {part!r} is not a shard number {_SHARDS_HINT}")
+    return int(part)
 
 
 class Settings(BaseSettings):
@@ -79,6 +123,7 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     discord_api_url: str | None = Field(None, alias="DISCORD_API_URL")
     discord_gateway_url: str | None = Field(None, alias="DISCORD_GATEWAY_URL")
+    discord_shards: Annotated[DiscordShards | None, NoDecode] = Field(None, alias="CODEBOT_DISCORD_SHARDS")
 
     # CODEBOT_DB as written when it is a PostgreSQL URL (a Path would fold its "//"); `db` then keeps
     # its default so nothing that treats it as a file path ever sees the URL or its password.
@@ -110,6 +155,11 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return tuple(p.strip() for p in v.split(",") if p.strip())
         return v
+
+    @field_validator("discord_shards", mode="before")
+    @classmethod
+    def _shards(cls, v: Any) -> Any:
+        return DiscordShards.parse(v) if isinstance(v, str) else v
 
     @field_validator("log_level")
     @classmethod

@@ -22,7 +22,7 @@ from bot.discord.messages import MessageHandler, MessageOptions
 from bot.discord.sink import ChannelTarget, DiscordSink
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS
 from bot.discord.sync import CommandSync
-from core.settings import ConfigError, Settings
+from core.settings import ConfigError, DiscordShards, Settings
 from core.types import ThreadKey
 
 if TYPE_CHECKING:
@@ -48,10 +48,10 @@ def default_intents() -> discord.Intents:
     return intents
 
 
-class _Client(discord.Client):
-    def __init__(self, bot: DiscordBot, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._bot = bot
+class _Hooks(discord.Client):
+    """The events DiscordBot handles, for a single connection and for a sharded one alike."""
+
+    _bot: DiscordBot
 
     async def setup_hook(self) -> None:
         await self._bot._after_login()
@@ -59,8 +59,29 @@ class _Client(discord.Client):
     async def on_message(self, message: discord.Message) -> None:
         await self._bot.messages.on_message(message)
 
-    async def on_ready(self) -> None:
+    async def on_ready(self) -> None:  # a sharded client fires it once every shard is ready
         await self._bot._on_ready()
+
+
+class _Client(_Hooks):
+    def __init__(self, bot: DiscordBot, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._bot = bot
+
+
+class _ShardedClient(_Hooks, discord.AutoShardedClient):
+    """Only the shards CODEBOT_DISCORD_SHARDS names; Discord sends each guild's events to one shard."""
+
+    def __init__(self, bot: DiscordBot, shards: DiscordShards, **kwargs: Any) -> None:
+        super().__init__(shard_ids=list(shards.ids), shard_count=shards.count, **kwargs)
+        self._bot = bot
+
+
+def _make_client(bot: DiscordBot, shards: DiscordShards | None, kwargs: dict[str, Any]) -> _Hooks:
+    """Unset shards: one connection, as discord.Client decides; set: those shard ids of that count."""
+    if shards is None:
+        return _Client(bot, **kwargs)
+    return _ShardedClient(bot, shards, **kwargs)
 
 
 class DiscordBot:
@@ -81,8 +102,8 @@ class DiscordBot:
         self._settings = settings
         client_kwargs.setdefault("intents", default_intents())
         client_kwargs.setdefault("allowed_mentions", NO_MENTIONS)
-        self.client = _Client(self, **client_kwargs)
-        self.tree: app_commands.CommandTree[_Client] = app_commands.CommandTree(self.client)
+        self.client = _make_client(self, settings.discord_shards, client_kwargs)
+        self.tree: app_commands.CommandTree[_Hooks] = app_commands.CommandTree(self.client)
         for group in build_groups(CommandRunner(core, defer_after_s)):
             self.tree.add_command(group)
         self.tree.on_error = self._on_command_error  # type: ignore[method-assign]
@@ -153,6 +174,12 @@ class DiscordBot:
         return DiscordSink(ChannelTarget(channel))
 
     async def _on_ready(self) -> None:
+        shards = self._settings.discord_shards
+        log.info(
+            "discord: ready, %d guilds, shards %s",
+            len(self.client.guilds),
+            shards if shards is not None else "all (one connection)",
+        )
         if not self._recovered:  # on_ready fires again after reconnects; recover once per process
             self._recovered = True
             await self._core.recover(self.sink_for)  # tell threads whose answer a crash interrupted

@@ -28,6 +28,7 @@ from tests.fakes.discord_rest import (
     route_rest,
     thread_object,
 )
+from tests.fakes.discord_shards import ShardedGateway
 
 BASIC_PERMS = 0x400 | 0x800 | 0x10000 | 0x40 | 0x8000 | 0x800000000 | 0x4000000000 | 0x80000000
 MANAGE_GUILD = 0x20
@@ -36,7 +37,7 @@ VIEW_CHANNEL = 0x400
 CALL_KEY = web.RequestKey("call", Call)
 
 
-class FakeDiscord:
+class FakeDiscord(ShardedGateway):
     """Start with `await fake.start()`; point the client at `api_base` and `gateway_url`."""
 
     def __init__(
@@ -67,6 +68,7 @@ class FakeDiscord:
         self.identifies = 0
         self.identify_payload: dict[str, Any] = {}
         self.resumes = 0
+        self._init_shards()
         self._interactions: dict[str, tuple[float, bool]] = {}
         self._failures: list[tuple[str, re.Pattern[str], int, float]] = []
         self._changed = asyncio.Condition()
@@ -157,28 +159,34 @@ class FakeDiscord:
             "components": [],
         }
         if not dm:
-            msg["guild_id"] = str(self.guild_id)
+            msg["guild_id"] = str(self.guild_of_channel(int(msg["channel_id"])) or self.guild_id)
             member = dict(self.member(author, manager=manager))
             member.pop("user")
             msg["member"] = member
         return msg
 
     def _channel(self, cid: int) -> dict[str, Any]:
-        return channel_object(self.guild_id, cid)
+        return channel_object(self.guild_of_channel(cid) or self.guild_id, cid)
 
-    def _guild(self) -> dict[str, Any]:
+    def _guild(self, guild_id: int | None = None) -> dict[str, Any]:
+        gid = guild_id or self.guild_id
         return guild_object(
             self,
             roles=[
-                (self.guild_id, "@everyone", BASIC_PERMS),
+                (gid, "@everyone", BASIC_PERMS),
                 (self.manager_role, "manager", BASIC_PERMS | MANAGE_GUILD),
             ],
+            guild_id=gid,
+            channel_id=self.guilds[gid],
         )
 
     # ---- gateway ---------------------------------------------------------------------------------
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send one dispatch to the connected client."""
+    async def dispatch(self, event: str, data: dict[str, Any], *, shard: int | None = None) -> None:
+        """Send one dispatch to the connected client (sharded: to the shard of the event's guild)."""
+        if self.shard_count is not None:
+            await self._dispatch_sharded(event, data, shard)
+            return
         async with asyncio.timeout(5):
             await self._ready.wait()
         assert self._ws is not None
@@ -219,7 +227,13 @@ class FakeDiscord:
                 await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
             elif frame["op"] == 2:
                 self.identify_payload = frame["d"]
-                await self._identified(ws)
+                if "shard" not in frame["d"]:
+                    await self._identified(ws)
+                elif self._bad_shard(frame["d"]["shard"]):
+                    self.refused_shards.append(frame["d"]["shard"])
+                    await ws.close(code=4010, message=b"Invalid shard")
+                else:
+                    await self._identified_shard(ws, *frame["d"]["shard"])
             elif frame["op"] == 6:
                 await self._resumed(ws)
         return ws
@@ -229,14 +243,15 @@ class FakeDiscord:
         ready = {
             "v": 10,
             "user": self.bot_user,
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in self.guilds],
             "session_id": "fake-session",
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.app_id), "flags": 0},
         }
         self._ready.set()
         await self.dispatch("READY", ready)
-        await self.dispatch("GUILD_CREATE", self._guild())
+        for gid in self.guilds:
+            await self.dispatch("GUILD_CREATE", self._guild(gid))
 
     async def _resumed(self, ws: web.WebSocketResponse) -> None:
         self.resumes += 1

@@ -129,8 +129,9 @@ def _message(fake: FakeDiscord, channel_id: str, call: Call) -> dict[str, Any]:
         "flags": 0,
         "components": [],
     }
-    if channel_id == str(fake.channel_id) or int(channel_id) in fake.threads:
-        msg["guild_id"] = str(fake.guild_id)
+    guild_id = fake.guild_of_channel(int(channel_id))
+    if guild_id is not None:
+        msg["guild_id"] = str(guild_id)
     fake.messages[mid] = msg
     return msg
 
@@ -168,9 +169,8 @@ async def _create_thread(fake: FakeDiscord, call: Call, channel_id: str, message
         return _json(form_errors(problems), 400)
     body = call.json or {}
     archive = body.get("auto_archive_duration", 1440)
-    thread = thread_object(
-        fake.guild_id, tid, int(channel_id), fake.bot_user["id"], body.get("name", ""), archive
-    )
+    guild_id = fake.guild_of_channel(int(channel_id)) or fake.guild_id
+    thread = thread_object(guild_id, tid, int(channel_id), fake.bot_user["id"], body.get("name", ""), archive)
     fake.threads[tid] = thread
     await fake.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
     return _json(thread, 201)
@@ -207,16 +207,19 @@ def channel_object(guild_id: int, cid: int, name: str = "general") -> dict[str, 
             "permission_overwrites": [], "nsfw": False, "parent_id": None}  # fmt: skip
 
 
-def guild_object(fake: FakeDiscord, roles: list[tuple[int, str, int]]) -> dict[str, Any]:
+def guild_object(
+    fake: FakeDiscord, roles: list[tuple[int, str, int]], guild_id: int, channel_id: int
+) -> dict[str, Any]:
     """GUILD_CREATE data: one text channel, the bot as member, roles as (id, name, permission bits)."""
+    threads = [t for t in fake.threads.values() if t["guild_id"] == str(guild_id)]
     role = {"position": 0, "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0}
     return {
-        "id": str(fake.guild_id), "name": "test guild", "icon": None, "owner_id": fake.owner["id"],
+        "id": str(guild_id), "name": "test guild", "icon": None, "owner_id": fake.owner["id"],
         "unavailable": False, "member_count": 2, "features": [], "emojis": [], "stickers": [],
-        "threads": list(fake.threads.values()), "voice_states": [], "presences": [], "stage_instances": [],
+        "threads": threads, "voice_states": [], "presences": [], "stage_instances": [],
         "guild_scheduled_events": [], "soundboard_sounds": [], "joined_at": ISO,
         "roles": [{**role, "id": str(i), "name": n, "permissions": str(p)} for i, n, p in roles],
-        "channels": [channel_object(fake.guild_id, fake.channel_id)], "members": [fake.member(fake.bot_user)],
+        "channels": [channel_object(guild_id, channel_id)], "members": [fake.member(fake.bot_user)],
     }  # fmt: skip
 
 
@@ -228,8 +231,8 @@ async def _get_channel(fake: FakeDiscord, call: Call, channel_id: str) -> web.Re
     thread = fake.threads.get(int(channel_id))
     if thread is not None:
         return _json(thread)
-    if int(channel_id) == fake.channel_id:
-        return _json(fake._channel(fake.channel_id))
+    if int(channel_id) in fake.guilds.values():
+        return _json(fake._channel(int(channel_id)))
     return _error(404, 10003, "Unknown Channel")
 
 
