@@ -123,10 +123,16 @@ class Control:
         log.info("turn %s stopped by %s", ref, author.id)
         return ControlResult("Stopped.")
 
-    async def prepare_rerun(self, key: ThreadKey, ref: str, author: Author, action_id: str) -> Rerun | str:
-        """Check a Re-run press; return the re-run to schedule, or what to tell the presser."""
+    async def prepare_rerun(
+        self, key: ThreadKey, ref: str, author: Author, message_id: str, press_id: str
+    ) -> Rerun | str:
+        """Check a Re-run press; return the re-run to schedule, or what to tell the presser.
+
+        `message_id` names the message the button is on: each button re-runs once (a re-run's own
+        result has a new button). `press_id` is unique per press.
+        """
         parsed = parse_step_ref(ref)
-        if parsed is None or not valid_turn_ref(action_id):
+        if parsed is None or not (valid_turn_ref(message_id) and valid_turn_ref(press_id)):
             return "That button is not valid."
         step, digest = parsed
         record = await self._find_run(key, step, digest)
@@ -137,15 +143,17 @@ class Control:
             )
         if author.id != record.user_id and not self._is_admin(author):
             return NOT_YOURS.format(what="re-run")
+        if not await self._d.store.has_conversation(key):
+            return "This thread was reset since that run; ask the question again to run it."
         if (key, ref) in self._rerunning:
             return "That step is already running again."
         # One re-run per button, across replicas and restarts: a second press finds the claim taken.
-        claim = f"rerun:{key}:{ref}"
+        claim = f"rerun:{key}:{message_id}:{ref}"
         if not await self._d.store.claim_event(
             key.platform, claim, self._clock(), self._d.settings.event_ttl_s
         ):
             return "That step was already re-run; use the Re-run button on the newer run."
-        incoming = Incoming(key, author, f"(re-run of step {step})", f"{claim}:{action_id}"[:200])
+        incoming = Incoming(key, author, f"(re-run of step {step})", f"{claim}:{press_id}"[:300])
         return Rerun(incoming, step, record.code)
 
     async def _find_run(self, key: ThreadKey, step: int, digest: str) -> AuditRecord | None:

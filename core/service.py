@@ -119,13 +119,15 @@ class Codebot:
             return ControlResult(f"Storage problem: {exc}", ok=False)
 
     async def rerun(
-        self, key: ThreadKey, step_ref: str, author: Author, sink: ReplySink, press_id: str
+        self, key: ThreadKey, step_ref: str, author: Author, sink: ReplySink, message_id: str, press_id: str
     ) -> ControlResult:
         """The Re-run button: run a stored step again as a new step in the thread (asker or admin)."""
         if not self.accepting:
             return ControlResult(SHUTTING_DOWN_TEXT, ok=False)
         try:
-            job = await self.control.prepare_rerun(key, step_ref, self._resolved(author), press_id)
+            job = await self.control.prepare_rerun(
+                key, step_ref, self._resolved(author), message_id, press_id
+            )
         except StoreError as exc:
             return ControlResult(f"Storage problem: {exc}", ok=False)
         if isinstance(job, str):

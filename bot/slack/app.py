@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import events
+from bot.slack.actions import ButtonHandlers, FullOutputs, StepButtons
 from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
 from bot.slack.render import RenderLimits
@@ -81,6 +82,7 @@ class SlackBot:
             ],
         )
         self.users = UserDirectory(self.client, ttl_s=admin_ttl_s)
+        self._outputs = FullOutputs()  # for "Show full output"; memory only (the file is in the thread)
         bolt_log = logging.getLogger("bot.slack.bolt")
         bolt_log.addFilter(_drop_token_warning)
         self.app = AsyncApp(
@@ -102,6 +104,7 @@ class SlackBot:
         self.app.command("/codebot")(
             SlashCommand(self._core, self.users, self.client, ack_budget_s=ack_budget_s)
         )
+        ButtonHandlers(self._core, self.users, self.client, self.sink_for, self._outputs).register(self.app)
 
     async def _gate(self, req: Any, resp: Any, next: Any) -> BoltResponse:
         if self._stopping:  # 503 makes Slack retry later (another replica, or us after restart)
@@ -128,8 +131,13 @@ class SlackBot:
         info = await self.users.lookup(str(event.get("user", "")))
         incoming = events.to_incoming(body, event, bot_user_id, Author(info.id, info.name, info.is_admin))
         target = events.reply_target(event)
+        buttons = StepButtons(incoming.key, incoming.event_id, self._outputs, self._limits)
         sink = SlackSink(
-            self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
+            self.client,
+            target,
+            limits=self._limits,
+            min_update_interval_s=self._status_interval,
+            buttons=buttons,
         )
         if incoming.text.strip().lower() == "reset":
             await self._reset(incoming, sink)
@@ -142,8 +150,13 @@ class SlackBot:
         """A sink for a thread known only by its key (telling threads about interrupted turns)."""
         thread_ts = None if key.thread == key.channel else key.thread  # top-level DM conversation
         target = events.Target(key.channel, thread_ts, key.thread)
+        buttons = StepButtons(key, "", self._outputs, self._limits)  # Re-run on a re-run's result too
         return SlackSink(
-            self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
+            self.client,
+            target,
+            limits=self._limits,
+            min_update_interval_s=self._status_interval,
+            buttons=buttons,
         )
 
     async def _reset(self, incoming: Incoming, sink: SlackSink) -> None:

@@ -139,17 +139,17 @@ async def test_rerun_reviews_and_runs_the_stored_code_again_once(tmp_path):
         await core.wait_idle(60)
         ref = step_ref(1, CODE)
 
-        refused = await core.rerun(KEY, ref, BOB, RecordingSink(), "p1")
+        refused = await core.rerun(KEY, ref, BOB, RecordingSink(), "m1", "p1")
         assert not refused.ok and "Only the person who asked" in refused.text
-        forged = await core.rerun(KEY, step_ref(1, "import os; os.system('id')"), ALICE, first, "p2")
+        forged = await core.rerun(KEY, step_ref(1, "import os; os.system('id')"), ALICE, first, "m1", "p2")
         assert not forged.ok and "can't find" in forged.text
-        invalid = await core.rerun(KEY, "1.zz", ALICE, first, "p3")
+        invalid = await core.rerun(KEY, "1.zz", ALICE, first, "m1", "p3")
         assert not invalid.ok and "not valid" in invalid.text
 
         again = RecordingSink()
-        accepted = await core.rerun(KEY, ref, ADMIN, again, "p4")  # an admin may re-run it
+        accepted = await core.rerun(KEY, ref, ADMIN, again, "m1", "p4")  # an admin may re-run it
         assert accepted.ok, accepted.text
-        twice = await core.rerun(KEY, ref, ALICE, RecordingSink(), "p5")
+        twice = await core.rerun(KEY, ref, ALICE, RecordingSink(), "m1", "p5")
         assert not twice.ok and "already" in twice.text
         await core.wait_idle(60)
     kinds = [type(r) for r in again.replies]
@@ -176,7 +176,7 @@ async def test_rerun_is_counted_against_the_hourly_runs(tmp_path):
         await core.submit(ask("what is 6*7"), RecordingSink())
         await core.wait_idle(60)
         again = RecordingSink()
-        assert (await core.rerun(KEY, step_ref(1, CODE), ALICE, again, "p1")).ok
+        assert (await core.rerun(KEY, step_ref(1, CODE), ALICE, again, "m1", "p1")).ok
         await core.wait_idle(60)
     assert not again.of(ResultReply)
     assert [n.kind for n in again.notices] == ["limit"]
