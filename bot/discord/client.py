@@ -18,6 +18,7 @@ from bot.discord.commands import (
     command_path,
     stale_command_text,
 )
+from bot.discord.components import ButtonActions, StepButtons
 from bot.discord.messages import MessageHandler, MessageOptions
 from bot.discord.sink import ChannelTarget, DiscordSink
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS
@@ -87,6 +88,10 @@ class DiscordBot:
             self.tree.add_command(group)
         self.tree.on_error = self._on_command_error  # type: ignore[method-assign]
         self.messages = MessageHandler(core, self.client, message_options)
+        # Buttons are dynamic items registered before login: one on a message from an earlier process works.
+        self.buttons = ButtonActions(core, self.sink_for)
+        self.buttons.register(self.client)
+        self.messages.buttons = self.buttons
         state = sync_state_path or settings.db.with_name(settings.db.name + ".discord-commands")
         self._sync = CommandSync(self.tree, state)
         self._sync_now: tuple[bool, int | None] = (False, None)
@@ -150,7 +155,7 @@ class DiscordBot:
     def sink_for(self, key: ThreadKey) -> DiscordSink:
         """A sink for a conversation known only by its key (its thread or DM channel id)."""
         channel = self.client.get_partial_messageable(int(key.thread))
-        return DiscordSink(ChannelTarget(channel))
+        return DiscordSink(ChannelTarget(channel), buttons=StepButtons(self.buttons, key, ""))
 
     async def _on_ready(self) -> None:
         if not self._recovered:  # on_ready fires again after reconnects; recover once per process

@@ -6,7 +6,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import discord
 
@@ -22,6 +22,9 @@ from bot.discord.render import (
 )
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS, StatusLine, TypingLoop
 from core.types import NoticeReply, Progress, Reply
+
+if TYPE_CHECKING:
+    from bot.discord.components import StepButtons
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +120,13 @@ class DiscordSink:
         status_interval_s: float = 1.0,
         typing_interval_s: float = 8.0,
         on_finish: Callable[[bool], Awaitable[None]] | None = None,
+        buttons: StepButtons | None = None,
     ) -> None:
         self._target = target
         self._status = StatusLine(status_interval_s)
+        self._buttons = buttons  # Stop on the status, Re-run / Show full output on results
+        if buttons is not None:
+            self._status.view = buttons.status_view()
         self._typing = TypingLoop(typing_interval_s)
         self._opened = False
         self._on_finish = on_finish  # told once whether the turn ended well (marks the question)
@@ -146,8 +153,10 @@ class DiscordSink:
             if not self._opened and await self._target.early_notice(render_notice(reply)):
                 return
         channel = await self._open()
-        for message in render_reply(reply, self._target.upload_limit):
-            await self._send(channel, message)
+        outs = render_reply(reply, self._target.upload_limit)
+        view = self._buttons.result_view(reply, outs) if self._buttons is not None else None
+        for i, message in enumerate(outs):
+            await self._send(channel, message, view if i == len(outs) - 1 else None)
         self._typing.touch()
         if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
             await self._typing.stop()
@@ -164,13 +173,18 @@ class DiscordSink:
         self._opened = True
         return channel
 
-    async def _send(self, channel: discord.abc.Messageable, out: Outgoing) -> None:
+    async def _send(
+        self, channel: discord.abc.Messageable, out: Outgoing, view: discord.ui.View | None = None
+    ) -> None:
         files = [discord.File(io.BytesIO(a.data), filename=a.name) for a in out.files]
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
         try:
             if files:
-                await channel.send(out.content, files=files, allowed_mentions=NO_MENTIONS)
+                await channel.send(out.content, files=files, allowed_mentions=NO_MENTIONS, **extra)
             else:
-                await channel.send(out.content, allowed_mentions=NO_MENTIONS)
+                await channel.send(out.content, allowed_mentions=NO_MENTIONS, **extra)
+            if view is not None:
+                view.stop()  # dynamic items dispatch the presses; the client need not keep the view
             return
         except SEND_ERRORS as exc:
             if not files:

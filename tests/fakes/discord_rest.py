@@ -127,7 +127,7 @@ def _message(fake: FakeDiscord, channel_id: str, call: Call) -> dict[str, Any]:
         "embeds": [],
         "pinned": False,
         "flags": 0,
-        "components": [],
+        "components": body.get("components") or [],
     }
     if channel_id == str(fake.channel_id) or int(channel_id) in fake.threads:
         msg["guild_id"] = str(fake.guild_id)
@@ -154,7 +154,10 @@ async def _edit_message(fake: FakeDiscord, call: Call, channel_id: str, message_
     msg = fake.messages.get(int(message_id))
     if msg is None:
         return _error(404, 10008, "Unknown Message")
-    msg.update(content=(call.json or {}).get("content", msg["content"]), edited_timestamp=ISO)
+    body = call.json or {}
+    msg.update(content=body.get("content", msg["content"]), edited_timestamp=ISO)
+    if "components" in body:  # `view=None` sends an empty list: the buttons are removed
+        msg["components"] = body["components"] or []
     return _json(msg)
 
 
