@@ -21,6 +21,14 @@ SUBCOMMANDS = ("help", "limits", "set", "usage", "reset", "audit")
 
 Handler = Callable[[CommandRequest, tuple[str, ...]], Awaitable[CommandResult]]
 
+# Shown by `help` and for an empty mention; the chat adapters make each one a button that asks it.
+# A button carries only the index: the question asked is always one of these, never client text.
+EXAMPLE_QUESTIONS = (
+    "What is √2 to 30 digits?",
+    "Plot sin(x) and cos(x)",
+    "How many Friday the 13ths in 2027?",
+)
+
 USAGE_LINES = (
     "`help` — this message",
     "`limits` — this workspace's limits",
@@ -73,7 +81,8 @@ class Commands:
         text = "\n".join(
             (
                 "*codebot* answers questions by writing Python, checking it and running it in a sandbox. "
-                "Mention me in a channel; replies in the thread continue the conversation.",
+                "Mention me; replies in the thread continue the conversation.",
+                "*Try:* " + " · ".join(f"_{q}_" for q in EXAMPLE_QUESTIONS),
                 "*Commands* (`/codebot <command>`)",
                 *USAGE_LINES,
                 "*Limits*",

@@ -9,6 +9,7 @@ The presser is answered privately (ephemeral, via response_url) and the thread h
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -21,16 +22,20 @@ from bot.slack import events, markup
 from bot.slack.admins import UserDirectory
 from bot.slack.render import Block, RenderLimits, SlackMessage, section
 from bot.slack.sink import SLACK_FAILURES, slack_error
+from core.commands import EXAMPLE_QUESTIONS
 from core.control import step_ref
-from core.types import Author, CodeReply, Progress, Reply, ResultReply, ThreadKey
+from core.service import EMPTY_TEXT
+from core.types import Author, CodeReply, Incoming, NoticeReply, Progress, Reply, ResultReply, ThreadKey
 
 if TYPE_CHECKING:
     from bot.slack.sink import SlackSink
     from core.service import Codebot
 
+SinkFactory = Callable[[events.Target, ThreadKey, str], "SlackSink"]
+
 log = logging.getLogger(__name__)
 
-STOP, RERUN, FULL = "codebot_stop", "codebot_rerun", "codebot_full_output"
+STOP, RERUN, FULL, ASK = "codebot_stop", "codebot_rerun", "codebot_full_output", "codebot_ask"
 MAX_VALUE = 200  # what we put in a button value (Slack allows 2,000); longer values are refused back
 FULL_CACHE_ENTRIES = 200  # full outputs kept in memory for "Show full output"
 FULL_CACHE_CHARS = 8_000_000  # and at most this many characters in all
@@ -54,6 +59,17 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> d
 
 def actions(block_id: str, *elements: dict[str, Any]) -> Block:
     return {"type": "actions", "block_id": block_id[:255], "elements": list(elements)[:25]}
+
+
+def examples_block() -> Block:
+    """The example questions as buttons; each carries only its index (see core.commands)."""
+    buttons = [button(q, f"{ASK}_{i}", str(i)) for i, q in enumerate(EXAMPLE_QUESTIONS)]
+    return actions("codebot_examples", *buttons)
+
+
+def help_args(args: dict[str, Any]) -> dict[str, Any]:
+    """The `/codebot help` answer with the example questions to click under it."""
+    return {**args, "blocks": [section(args["text"]), examples_block()]}
 
 
 class FullOutputs:
@@ -94,6 +110,8 @@ class StepButtons:
         return _with_block(message, actions("codebot_status", stop), self.limits)
 
     def result(self, reply: Reply, messages: tuple[SlackMessage, ...]) -> tuple[SlackMessage, ...]:
+        if isinstance(reply, NoticeReply) and reply.text == EMPTY_TEXT and messages:  # an empty mention
+            return (*messages[:-1], _with_block(messages[-1], examples_block(), self.limits))
         if isinstance(reply, CodeReply):
             self._code[reply.step] = reply.code
         if not isinstance(reply, ResultReply) or not messages or reply.step not in self._code:
@@ -129,28 +147,35 @@ class Pressed:
     press_id: str  # action_ts: unique per press
     trigger_id: str
     message_ts: str  # the message the button is on
+    thread_ts: str | None  # its thread, if it is in one
 
 
 def parse_press(body: Mapping[str, Any]) -> Pressed | None:
-    """Read one button press from a block_actions payload; None if it is not one we can act on."""
+    """Read one button press from a block_actions payload; None if it is not one we can act on.
+
+    An ephemeral message (the `/codebot help` answer) comes without `message`: its ts and thread are
+    in `container`.
+    """
     acts = body.get("actions")
-    user, channel = body.get("user") or {}, body.get("channel") or {}
-    message, team = body.get("message") or {}, body.get("team") or {}
+    user, channel, team = body.get("user") or {}, body.get("channel") or {}, body.get("team") or {}
+    message, container = body.get("message") or {}, body.get("container") or {}
     if not isinstance(acts, list) or not acts or not isinstance(acts[0], dict):
         return None
-    if not all(isinstance(x, dict) for x in (user, channel, message, team)):
+    if not all(isinstance(x, dict) for x in (user, channel, message, team, container)):
         return None
     act = acts[0]
-    fields = [str(x)[:300] for x in (user.get("id"), channel.get("id"), message.get("ts"), team.get("id"))]
+    ts = message.get("ts") or container.get("message_ts")
+    fields = [str(x or "")[:300] for x in (user.get("id"), channel.get("id"), ts, team.get("id"))]
     if not all(fields):
         return None
     user_id, channel_id, ts, team_id = fields
-    thread = {"channel": channel_id, "ts": ts, "thread_ts": message.get("thread_ts")}
+    thread_ts = message.get("thread_ts") or container.get("thread_ts")
+    thread = {"channel": channel_id, "ts": ts, "thread_ts": str(thread_ts)[:40] if thread_ts else None}
     key = events.thread_key(team_id, thread)
     stamp = str(act.get("action_ts") or "")[:40].replace(".", "-")
     value = str(act.get("value") or "")[: MAX_VALUE + 1]
     action_id, trigger = str(act.get("action_id", ""))[:255], str(body.get("trigger_id", ""))[:300]
-    return Pressed(key, user_id, action_id, value, stamp, trigger, ts)
+    return Pressed(key, user_id, action_id, value, stamp, trigger, ts, thread["thread_ts"])
 
 
 class ButtonHandlers:
@@ -163,17 +188,54 @@ class ButtonHandlers:
         client: AsyncWebClient,
         sink_for: Callable[[ThreadKey], SlackSink],
         outputs: FullOutputs,
+        question_sink: SinkFactory,
     ) -> None:
         self._core = core
         self._users = users
         self._client = client
         self._sink_for = sink_for
         self._outputs = outputs
+        self._question_sink = question_sink
 
     def register(self, app: AsyncApp) -> None:
         app.action(STOP)(self._stop)
         app.action(RERUN)(self._rerun)
         app.action(FULL)(self._full)
+        app.action(re.compile(rf"^{ASK}_\d$"))(self._ask)
+
+    async def _ask(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
+        """An example question clicked: ask it, as the clicker, in this thread (or a new one)."""
+        await ack()
+        press = parse_press(body)
+        if press is None or press.value not in {str(i) for i in range(len(EXAMPLE_QUESTIONS))}:
+            return
+        question = EXAMPLE_QUESTIONS[int(press.value)]
+        author = await self._author(press)
+        key, target = press.key, None
+        if press.thread_ts or events.is_dm({"channel": key.channel}):
+            target = events.Target(key.channel, press.thread_ts, press.message_ts)
+        else:  # the ephemeral help answer in a channel: start a thread with the question
+            target = await self._start_thread(key, author, question)
+            if target is None:
+                await _tell(respond, "I could not post in this channel.")
+                return
+            key = ThreadKey(key.platform, key.workspace, key.channel, target.message_ts)
+        incoming = Incoming(key, author, question, f"ask:{key.channel}:{press.press_id}")
+        sink = self._question_sink(target, key, incoming.event_id)
+        submitted = await self._core.submit(incoming, sink)
+        if not submitted.accepted and submitted.reason != "duplicate":
+            await _tell(respond, "I could not take that question right now; please try again.")
+
+    async def _start_thread(self, key: ThreadKey, author: Author, question: str) -> events.Target | None:
+        name = markup.prose(author.name or author.id)
+        text = f"*{name}* asked: _{markup.prose(question)}_"
+        try:
+            resp = await self._client.chat_postMessage(channel=key.channel, text=text, unfurl_links=False)
+        except SLACK_FAILURES as exc:
+            log.info("could not post an example question: %s", slack_error(exc))
+            return None
+        ts = str(resp.get("ts", ""))
+        return events.Target(key.channel, ts, ts) if ts else None
 
     async def _author(self, press: Pressed) -> Author:
         info = await self._users.lookup(press.user_id)

@@ -104,7 +104,10 @@ class SlackBot:
         self.app.command("/codebot")(
             SlashCommand(self._core, self.users, self.client, ack_budget_s=ack_budget_s)
         )
-        ButtonHandlers(self._core, self.users, self.client, self.sink_for, self._outputs).register(self.app)
+        buttons = ButtonHandlers(
+            self._core, self.users, self.client, self.sink_for, self._outputs, self._question_sink
+        )
+        buttons.register(self.app)
 
     async def _gate(self, req: Any, resp: Any, next: Any) -> BoltResponse:
         if self._stopping:  # 503 makes Slack retry later (another replica, or us after restart)
@@ -131,20 +134,24 @@ class SlackBot:
         info = await self.users.lookup(str(event.get("user", "")))
         incoming = events.to_incoming(body, event, bot_user_id, Author(info.id, info.name, info.is_admin))
         target = events.reply_target(event)
-        buttons = StepButtons(incoming.key, incoming.event_id, self._outputs, self._limits)
-        sink = SlackSink(
-            self.client,
-            target,
-            limits=self._limits,
-            min_update_interval_s=self._status_interval,
-            buttons=buttons,
-        )
+        sink = self._question_sink(target, incoming.key, incoming.event_id)
         if incoming.text.strip().lower() == "reset":
             await self._reset(incoming, sink)
             return
         submitted = await self._core.submit(incoming, sink)
         if submitted.accepted:
             await self._react(target.channel, target.message_ts, "eyes")
+
+    def _question_sink(self, target: events.Target, key: ThreadKey, event_id: str) -> SlackSink:
+        """The sink of one question's turn, with its buttons (Stop carries the turn's event id)."""
+        buttons = StepButtons(key, event_id, self._outputs, self._limits)
+        return SlackSink(
+            self.client,
+            target,
+            limits=self._limits,
+            min_update_interval_s=self._status_interval,
+            buttons=buttons,
+        )
 
     def sink_for(self, key: ThreadKey) -> SlackSink:
         """A sink for a thread known only by its key (telling threads about interrupted turns)."""

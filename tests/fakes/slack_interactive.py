@@ -95,6 +95,42 @@ class Interactive:
             "actions": [action],
         }
 
+    def press_ephemeral(
+        self, blocks: list[dict[str, Any]], channel: str, action_id: str, user: str = "U123"
+    ) -> dict[str, Any]:
+        """A press on an ephemeral message (a slash command's answer): Slack sends no `message` then."""
+        button = next(
+            {**e, "block_id": b.get("block_id", "")}
+            for b in blocks
+            if b.get("type") == "actions"
+            for e in b.get("elements", [])
+            if e["action_id"] == action_id
+        )
+        n = next(self._n)
+        trigger = f"{n}.{int(time.time())}.trigger"
+        self._triggers.add(trigger)
+        action = {k: button[k] for k in ("type", "action_id", "block_id", "text")}
+        action |= {"value": button.get("value", ""), "action_ts": f"{int(time.time())}.{n:06d}"}
+        ts = f"{int(time.time())}.{n:06d}"
+        return {
+            "type": "block_actions",
+            "user": {
+                "id": user,
+                "username": user.lower(),
+                "name": user.lower(),
+                "team_id": self._slack.team_id,
+            },
+            "api_app_id": "A1",
+            "token": "legacy",
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": True},
+            "trigger_id": trigger,
+            "team": {"id": self._slack.team_id, "domain": "fake"},
+            "channel": {"id": channel, "name": "general"},
+            "state": {"values": {}},
+            "response_url": self._slack.response_url(f"a{n}"),
+            "actions": [action],
+        }
+
     @staticmethod
     def form(payload: dict[str, Any]) -> str:
         """The HTTP body Slack POSTs for an interaction (sign exactly this string)."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
-from bot.slack.actions import FULL, RERUN, STOP
+from bot.slack.actions import ASK, FULL, RERUN, STOP
 from bot.slack.app import SlackBot
+from core.commands import EXAMPLE_QUESTIONS
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.slack_fake import FakeSlack
+from tests.fakes.slack_limits import message_error
 from tests.harness import core_stack
 from tests.slack.payloads import mention, sign
 from tests.slack.stack import SlackStack, bot_settings, slack_stack
@@ -181,3 +184,56 @@ async def test_a_press_over_socket_mode(tmp_path, slack):
         finally:
             await bot.stop()
             await running
+
+
+# ---- help that teaches ---------------------------------------------------------------------------
+
+
+async def test_help_offers_example_questions_and_a_click_asks_one_in_a_new_thread(tmp_path, slack):
+    slack.names["U777"] = "carol"
+    async with slack_stack(tmp_path, slack) as s:
+        reply = await s.command("help", user="U777")
+        body = json.loads(reply.text)
+        assert message_error(body) is None  # Slack would take these blocks
+        labels = [e["text"]["text"] for b in body["blocks"] if b["type"] == "actions" for e in b["elements"]]
+        assert labels == list(EXAMPLE_QUESTIONS)
+        assert all(q in body["text"] for q in EXAMPLE_QUESTIONS)  # also in the help text itself
+
+        s.llm.enqueue_text("It is 1.414213562373095048801688724.")
+        payload = slack.interactive.press_ephemeral(body["blocks"], "C1", f"{ASK}_0", user="U777")
+        raw = slack.interactive.form(payload)
+        assert (
+            await s.post(raw, {"Content-Type": "application/x-www-form-urlencoded", **sign(raw)})
+        ).status == 200
+        [started] = await slack.wait_for(lambda: s.thread("C1", None), timeout_s=60)
+        assert "carol" in started and EXAMPLE_QUESTIONS[0] in started
+        thread = next(ts for ts, m in slack.messages.items() if m.get("thread_ts") is None)
+        await slack.wait_for(
+            lambda: "It is 1.414213562373095048801688724." in s.thread("C1", thread), timeout_s=60
+        )
+        await s.core.wait_idle(60)
+        assert f"[carol] {EXAMPLE_QUESTIONS[0]}" in json.dumps(
+            s.llm.agent_requests[-1]["messages"], ensure_ascii=False
+        )
+
+
+async def test_an_empty_mention_offers_the_examples_and_a_click_asks_in_that_thread(tmp_path, slack):
+    async with slack_stack(tmp_path, slack) as s:
+        root = "1700000170.000100"
+        await s.event(mention("", ts=root))
+        [notice] = await slack.wait_for(lambda: with_button(slack, f"{ASK}_2", root), timeout_s=60)
+        s.llm.enqueue_text("There are 2.")
+        await send_click(s, slack.interactive.press(notice, f"{ASK}_2", user="U123"))
+        await slack.wait_for(lambda: "There are 2." in s.thread("C1", root), timeout_s=60)
+        await s.core.wait_idle(60)
+        assert EXAMPLE_QUESTIONS[2] in json.dumps(s.llm.agent_requests[-1]["messages"], ensure_ascii=False)
+        forged = slack.interactive.press(notice, f"{ASK}_2", user="U123", value="7")  # no such example
+        await send_click(s, forged)
+        await s.core.wait_idle(60)
+        assert len(s.llm.agent_requests) == 1
+
+
+async def send_click(s: SlackStack, payload: dict[str, Any]) -> None:
+    raw = s.slack.interactive.form(payload)
+    reply = await s.post(raw, {"Content-Type": "application/x-www-form-urlencoded", **sign(raw)})
+    assert reply.status == 200
