@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -71,6 +72,7 @@ class CommandRunner:
         # Discord drops an interaction not answered within 3 s; deferring well before keeps it alive.
         self._core = core
         self._defer_after = defer_after_s
+        self.help_view: Callable[[], discord.ui.View] | None = None  # example questions under `help`
 
     async def run(self, interaction: discord.Interaction, name: str, *args: str, admin: bool = False) -> None:
         """Answer `/codebot <name> <args>` for the user who invoked it."""
@@ -86,21 +88,28 @@ class CommandRunner:
             )
             return
         task = asyncio.create_task(self._core.command(req), name=f"discord command {name}")
+        view = self.help_view() if name == "help" and self.help_view is not None else None
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
         try:
             done, _ = await asyncio.wait({task}, timeout=self._defer_after)
             if done:
                 result = _result_of(task)
                 await interaction.response.send_message(
-                    render_command(result, name), ephemeral=result.ephemeral, allowed_mentions=NO_MENTIONS
+                    render_command(result, name),
+                    ephemeral=result.ephemeral,
+                    allowed_mentions=NO_MENTIONS,
+                    **extra,
                 )
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             await asyncio.wait({task})
             result = _result_of(task)
             await interaction.followup.send(
-                render_command(result, name), ephemeral=True, allowed_mentions=NO_MENTIONS
+                render_command(result, name), ephemeral=True, allowed_mentions=NO_MENTIONS, **extra
             )
         finally:
+            if view is not None:
+                view.stop()  # its buttons are dynamic items; the client need not keep the view
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -19,20 +19,24 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.discord.events import PLATFORM, dm_workspace
+from bot.discord.events import PLATFORM, dm_workspace, thread_name
 from bot.discord.render import Outgoing
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS
+from core.commands import EXAMPLE_QUESTIONS
 from core.control import step_ref
-from core.types import Author, CodeReply, Reply, ResultReply, ThreadKey
+from core.service import EMPTY_TEXT
+from core.types import Author, CodeReply, Incoming, NoticeReply, Reply, ResultReply, ThreadKey
 
 if TYPE_CHECKING:
-    from bot.discord.sink import DiscordSink
+    from bot.discord.sink import DiscordSink, Target
     from core.service import Codebot
+
+SinkFactory = Callable[["Target", ThreadKey, str], "DiscordSink"]
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = r"cb:(?P<op>stop|rerun|full):(?P<ref>[A-Za-z0-9._-]{1,80})"
-LABELS = {"stop": "Stop", "rerun": "Re-run", "full": "Show full output"}
+TEMPLATE = r"cb:(?P<op>stop|rerun|full|ask):(?P<ref>[A-Za-z0-9._-]{1,80})"
+LABELS = {"stop": "Stop", "rerun": "Re-run", "full": "Show full output", "ask": "Ask"}
 STYLES = {"stop": discord.ButtonStyle.danger, "rerun": discord.ButtonStyle.secondary}
 FULL_CACHE_ENTRIES = 200
 FULL_CACHE_CHARS = 8_000_000
@@ -63,10 +67,13 @@ class FullOutputs:
 class ButtonActions:
     """What a press does; one per bot, bound into the registered DynamicItem class."""
 
-    def __init__(self, core: Codebot, sink_for: Callable[[ThreadKey], DiscordSink]) -> None:
+    def __init__(
+        self, core: Codebot, sink_for: Callable[[ThreadKey], DiscordSink], question_sink: SinkFactory
+    ) -> None:
         self.core = core
         self.outputs = FullOutputs()
         self._sink_for = sink_for
+        self._question_sink = question_sink
         self.item = _button_class(self)
 
     def register(self, client: discord.Client) -> None:
@@ -79,9 +86,16 @@ class ButtonActions:
             view.add_item(self.item(op, ref))
         return view
 
+    def examples_view(self) -> discord.ui.View:
+        """The example questions as buttons; each carries only its index (see core.commands)."""
+        return self.view(*(("ask", str(i)) for i in range(len(EXAMPLE_QUESTIONS))))
+
     async def pressed(self, interaction: discord.Interaction, op: str, ref: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         key, author = conversation_key(interaction), presser(interaction)
+        if op == "ask":
+            await self._ask(interaction, key, author, ref)
+            return
         if op == "full":
             await self._full(interaction, key, ref)
             return
@@ -92,6 +106,35 @@ class ButtonActions:
             sink = self._sink_for(key)
             result = await self.core.rerun(key, ref, author, sink, message_id, str(interaction.id))
         await _followup(interaction, result.text)
+
+    async def _ask(self, interaction: discord.Interaction, key: ThreadKey, author: Author, ref: str) -> None:
+        """An example question clicked: ask it as the clicker, in this thread or DM, or in a new thread."""
+        from bot.discord.sink import ChannelTarget, NewThreadTarget  # the sink module imports this one
+
+        if ref not in {str(i) for i in range(len(EXAMPLE_QUESTIONS))}:
+            await _followup(interaction, "That button is not valid.")
+            return
+        question, channel = EXAMPLE_QUESTIONS[int(ref)], interaction.channel
+        target: Target
+        if interaction.guild_id is None or isinstance(channel, discord.Thread):
+            target = ChannelTarget(channel)  # type: ignore[arg-type]
+        else:
+            try:
+                posted = await channel.send(  # type: ignore[union-attr]
+                    f"**{_plain(author.name or author.id)}** asked: *{question}*",
+                    allowed_mentions=NO_MENTIONS,
+                )
+            except SEND_ERRORS as exc:
+                log.info("could not post an example question: %s", exc)
+                await _followup(interaction, "I could not post in this channel.")
+                return
+            target = NewThreadTarget(posted, thread_name(question))
+            key = ThreadKey(key.platform, key.workspace, key.channel, str(posted.id))
+        incoming = Incoming(key, author, question, f"ask-{interaction.id}")
+        submitted = await self.core.submit(incoming, self._question_sink(target, key, incoming.event_id))
+        await _followup(
+            interaction, f"Asking: {question}" if submitted.accepted else "I could not take that now."
+        )
 
     async def _full(self, interaction: discord.Interaction, key: ThreadKey, ref: str) -> None:
         text = self.outputs.get(key, ref)
@@ -114,8 +157,11 @@ class ButtonActions:
 def _button_class(actions: ButtonActions) -> type[Any]:
     class CodebotButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
         def __init__(self, op: str, ref: str) -> None:
+            label = LABELS[op]
+            if op == "ask" and ref.isdigit() and int(ref) < len(EXAMPLE_QUESTIONS):
+                label = EXAMPLE_QUESTIONS[int(ref)][:80]
             button: discord.ui.Button[Any] = discord.ui.Button(
-                label=LABELS[op],
+                label=label,
                 style=STYLES.get(op, discord.ButtonStyle.secondary),
                 custom_id=f"cb:{op}:{ref}",
             )
@@ -149,6 +195,11 @@ def conversation_key(interaction: discord.Interaction) -> ThreadKey:
     return ThreadKey(PLATFORM, guild, ch, ch)
 
 
+def _plain(name: str) -> str:
+    """A display name shown in bold: no markdown or mention can come through."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(name))[:80]
+
+
 def presser(interaction: discord.Interaction) -> Author:
     user = interaction.user
     perms = interaction.permissions
@@ -177,7 +228,15 @@ class StepButtons:
             return None
         return self.actions.view(("stop", self.turn_ref))
 
+    def notice_view(self, reply: Reply) -> discord.ui.View | None:
+        """An empty mention is answered with the examples to click."""
+        if isinstance(reply, NoticeReply) and reply.text == EMPTY_TEXT:
+            return self.actions.examples_view()
+        return None
+
     def result_view(self, reply: Reply, outs: list[Outgoing]) -> discord.ui.View | None:
+        if (view := self.notice_view(reply)) is not None:
+            return view
         if isinstance(reply, CodeReply):
             self._code[reply.step] = reply.code
         if not isinstance(reply, ResultReply) or not outs or reply.step not in self._code:

@@ -78,6 +78,7 @@ class MessageHandler:
         self._core = core
         self._client = client
         self._opt = options or MessageOptions()
+        self.options = self._opt
         self._threads: dict[int, ThreadInfo] = {}  # threads missing from discord.py's cache
         self.sinks: weakref.WeakSet[DiscordSink] = weakref.WeakSet()
         self.buttons: ButtonActions | None = None  # set by DiscordBot: Stop / Re-run on the turn's messages

@@ -42,7 +42,7 @@ class Target(Protocol):
         """Return the channel to post in, creating it on first use."""
         ...
 
-    async def early_notice(self, content: str) -> bool:
+    async def early_notice(self, content: str, view: discord.ui.View | None = None) -> bool:
         """Answer before any thread exists (a refusal); False when the target has no such place."""
         ...
 
@@ -57,7 +57,7 @@ class ChannelTarget:
     async def channel(self) -> discord.abc.Messageable:
         return self._channel
 
-    async def early_notice(self, content: str) -> bool:
+    async def early_notice(self, content: str, view: discord.ui.View | None = None) -> bool:
         return False
 
 
@@ -100,11 +100,14 @@ class NewThreadTarget:
                 log.warning("could not post in channel %s either", channel.id)
             return channel
 
-    async def early_notice(self, content: str) -> bool:
+    async def early_notice(self, content: str, view: discord.ui.View | None = None) -> bool:
         if self._thread is not None:
             return False
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
         try:
-            await self._message.reply(content, allowed_mentions=NO_MENTIONS, mention_author=False)
+            await self._message.reply(content, allowed_mentions=NO_MENTIONS, mention_author=False, **extra)
+            if view is not None:
+                view.stop()
         except SEND_ERRORS as exc:
             log.warning("could not reply to message %s: %s", self._message.id, exc)
         return True
@@ -150,7 +153,8 @@ class DiscordSink:
             if reply.kind == "queued" and self._opened:
                 await self._status.update(await self._open(), render_notice(reply))
                 return
-            if not self._opened and await self._target.early_notice(render_notice(reply)):
+            view = self._buttons.notice_view(reply) if self._buttons is not None else None
+            if not self._opened and await self._target.early_notice(render_notice(reply), view):
                 return
         channel = await self._open()
         outs = render_reply(reply, self._target.upload_limit)

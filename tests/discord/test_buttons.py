@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.discord.components import ButtonActions, _button_class
+from core.commands import EXAMPLE_QUESTIONS
 from tests.discord.stack import DiscordStack, discord_stack
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.discord_limits import component_problems
@@ -205,3 +207,49 @@ async def test_a_button_from_before_a_restart_of_the_bot_process_works(tmp_path)
     finally:
         await fake.stop()
     assert not fake.refused, fake.refused
+
+
+# ---- help that teaches ---------------------------------------------------------------------------
+
+
+async def test_help_offers_example_questions_and_a_click_asks_one_in_a_new_thread(tmp_path):
+    async with discord_stack(tmp_path) as s:
+        payload = await s.fake.slash("codebot", "help", user=s.alice)
+        token = payload["token"]
+        call = await s.fake.wait_for_call(lambda c: c.path.endswith(f"/{token}/callback"), within_s=30)
+        data = call.json["data"]
+        labels = [b["label"] for row in data["components"] for b in row["components"]]
+        assert labels == list(EXAMPLE_QUESTIONS) and data["flags"] == EPHEMERAL
+        assert all(q in data["content"] for q in EXAMPLE_QUESTIONS)
+        [help_message] = [
+            m for m, msg in s.fake.messages.items() if msg["components"] and msg["flags"] == EPHEMERAL
+        ]
+
+        s.llm.enqueue_text("It is 1.41421356237309504880168872421.")
+        text, _ = await answer(s.fake, await s.fake.press(help_message, "cb:ask:0", user=s.alice))
+        assert text == f"Asking: {EXAMPLE_QUESTIONS[0]}"
+        [asked] = await s.fake.wait_for("POST", rf"/channels/{s.fake.channel_id}/messages", within_s=30)
+        assert "alice" in asked.json["content"] and EXAMPLE_QUESTIONS[0] in asked.json["content"]
+        [thread] = await s.fake.wait_for("POST", r"/channels/\d+/messages/\d+/threads", within_s=30)
+        thread_id = thread.path.split("/")[4]
+        await s.done(thread_id)
+        assert any("1.41421356237309504880168872421" in c for c in s.contents(thread_id))
+        sent = json.dumps(s.llm.agent_requests[-1]["messages"], ensure_ascii=False)
+        assert f"[alice] {EXAMPLE_QUESTIONS[0]}" in sent
+
+
+async def test_an_empty_mention_offers_the_examples_to_click(tmp_path):
+    async with discord_stack(tmp_path) as s:
+        await s.ask("")
+        [reply] = await s.fake.wait_for("POST", rf"/channels/{s.fake.channel_id}/messages", within_s=30)
+        ids = [b["custom_id"] for row in reply.json["components"] for b in row["components"]]
+        assert ids == ["cb:ask:0", "cb:ask:1", "cb:ask:2"]
+        notice = next(m for m, msg in s.fake.messages.items() if s.fake.buttons(m) == ids)
+        s.llm.enqueue_text("There are 2.")
+        text, _ = await answer(s.fake, await s.fake.press(notice, "cb:ask:2", user=s.fake.user("dave")))
+        assert text == f"Asking: {EXAMPLE_QUESTIONS[2]}"
+        [thread] = await s.fake.wait_for("POST", r"/channels/\d+/messages/\d+/threads", within_s=30)
+        await s.done(thread.path.split("/")[4])
+        assert "[dave] " + EXAMPLE_QUESTIONS[2] in json.dumps(
+            s.llm.agent_requests[-1]["messages"], ensure_ascii=False
+        )

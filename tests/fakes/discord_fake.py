@@ -68,6 +68,7 @@ class FakeDiscord:
         self.identify_payload: dict[str, Any] = {}
         self.resumes = 0
         self._interactions: dict[str, tuple[float, bool]] = {}
+        self.interaction_channels: dict[str, str] = {}  # token -> channel id the interaction came from
         self._failures: list[tuple[str, re.Pattern[str], int, float]] = []
         self._changed = asyncio.Condition()
         self._ws: web.WebSocketResponse | None = None
@@ -299,6 +300,7 @@ class FakeDiscord:
             )
             d["member"] = {**self.member(user, manager=manager), "permissions": perms}
         self._interactions[token] = (time.monotonic(), False)
+        self.interaction_channels[token] = cid
         await self.dispatch("INTERACTION_CREATE", d)
         return d
 
@@ -349,6 +351,7 @@ class FakeDiscord:
         perms = BASIC_PERMS | (MANAGE_GUILD if manager else 0)
         d["member"] = {**self.member(user, manager=manager), "permissions": str(perms)}
         self._interactions[token] = (time.monotonic(), False)
+        self.interaction_channels[token] = cid
         await self.dispatch("INTERACTION_CREATE", d)
         return d
 

@@ -251,6 +251,9 @@ async def _callback(fake: FakeDiscord, call: Call, interaction_id: str, token: s
             return _json(form_errors(problems), 400)
     fake._interactions[token] = (created, True)
     msg = {**_message(fake, "0", call), "content": data.get("content", ""), "flags": data.get("flags", 0)}
+    # The response is a message in the interaction's channel; buttons on it can be pressed (ephemeral too).
+    channel = fake.interaction_channels.get(token, "0")
+    fake.messages[int(msg["id"])] = {**msg, "channel_id": channel, "components": data.get("components") or []}
     loading = body.get("type") == 5
     return _json(
         {
