@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from core.agent import StepRecord
 from core.limits import EffectiveLimits
 from core.sink import ReplySink
-from core.store.base import AuditRecord, Turn, UsageRecord, Workspace
+from core.store.base import AuditRecord, StoreError, Turn, UsageRecord, Workspace
 from core.turn import TurnDeps, _audit
 from core.types import (
     Author,
@@ -198,7 +198,10 @@ class Control:
                 record = await self._review_and_run(job, sink, limits)
         except BaseException as exc:  # stopped, shut down or failed: the started re-run is closed
             reason = "stopped" if incoming.event_id in self._stopping else type(exc).__name__
-            await asyncio.shield(d.store.abandon_turn(incoming.event_id, reason, self._clock()))
+            try:
+                await asyncio.shield(d.store.abandon_turn(incoming.event_id, reason, self._clock()))
+            except (StoreError, asyncio.CancelledError):
+                log.warning("could not record the end of re-run %s", incoming.event_id)
             raise
         now = self._clock()
         usage = UsageRecord(

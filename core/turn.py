@@ -78,8 +78,10 @@ class TurnRunner:
             await self._queued(incoming, sink, limits)
         except asyncio.CancelledError:
             stopper = self.stopping.get(incoming.event_id)
-            if started and stopper is not None:  # the Stop button, not a shutdown
-                await self._abandon(incoming, sink, "stopped", text=STOPPED_TEXT.format(name=stopper))
+            if stopper is not None:  # the Stop button, not a shutdown
+                if started:
+                    await self._abandon(incoming, sink, "stopped", notify=False)
+                await _safe_post(sink, NoticeReply("abandoned", STOPPED_TEXT.format(name=stopper)))
                 await _safe_progress(sink, Progress.FAILED, "stopped")
             elif started:
                 await self._abandon(incoming, sink, "shutdown")
@@ -190,20 +192,13 @@ class TurnRunner:
         audits = [_audit(incoming, step, now) for step in steps]
         return Turn(incoming.key, incoming.event_id, messages, audits, usage)
 
-    async def _abandon(
-        self,
-        incoming: Incoming,
-        sink: ReplySink,
-        reason: str,
-        notify: bool = True,
-        text: str = ABANDONED_TEXT,
-    ) -> None:
+    async def _abandon(self, incoming: Incoming, sink: ReplySink, reason: str, notify: bool = True) -> None:
         try:
             await asyncio.shield(self._d.store.abandon_turn(incoming.event_id, reason, self._d.clock()))
         except (StoreError, asyncio.CancelledError):
             log.warning("could not record abandoned turn %s", incoming.event_id)
         if notify:
-            await _safe_post(sink, NoticeReply("abandoned", text))
+            await _safe_post(sink, NoticeReply("abandoned", ABANDONED_TEXT))
 
 
 def _decode_all(incoming: Incoming, raw: list[str]) -> list[llm.Message]:
