@@ -180,3 +180,20 @@ async def test_rerun_is_counted_against_the_hourly_runs(tmp_path):
         await core.wait_idle(60)
     assert not again.of(ResultReply)
     assert [n.kind for n in again.notices] == ["limit"]
+
+
+async def test_a_queued_turn_can_be_stopped_and_is_recorded_stopped(tmp_path):
+    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+        fake.enqueue_delay(30)  # the first question holds the thread
+        fake.enqueue_text("first")
+        first, second = RecordingSink(), RecordingSink()
+        await core.submit(ask("first question", "ev-1"), first)
+        await until(lambda: Progress.THINKING in first.progress_states)
+        await core.submit(ask("second question", "ev-2"), second)
+        # Started and waiting for the thread (a press can only come once the turn shows its status).
+        await until(lambda: ("ev-2", "started", None) in turn_rows(tmp_path / "codebot.db"))
+        assert (await core.stop(KEY, "ev-2", ALICE)).text == "Stopped."
+        assert any("Stopped by alice" in n.text for n in second.notices)
+        assert (await core.stop(KEY, "ev-1", ALICE)).text == "Stopped."
+    rows = {event: (state, reason) for event, state, reason in turn_rows(tmp_path / "codebot.db")}
+    assert rows["ev-2"] == ("abandoned", "stopped")
