@@ -8,6 +8,7 @@ answer, and small models then imitate it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -68,12 +69,12 @@ class StepRecord:
     code: str
     verdict: Verdict
     result: RunResult | None  # None when refused, or when the sandbox failed (see `failure`)
-    failure: str = ""  # "sandbox-unavailable" or "sandbox-error" when an allowed run produced no result
+    failure: str = ""  # "sandbox-unavailable", "sandbox-error" or "cancelled": an allowed run without result
 
     @property
     def ran(self) -> bool:
         """The program was handed to the sandbox (it may have run even if no result came back)."""
-        return self.result is not None or self.failure == "sandbox-error"
+        return self.result is not None or self.failure in ("sandbox-error", "cancelled")
 
     @property
     def outcome(self) -> str:
@@ -177,6 +178,9 @@ class _Turn:
         """Run the program; a sandbox failure is recorded for the audit before the turn stops."""
         try:
             return await self.runner.run(code, limits)
+        except asyncio.CancelledError:  # stopped (button) or shut down mid-run: the sandbox killed it
+            self.records.append(StepRecord(n, code, verdict, None, "cancelled"))
+            raise
         except SandboxUnavailable as exc:
             self.records.append(StepRecord(n, code, verdict, None, "sandbox-unavailable"))
             raise _Abort(str(exc) or "The sandbox is unavailable.") from exc
@@ -222,6 +226,14 @@ class Agent:
         self._reviewer = reviewer
         self._runner = runner
         self._system_prompt = system_prompt or SYSTEM_PROMPT
+
+    @property
+    def reviewer(self) -> Reviewer:
+        return self._reviewer
+
+    @property
+    def runner(self) -> Runner:
+        return self._runner
 
     async def run_turn(
         self,

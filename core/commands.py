@@ -22,6 +22,14 @@ AUDIT_PAGE = 10
 
 Handler = Callable[[CommandRequest, tuple[str, ...]], Awaitable[CommandResult]]
 
+# Shown by `help` and for an empty mention; the chat adapters make each one a button that asks it.
+# A button carries only the index: the question asked is always one of these, never client text.
+EXAMPLE_QUESTIONS = (
+    "What is √2 to 30 digits?",
+    "Plot sin(x) and cos(x)",
+    "How many Friday the 13ths in 2027?",
+)
+
 
 def usage_lines() -> tuple[str, ...]:
     """One help line per command: its name and arguments, and what it does."""
@@ -68,7 +76,8 @@ class Commands:
         text = "\n".join(
             (
                 "*codebot* answers questions by writing Python, checking it and running it in a sandbox. "
-                "Mention me in a channel; replies in the thread continue the conversation.",
+                "Mention me; replies in the thread continue the conversation.",
+                "*Try:* " + " · ".join(f"_{q}_" for q in EXAMPLE_QUESTIONS),
                 f"*Commands* ({req.syntax.heading()})",
                 *usage_lines(),
                 "*Limits*",

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from core.commands import Commands
+from core.control import Control, ControlResult, guarded
 from core.files_in import FileFetcher
 from core.settings import Settings
 from core.sink import ReplySink
@@ -53,6 +54,7 @@ class Codebot:
         self._clock = clock
         self._tasks: dict[asyncio.Task[None], tuple[Incoming, ReplySink]] = {}
         self.accepting = True
+        self.control = Control(turns.deps, turns.stopping, self.is_admin, clock)
 
     async def submit(
         self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None
@@ -108,6 +110,36 @@ class Codebot:
             return await self._commands.handle(_with_author(req, author))
         except StoreError as exc:
             return CommandResult(f"Storage problem: {exc}", ok=False)
+
+    async def stop(self, key: ThreadKey, turn_ref: str, author: Author) -> ControlResult:
+        """The Stop button: cancel the running turn `turn_ref` of `key` (asker or admin only)."""
+        try:
+            return await self.control.stop(key, turn_ref, self._resolved(author), self._tasks)
+        except StoreError as exc:
+            return ControlResult(f"Storage problem: {exc}", ok=False)
+
+    async def rerun(
+        self, key: ThreadKey, step_ref: str, author: Author, sink: ReplySink, message_id: str, press_id: str
+    ) -> ControlResult:
+        """The Re-run button: run a stored step again as a new step in the thread (asker or admin)."""
+        if not self.accepting:
+            return ControlResult(SHUTTING_DOWN_TEXT, ok=False)
+        try:
+            job = await self.control.prepare_rerun(
+                key, step_ref, self._resolved(author), message_id, press_id
+            )
+        except StoreError as exc:
+            return ControlResult(f"Storage problem: {exc}", ok=False)
+        if isinstance(job, str):
+            return ControlResult(job, ok=False)
+        run = guarded(self.control.rerun(job, sink, self._turns.exclusive), sink, "re-run")
+        task = asyncio.create_task(run, name=f"re-run {key}")
+        self._tasks[task] = (job.incoming, sink)
+        task.add_done_callback(self._finished)
+        return ControlResult(f"Running step {job.step} again; it will appear in the thread.")
+
+    def _resolved(self, author: Author) -> Author:
+        return Author(author.id, author.name, self.is_admin(author))
 
     async def has_conversation(self, key: ThreadKey) -> bool:
         """True when the bot already answers in this thread (stored history, or a turn in progress).

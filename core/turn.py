@@ -6,7 +6,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from mirascope import llm
@@ -20,12 +21,13 @@ from core.locks import KeyedLocks
 from core.settings import Settings
 from core.sink import ReplySink
 from core.store.base import AuditRecord, Store, StoreError, Turn, UsageRecord, Workspace
-from core.types import Incoming, NoticeReply, Progress
+from core.types import Incoming, NoticeReply, Progress, ThreadKey
 from sandbox.types import RunLimits
 
 log = logging.getLogger(__name__)
 
 ABANDONED_TEXT = "The bot was restarting and had to stop working on this. Please ask again."
+STOPPED_TEXT = "Stopped by {name}; the running code was ended. Ask again whenever you like."
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,17 @@ class TurnRunner:
         self._d = deps
         self._threads = KeyedLocks()
         self._global = asyncio.Semaphore(deps.settings.max_concurrent_turns)
+        self.stopping: dict[str, str] = {}  # event id -> who pressed Stop (core/control.py fills it)
+
+    @property
+    def deps(self) -> TurnDeps:
+        return self._d
+
+    @asynccontextmanager
+    async def exclusive(self, key: ThreadKey) -> AsyncIterator[None]:
+        """Hold the thread's lock and a global slot, as a turn does (a re-run runs under them)."""
+        async with self._threads.hold(key), self._global:
+            yield
 
     async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
         """Run one turn to the end; every failure becomes a notice in the thread."""
@@ -64,7 +77,13 @@ class TurnRunner:
             started = True
             await self._queued(incoming, sink, limits)
         except asyncio.CancelledError:
-            if started:
+            stopper = self.stopping.get(incoming.event_id)
+            if stopper is not None:  # the Stop button, not a shutdown
+                if started:
+                    await self._abandon(incoming, sink, "stopped", notify=False)
+                await _safe_post(sink, NoticeReply("abandoned", STOPPED_TEXT.format(name=stopper)))
+                await _safe_progress(sink, Progress.FAILED, "stopped")
+            elif started:
                 await self._abandon(incoming, sink, "shutdown")
             raise
         except StoreError as exc:
@@ -233,3 +252,10 @@ async def _safe_post(sink: ReplySink, reply: NoticeReply) -> None:
         await sink.post(reply)
     except Exception:
         log.exception("could not post a notice to the thread")
+
+
+async def _safe_progress(sink: ReplySink, state: Progress, detail: str) -> None:
+    try:
+        await sink.progress(state, detail)
+    except Exception:
+        log.exception("could not update the turn's status")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.console.render import render
+from bot.console.rich_view import RichSink
 from core.service import Codebot
 from core.text import escape_controls
 from core.types import Author, CommandRequest, Incoming, Progress, Reply, ResultReply, ThreadKey
@@ -48,12 +49,19 @@ class ConsoleSink:
             await asyncio.to_thread(self._save, reply)
 
     def _save(self, reply: ResultReply) -> None:
-        self._files_dir.mkdir(parents=True, exist_ok=True)
-        for f in reply.files:
-            path = self._files_dir / (_SAFE_NAME.sub("_", f.name) or "file")
-            path.write_bytes(f.data)
-            line = f"  file: {f.name} ({f.size:,} bytes) saved to {path}"
-            print(escape_controls(line), file=self._out, flush=True)
+        for line in save_files(reply, self._files_dir):
+            print(line, file=self._out, flush=True)
+
+
+def save_files(reply: ResultReply, files_dir: Path) -> list[str]:
+    """Save a step's returned files (blocking: call it on a thread); return the lines to show."""
+    files_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for f in reply.files:
+        path = files_dir / (_SAFE_NAME.sub("_", f.name) or "file")
+        path.write_bytes(f.data)
+        lines.append(escape_controls(f"  file: {f.name} ({f.size:,} bytes) saved to {path}"))
+    return lines
 
 
 class LineReader:
@@ -94,7 +102,9 @@ async def run_console(
     interactive = stdin.isatty()
     key = ThreadKey("console", "local", "console", thread or uuid.uuid4().hex[:12])
     me = Author("console", "you", is_admin=True)  # whoever holds the terminal is the operator
-    sink = ConsoleSink(stdout, files_dir, show_progress=interactive)
+    # Colour and a spinner only on a terminal: piped output stays the plain text scripts parse.
+    fancy = RichSink(stdout, files_dir) if stdout.isatty() else None
+    sink: ConsoleSink | RichSink = fancy or ConsoleSink(stdout, files_dir, show_progress=interactive)
     if interactive:
         print(BANNER, f"(conversation `{key.thread}`)", file=stdout, flush=True)
     await core.recover(lambda _key: sink)
@@ -118,6 +128,8 @@ async def run_console(
         incoming = Incoming(key, me, text, event_id=f"{key.thread}-{uuid.uuid4().hex}")
         await core.submit(incoming, sink)
         await core.wait_idle()
+        if fancy is not None:
+            fancy.stop()  # a turn that ended without a final state must not leave the spinner going
     return 0
 
 

@@ -18,8 +18,9 @@ from bot.discord.commands import (
     command_path,
     stale_command_text,
 )
+from bot.discord.components import ButtonActions, StepButtons
 from bot.discord.messages import MessageHandler, MessageOptions
-from bot.discord.sink import ChannelTarget, DiscordSink
+from bot.discord.sink import ChannelTarget, DiscordSink, Target
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS
 from bot.discord.sync import CommandSync
 from core.settings import ConfigError, DiscordShards, Settings
@@ -104,10 +105,16 @@ class DiscordBot:
         client_kwargs.setdefault("allowed_mentions", NO_MENTIONS)
         self.client = _make_client(self, settings.discord_shards, client_kwargs)
         self.tree: app_commands.CommandTree[_Hooks] = app_commands.CommandTree(self.client)
-        for group in build_groups(CommandRunner(core, defer_after_s)):
+        self._runner = CommandRunner(core, defer_after_s)
+        for group in build_groups(self._runner):
             self.tree.add_command(group)
         self.tree.on_error = self._on_command_error  # type: ignore[method-assign]
         self.messages = MessageHandler(core, self.client, message_options)
+        # Buttons are dynamic items registered before login: one on a message from an earlier process works.
+        self.buttons = ButtonActions(core, self.sink_for, self._question_sink)
+        self.buttons.register(self.client)
+        self.messages.buttons = self.buttons
+        self._runner.help_view = self.buttons.examples_view
         state = sync_state_path or settings.db.with_name(settings.db.name + ".discord-commands")
         self._sync = CommandSync(self.tree, state)
         self._sync_now: tuple[bool, int | None] = (False, None)
@@ -168,10 +175,22 @@ class DiscordBot:
         assert self._settings.discord_token is not None
         return self._settings.discord_token.get_secret_value()
 
+    def _question_sink(self, target: Target, key: ThreadKey, event_id: str) -> DiscordSink:
+        """The sink of a question asked by clicking an example (tracked for shutdown like the others)."""
+        opt = self.messages.options
+        sink = DiscordSink(
+            target,
+            status_interval_s=opt.status_interval_s,
+            typing_interval_s=opt.typing_interval_s,
+            buttons=StepButtons(self.buttons, key, event_id),
+        )
+        self.messages.sinks.add(sink)
+        return sink
+
     def sink_for(self, key: ThreadKey) -> DiscordSink:
         """A sink for a conversation known only by its key (its thread or DM channel id)."""
         channel = self.client.get_partial_messageable(int(key.thread))
-        return DiscordSink(ChannelTarget(channel))
+        return DiscordSink(ChannelTarget(channel), buttons=StepButtons(self.buttons, key, ""))
 
     async def _on_ready(self) -> None:
         shards = self._settings.discord_shards

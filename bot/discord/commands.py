@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 
 from bot.discord.events import PLATFORM, dm_workspace
-from bot.discord.render import render_command
+from bot.discord.render import DISCORD_HELP_NOTE, MAX_CHARS, render_command
 from bot.discord.status import NO_MENTIONS
 from core.command_specs import BY_NAME, COMMANDS, Syntax
 from core.types import Author, CommandRequest, CommandResult, ThreadKey
@@ -37,7 +37,7 @@ RESET_REFUSED = (
 )
 # Admin commands live in their own top-level group (see the module docstring).
 DISCORD_SYNTAX = Syntax(user="/codebot", admin="/codebot-admin")
-REPLY_LIMIT = 1800  # under Discord's 2,000 characters, with room for the help note
+REPLY_LIMIT = MAX_CHARS - len(DISCORD_HELP_NOTE)  # Discord's 2,000 characters, with room for the note
 USER_SUBCOMMANDS = tuple(spec.name for spec in COMMANDS if not spec.admin)
 ADMIN_SUBCOMMANDS = tuple(spec.name for spec in COMMANDS if spec.admin)
 COMMANDS_TEXT = (
@@ -79,6 +79,7 @@ class CommandRunner:
         # Discord drops an interaction not answered within 3 s; deferring well before keeps it alive.
         self._core = core
         self._defer_after = defer_after_s
+        self.help_view: Callable[[], discord.ui.View] | None = None  # example questions under `help`
 
     async def run(self, interaction: discord.Interaction, name: str, *args: str) -> None:
         """Answer `/codebot <name> <args>` for the user who invoked it."""
@@ -95,21 +96,28 @@ class CommandRunner:
             )
             return
         task = asyncio.create_task(self._core.command(req), name=f"discord command {name}")
+        view = self.help_view() if name == "help" and self.help_view is not None else None
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
         try:
             done, _ = await asyncio.wait({task}, timeout=self._defer_after)
             if done:
                 result = _result_of(task)
                 await interaction.response.send_message(
-                    render_command(result, name), ephemeral=result.ephemeral, allowed_mentions=NO_MENTIONS
+                    render_command(result, name),
+                    ephemeral=result.ephemeral,
+                    allowed_mentions=NO_MENTIONS,
+                    **extra,
                 )
                 return
             await interaction.response.defer(ephemeral=True, thinking=True)
             await asyncio.wait({task})
             result = _result_of(task)
             await interaction.followup.send(
-                render_command(result, name), ephemeral=True, allowed_mentions=NO_MENTIONS
+                render_command(result, name), ephemeral=True, allowed_mentions=NO_MENTIONS, **extra
             )
         finally:
+            if view is not None:
+                view.stop()  # its buttons are dynamic items; the client need not keep the view
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.discord.components import ButtonActions, StepButtons
 from bot.discord.events import Action, ChannelKind, MessageFacts, Route, route, thread_name, to_incoming
 from bot.discord.sink import ArchiveMinutes, ChannelTarget, DiscordSink, NewThreadTarget, Target
 from bot.discord.status import SEND_ERRORS
@@ -77,8 +78,10 @@ class MessageHandler:
         self._core = core
         self._client = client
         self._opt = options or MessageOptions()
+        self.options = self._opt
         self._threads: dict[int, ThreadInfo] = {}  # threads missing from discord.py's cache
         self.sinks: weakref.WeakSet[DiscordSink] = weakref.WeakSet()
+        self.buttons: ButtonActions | None = None  # set by DiscordBot: Stop / Re-run on the turn's messages
 
     async def on_message(self, message: discord.Message) -> None:
         """Answer the message if it is addressed to the bot or continues a conversation it owns."""
@@ -98,6 +101,7 @@ class MessageHandler:
             status_interval_s=self._opt.status_interval_s,
             typing_interval_s=self._opt.typing_interval_s,
             on_finish=marks.finish,
+            buttons=StepButtons(self.buttons, incoming.key, incoming.event_id) if self.buttons else None,
         )
         self.sinks.add(sink)
         submitted = await self._core.submit(incoming, sink)

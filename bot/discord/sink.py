@@ -6,7 +6,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import discord
 
@@ -22,6 +22,9 @@ from bot.discord.render import (
 )
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS, StatusLine, TypingLoop
 from core.types import NoticeReply, Progress, Reply
+
+if TYPE_CHECKING:
+    from bot.discord.components import StepButtons
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ class Target(Protocol):
         """Return the channel to post in, creating it on first use."""
         ...
 
-    async def early_notice(self, content: str) -> bool:
+    async def early_notice(self, content: str, view: discord.ui.View | None = None) -> bool:
         """Answer before any thread exists (a refusal); False when the target has no such place."""
         ...
 
@@ -54,7 +57,7 @@ class ChannelTarget:
     async def channel(self) -> discord.abc.Messageable:
         return self._channel
 
-    async def early_notice(self, content: str) -> bool:
+    async def early_notice(self, content: str, view: discord.ui.View | None = None) -> bool:
         return False
 
 
@@ -97,11 +100,14 @@ class NewThreadTarget:
                 log.warning("could not post in channel %s either", channel.id)
             return channel
 
-    async def early_notice(self, content: str) -> bool:
+    async def early_notice(self, content: str, view: discord.ui.View | None = None) -> bool:
         if self._thread is not None:
             return False
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
         try:
-            await self._message.reply(content, allowed_mentions=NO_MENTIONS, mention_author=False)
+            await self._message.reply(content, allowed_mentions=NO_MENTIONS, mention_author=False, **extra)
+            if view is not None:
+                view.stop()
         except SEND_ERRORS as exc:
             log.warning("could not reply to message %s: %s", self._message.id, exc)
         return True
@@ -117,9 +123,13 @@ class DiscordSink:
         status_interval_s: float = 1.0,
         typing_interval_s: float = 8.0,
         on_finish: Callable[[bool], Awaitable[None]] | None = None,
+        buttons: StepButtons | None = None,
     ) -> None:
         self._target = target
         self._status = StatusLine(status_interval_s)
+        self._buttons = buttons  # Stop on the status, Re-run / Show full output on results
+        if buttons is not None:
+            self._status.view = buttons.status_view()
         self._typing = TypingLoop(typing_interval_s)
         self._opened = False
         self._on_finish = on_finish  # told once whether the turn ended well (marks the question)
@@ -143,11 +153,14 @@ class DiscordSink:
             if reply.kind == "queued" and self._opened:
                 await self._status.update(await self._open(), render_notice(reply))
                 return
-            if not self._opened and await self._target.early_notice(render_notice(reply)):
+            view = self._buttons.notice_view(reply) if self._buttons is not None else None
+            if not self._opened and await self._target.early_notice(render_notice(reply), view):
                 return
         channel = await self._open()
-        for message in render_reply(reply, self._target.upload_limit):
-            await self._send(channel, message)
+        outs = render_reply(reply, self._target.upload_limit)
+        view = self._buttons.result_view(reply, outs) if self._buttons is not None else None
+        for i, message in enumerate(outs):
+            await self._send(channel, message, view if i == len(outs) - 1 else None)
         self._typing.touch()
         if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
             await self._typing.stop()
@@ -164,13 +177,18 @@ class DiscordSink:
         self._opened = True
         return channel
 
-    async def _send(self, channel: discord.abc.Messageable, out: Outgoing) -> None:
+    async def _send(
+        self, channel: discord.abc.Messageable, out: Outgoing, view: discord.ui.View | None = None
+    ) -> None:
         files = [discord.File(io.BytesIO(a.data), filename=a.name) for a in out.files]
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
         try:
             if files:
-                await channel.send(out.content, files=files, allowed_mentions=NO_MENTIONS)
+                await channel.send(out.content, files=files, allowed_mentions=NO_MENTIONS, **extra)
             else:
-                await channel.send(out.content, allowed_mentions=NO_MENTIONS)
+                await channel.send(out.content, allowed_mentions=NO_MENTIONS, **extra)
+            if view is not None:
+                view.stop()  # dynamic items dispatch the presses; the client need not keep the view
             return
         except SEND_ERRORS as exc:
             if not files:

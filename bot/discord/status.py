@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import discord
@@ -29,6 +30,7 @@ class StatusLine:
         self._last = 0.0
         self._lock = asyncio.Lock()
         self._flush: asyncio.Task[None] | None = None
+        self.view: discord.ui.View | None = None  # buttons on the status (Stop), removed when final
 
     @property
     def text(self) -> str:
@@ -45,7 +47,7 @@ class StatusLine:
                     return
         if final:
             await self._cancel_flush()
-            await self._apply()
+            await self._apply(final=True)
             return
         if self._flush is not None and not self._flush.done():
             return  # the pending edit will pick up the newest text
@@ -60,8 +62,11 @@ class StatusLine:
         await self._cancel_flush()
 
     async def _post(self, channel: discord.abc.Messageable) -> None:
+        extra: dict[str, Any] = {"view": self.view} if self.view is not None else {}
         try:
-            self._message = await channel.send(self._wanted, allowed_mentions=NO_MENTIONS)
+            self._message = await channel.send(self._wanted, allowed_mentions=NO_MENTIONS, **extra)
+            if self.view is not None:
+                self.view.stop()  # its buttons are dynamic items: the client need not keep the view
         except SEND_ERRORS as exc:
             log.warning("could not post the status message: %s", exc)
             return
@@ -71,13 +76,14 @@ class StatusLine:
         await asyncio.sleep(delay)
         await self._apply()
 
-    async def _apply(self) -> None:
+    async def _apply(self, final: bool = False) -> None:
         async with self._lock:
             if self._message is None or self._wanted == self._shown:
                 return
             text = self._wanted
+            extra: dict[str, Any] = {"view": None} if final and self.view is not None else {}
             try:
-                await self._message.edit(content=text, allowed_mentions=NO_MENTIONS)
+                await self._message.edit(content=text, allowed_mentions=NO_MENTIONS, **extra)
             except SEND_ERRORS as exc:
                 log.warning("could not edit the status message: %s", exc)
             self._shown, self._last = text, self._clock()

@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import events
+from bot.slack.actions import ButtonHandlers, FullOutputs, StepButtons
 from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
 from bot.slack.render import RenderLimits
@@ -82,6 +83,7 @@ class SlackBot:
             ],
         )
         self.users = UserDirectory(self.client, ttl_s=admin_ttl_s)
+        self._outputs = FullOutputs()  # for "Show full output"; memory only (the file is in the thread)
         bolt_log = logging.getLogger("bot.slack.bolt")
         bolt_log.addFilter(_drop_token_warning)
         self.app = AsyncApp(
@@ -103,6 +105,10 @@ class SlackBot:
         self.app.command("/codebot")(
             SlashCommand(self._core, self.users, self.client, ack_budget_s=ack_budget_s)
         )
+        buttons = ButtonHandlers(
+            self._core, self.users, self.client, self.sink_for, self._outputs, self._question_sink
+        )
+        buttons.register(self.app)
 
     async def _gate(self, req: Any, resp: Any, next: Any) -> BoltResponse:
         if self._stopping:  # 503 makes Slack retry later (another replica, or us after restart)
@@ -129,9 +135,7 @@ class SlackBot:
         info = await self.users.lookup(str(event.get("user", "")))
         incoming = events.to_incoming(body, event, bot_user_id, Author(info.id, info.name, info.is_admin))
         target = events.reply_target(event)
-        sink = SlackSink(
-            self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
-        )
+        sink = self._question_sink(target, incoming.key, incoming.event_id)
         command = thread_command(incoming.text)
         if command is not None:  # `@codebot reset` inside the thread it is about
             await self._thread_command(incoming, sink, command.name)
@@ -140,12 +144,28 @@ class SlackBot:
         if submitted.accepted:
             await self._react(target.channel, target.message_ts, "eyes")
 
+    def _question_sink(self, target: events.Target, key: ThreadKey, event_id: str) -> SlackSink:
+        """The sink of one question's turn, with its buttons (Stop carries the turn's event id)."""
+        buttons = StepButtons(key, event_id, self._outputs, self._limits)
+        return SlackSink(
+            self.client,
+            target,
+            limits=self._limits,
+            min_update_interval_s=self._status_interval,
+            buttons=buttons,
+        )
+
     def sink_for(self, key: ThreadKey) -> SlackSink:
         """A sink for a thread known only by its key (telling threads about interrupted turns)."""
         thread_ts = None if key.thread == key.channel else key.thread  # top-level DM conversation
         target = events.Target(key.channel, thread_ts, key.thread)
+        buttons = StepButtons(key, "", self._outputs, self._limits)  # Re-run on a re-run's result too
         return SlackSink(
-            self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
+            self.client,
+            target,
+            limits=self._limits,
+            min_update_interval_s=self._status_interval,
+            buttons=buttons,
         )
 
     async def _thread_command(self, incoming: Incoming, sink: SlackSink, name: str) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.access import is_member
+from bot.slack.actions import help_args
 from bot.slack.admins import UserDirectory
 from bot.slack.events import PLATFORM, parse_command_text, parse_thread_ref
 from bot.slack.render import render_command_text
@@ -90,7 +91,7 @@ class SlashCommand:
             return True
         return await is_member(self._client, thread.channel, request.author.id)
 
-    async def _run(self, body: Mapping[str, Any]) -> dict[str, str]:
+    async def _run(self, body: Mapping[str, Any]) -> dict[str, Any]:
         user_id = str(body.get("user_id", ""))
         try:
             info = await self._users.lookup(user_id)
@@ -100,7 +101,8 @@ class SlashCommand:
                 return {"text": request, "response_type": "ephemeral"}
             if not await self._may_act_on_thread(request):
                 return {"text": RESET_REFUSED, "response_type": "ephemeral"}
-            return response_args(await self._core.command(request))
+            args = response_args(await self._core.command(request))
+            return help_args(args) if request.name == "help" else args
         except Exception:  # a broken command must still answer the user, never leave Slack hanging
             log.exception("/codebot failed")
             return {

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -25,6 +25,9 @@ from bot.slack.render import (
     within_limits,
 )
 from core.types import Progress, Reply
+
+if TYPE_CHECKING:
+    from bot.slack.actions import StepButtons
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,10 @@ class SlackSink:
         limits: RenderLimits | None = None,
         min_update_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        buttons: StepButtons | None = None,
     ) -> None:
         self._client = client
+        self._buttons = buttons  # Stop on the status, Re-run / Show full output on results
         self._target = target
         self._limits = limits or RenderLimits()
         self._interval = min_update_interval_s
@@ -70,6 +75,8 @@ class SlackSink:
     async def progress(self, state: Progress, detail: str = "") -> None:
         """Show the turn's state in the status message; updates closer than the interval are coalesced."""
         message = render_progress(state, detail)
+        if self._buttons is not None:
+            message = self._buttons.status(message, state)
         if state in FINAL_STATES:
             await self._cancel_flush()
             await self._show(message)
@@ -86,7 +93,10 @@ class SlackSink:
 
     async def post(self, reply: Reply) -> None:
         """Post a reply's messages in the thread, then upload its files (a failed upload is noted)."""
-        for message in render(reply, self._limits):
+        messages = render(reply, self._limits)
+        if self._buttons is not None:
+            messages = self._buttons.result(reply, messages)
+        for message in messages:
             if await self._post_message(message) and message.attachments:
                 await self._upload(message.attachments)
 

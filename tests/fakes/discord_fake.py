@@ -70,6 +70,7 @@ class FakeDiscord(ShardedGateway):
         self.resumes = 0
         self._init_shards()
         self._interactions: dict[str, tuple[float, bool]] = {}
+        self.interaction_channels: dict[str, str] = {}  # token -> channel id the interaction came from
         self._failures: list[tuple[str, re.Pattern[str], int, float]] = []
         self._changed = asyncio.Condition()
         self._ws: web.WebSocketResponse | None = None
@@ -314,6 +315,58 @@ class FakeDiscord(ShardedGateway):
             )
             d["member"] = {**self.member(user, manager=manager), "permissions": perms}
         self._interactions[token] = (time.monotonic(), False)
+        self.interaction_channels[token] = cid
+        await self.dispatch("INTERACTION_CREATE", d)
+        return d
+
+    def buttons(self, message_id: int | str) -> list[str]:
+        """custom_ids of the buttons a message shows now."""
+        msg = self.messages.get(int(message_id)) or {}
+        return [
+            c.get("custom_id", "") for row in msg.get("components", []) for c in row.get("components", [])
+        ]
+
+    async def press(
+        self,
+        message_id: int | str,
+        custom_id: str,
+        *,
+        user: dict[str, Any],
+        manager: bool = False,
+        forged: bool = False,
+    ) -> dict[str, Any]:
+        """Dispatch a button press (INTERACTION_CREATE type 3) on a message the bot posted.
+
+        A client can only press a button the message shows; `forged` sends any custom_id, as a
+        crafted request could.
+        """
+        msg = self.messages[int(message_id)]
+        if not forged:
+            assert custom_id in self.buttons(message_id), f"{custom_id!r} is not on message {message_id}"
+        token = f"tok-{self.new_id()}"
+        cid = msg["channel_id"]
+        d: dict[str, Any] = {
+            "id": str(self.new_id()),
+            "application_id": str(self.app_id),
+            "type": 3,
+            "token": token,
+            "version": 1,
+            "channel_id": cid,
+            "app_permissions": str(BASIC_PERMS),
+            "locale": "en-US",
+            "entitlements": [],
+            "attachment_size_limit": self.upload_limit,
+            "context": 0,
+            "message": msg,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "guild_id": str(self.guild_id),
+            "guild_locale": "en-US",
+            "channel": self.threads.get(int(cid)) or self._channel(int(cid)),
+        }
+        perms = BASIC_PERMS | (MANAGE_GUILD if manager else 0)
+        d["member"] = {**self.member(user, manager=manager), "permissions": str(perms)}
+        self._interactions[token] = (time.monotonic(), False)
+        self.interaction_channels[token] = cid
         await self.dispatch("INTERACTION_CREATE", d)
         return d
 

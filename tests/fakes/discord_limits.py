@@ -17,6 +17,10 @@ EMBED_FIELDS = 25
 EMBED_TEXT = {"title": 256, "description": 4096}
 ARCHIVE_MINUTES = (60, 1440, 4320, 10080)
 MENTION_PARSE = {"roles", "users", "everyone"}
+MAX_ROWS = 5
+ROW_ITEMS = 5
+CUSTOM_ID = 100
+BUTTON_LABEL = 80
 
 
 def form_errors(errors: dict[str, str]) -> dict[str, Any]:
@@ -39,6 +43,7 @@ def message_problems(body: Any, n_files: int = 0) -> dict[str, str]:
     elif content is not None and len(content) > MAX_CONTENT:
         problems["content"] = f"BASE_TYPE_MAX_LENGTH: Must be {MAX_CONTENT} or fewer in length."
     problems |= _embed_problems(body.get("embeds"))
+    problems |= component_problems(body.get("components"))
     mentions = body.get("allowed_mentions")
     if mentions is not None:
         parse = mentions.get("parse", []) if isinstance(mentions, dict) else None
@@ -98,3 +103,45 @@ def thread_problems(body: Any) -> dict[str, str]:
     if archive not in ARCHIVE_MINUTES:
         problems["auto_archive_duration"] = "BASE_TYPE_CHOICES: Value must be one of (60, 1440, 4320, 10080)."
     return problems
+
+
+def component_problems(rows: Any) -> dict[str, str]:
+    """Action rows of buttons: 5 rows of 5, custom_id 1-100 characters and unique, label up to 80."""
+    if rows is None:
+        return {}
+    if not isinstance(rows, list) or len(rows) > MAX_ROWS:
+        return {"components": f"BASE_TYPE_MAX_LENGTH: Must be {MAX_ROWS} or fewer in length."}
+    problems: dict[str, str] = {}
+    seen: set[str] = set()
+    for r, row in enumerate(rows):
+        items = row.get("components") if isinstance(row, dict) and row.get("type") == 1 else None
+        if not isinstance(items, list) or not 1 <= len(items) <= ROW_ITEMS:
+            problems[f"components.{r}"] = f"COMPONENT_LAYOUT_WIDTH_EXCEEDED: 1 to {ROW_ITEMS} items per row."
+            continue
+        for i, item in enumerate(items):
+            where = f"components.{r}.components.{i}"
+            problem = _button_problem(item, seen)
+            if problem:
+                problems[where] = problem
+    return problems
+
+
+def _button_problem(item: Any, seen: set[str]) -> str:
+    if not isinstance(item, dict) or item.get("type") != 2:
+        return "UNION_TYPE_CHOICES: only buttons are modelled."
+    label = item.get("label")
+    if label is not None and (not isinstance(label, str) or len(label) > BUTTON_LABEL):
+        return f"BASE_TYPE_MAX_LENGTH: label must be {BUTTON_LABEL} or fewer in length."
+    if item.get("style") == 5:
+        return (
+            ""
+            if item.get("url") and "custom_id" not in item
+            else "BUTTON_COMPONENT_INVALID_URL: link button."
+        )
+    custom_id = item.get("custom_id")
+    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= CUSTOM_ID:
+        return f"BASE_TYPE_BAD_LENGTH: custom_id must be between 1 and {CUSTOM_ID} in length."
+    if custom_id in seen:
+        return "COMPONENT_CUSTOM_ID_DUPLICATED: custom_id must be unique."
+    seen.add(custom_id)
+    return ""

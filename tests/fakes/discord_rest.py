@@ -127,7 +127,7 @@ def _message(fake: FakeDiscord, channel_id: str, call: Call) -> dict[str, Any]:
         "embeds": [],
         "pinned": False,
         "flags": 0,
-        "components": [],
+        "components": body.get("components") or [],
     }
     guild_id = fake.guild_of_channel(int(channel_id))
     if guild_id is not None:
@@ -155,7 +155,10 @@ async def _edit_message(fake: FakeDiscord, call: Call, channel_id: str, message_
     msg = fake.messages.get(int(message_id))
     if msg is None:
         return _error(404, 10008, "Unknown Message")
-    msg.update(content=(call.json or {}).get("content", msg["content"]), edited_timestamp=ISO)
+    body = call.json or {}
+    msg.update(content=body.get("content", msg["content"]), edited_timestamp=ISO)
+    if "components" in body:  # `view=None` sends an empty list: the buttons are removed
+        msg["components"] = body["components"] or []
     return _json(msg)
 
 
@@ -251,6 +254,9 @@ async def _callback(fake: FakeDiscord, call: Call, interaction_id: str, token: s
             return _json(form_errors(problems), 400)
     fake._interactions[token] = (created, True)
     msg = {**_message(fake, "0", call), "content": data.get("content", ""), "flags": data.get("flags", 0)}
+    # The response is a message in the interaction's channel; buttons on it can be pressed (ephemeral too).
+    channel = fake.interaction_channels.get(token, "0")
+    fake.messages[int(msg["id"])] = {**msg, "channel_id": channel, "components": data.get("components") or []}
     loading = body.get("type") == 5
     return _json(
         {

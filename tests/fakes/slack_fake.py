@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes.slack_limits import message_error
+from tests.fakes.slack_interactive import Interactive
+from tests.fakes.slack_limits import message_error, view_error
 
 T = TypeVar("T")
 
@@ -58,6 +59,9 @@ class FakeSlack:
         self.channel_members: dict[str, list[str]] = {}
         self.members_page_size = 1000  # Slack pages member lists; tests shrink it to exercise cursors
         self.refused: list[tuple[str, str, list[str]]] = []  # (method, error, details) Slack would refuse
+        self.messages: dict[str, dict[str, Any]] = {}  # ts -> the bot's message as it stands (after updates)
+        self.views: list[dict[str, Any]] = []  # modals opened with views.open
+        self.interactive = Interactive(self)  # block_actions payloads, the way Slack sends them
         self._failures: dict[str, list[Failure]] = {}
         self._ts = itertools.count(1)
         self._file_ids = itertools.count(1)
@@ -180,12 +184,27 @@ class FakeSlack:
             return refused
         ts = self.next_ts()
         msg = {"text": p.get("text"), "ts": ts, "thread_ts": p.get("thread_ts"), "bot_id": "BBOT"}
+        self.messages[ts] = {**p, "ts": ts}
         return {"ok": True, "channel": p.get("channel"), "ts": ts, "message": msg}
 
     def m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
         if (refused := self._refuse("chat.update", p)) is not None:
             return refused
+        old = self.messages.get(str(p.get("ts")))
+        if old is not None:  # an update replaces text and blocks; the message stays in its thread
+            self.messages[str(p.get("ts"))] = {**old, "text": p.get("text"), "blocks": p.get("blocks")}
         return {"ok": True, "channel": p.get("channel"), "ts": p.get("ts"), "text": p.get("text", "")}
+
+    def m_views_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not self.interactive.use_trigger(str(p.get("trigger_id", ""))):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        problem = view_error(p.get("view"))
+        if problem is not None:
+            self.refused.append(("views.open", *problem))
+            return {"ok": False, "error": problem[0], "errors": problem[1]}
+        view = p["view"] if isinstance(p["view"], dict) else json.loads(p["view"])
+        self.views.append(view)
+        return {"ok": True, "view": {"id": f"V{len(self.views)}", **view}}
 
     def m_reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}

@@ -19,6 +19,13 @@ FIELD_TEXT = 2000
 CONTEXT_ELEMENTS = 10
 CONTEXT_TEXT = 3000
 HEADER_TEXT = 150
+ACTIONS_ELEMENTS = 25
+BUTTON_TEXT = 75
+BUTTON_VALUE = 2000
+ACTION_ID = 255
+BLOCK_ID = 255
+VIEW_BLOCKS = 100
+VIEW_TITLE = 24
 
 
 def message_error(params: dict[str, Any]) -> tuple[str, list[str]] | None:
@@ -70,7 +77,58 @@ def _block_problems(block: Any) -> list[str]:
         return _text_problems(block.get("text"), HEADER_TEXT, "text", plain_only=True)
     if kind == "divider":
         return []
+    if kind == "actions":
+        return _actions_problems(block)
     return [f"unsupported block type {kind!r}"]
+
+
+def _actions_problems(block: dict[str, Any]) -> list[str]:
+    """An actions block: 1 to 25 buttons, each with a short label, value and action_id."""
+    elements = block.get("elements") or []
+    problems = [] if 1 <= len(elements) <= ACTIONS_ELEMENTS else [f"{len(elements)} actions elements"]
+    if len(str(block.get("block_id", ""))) > BLOCK_ID:
+        problems.append(f"block_id longer than {BLOCK_ID}")
+    ids = [e.get("action_id") for e in elements if isinstance(e, dict)]
+    if len(ids) != len(set(ids)):
+        problems.append("action_id values must be unique within a block")
+    for n, e in enumerate(elements):
+        problems += [f"elements[{n}]: {p}" for p in _button_problems(e)]
+    return problems
+
+
+def _button_problems(e: Any) -> list[str]:
+    if not isinstance(e, dict) or e.get("type") != "button":
+        return ["only buttons are modelled"]
+    problems = _text_problems(e.get("text"), BUTTON_TEXT, "text", plain_only=True)
+    action_id, value = e.get("action_id"), e.get("value", "")
+    if not isinstance(action_id, str) or not 1 <= len(action_id) <= ACTION_ID:
+        problems.append(f"action_id must be 1 to {ACTION_ID} characters")
+    if not isinstance(value, str) or len(value) > BUTTON_VALUE:
+        problems.append(f"value must be at most {BUTTON_VALUE} characters")
+    if e.get("style") not in (None, "primary", "danger"):
+        problems.append("style must be primary or danger")
+    return problems
+
+
+def view_error(view: Any) -> tuple[str, list[str]] | None:
+    """Return (error, details) for a views.open view Slack refuses (modals only)."""
+    if isinstance(view, str):
+        try:
+            view = json.loads(view)
+        except ValueError:
+            return "invalid_arguments", ["view is not JSON"]
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        return "invalid_arguments", ["view must be a modal object"]
+    problems = _text_problems(view.get("title"), VIEW_TITLE, "title", plain_only=True)
+    if "close" in view:
+        problems += _text_problems(view["close"], VIEW_TITLE, "close", plain_only=True)
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or not 1 <= len(blocks) <= VIEW_BLOCKS:
+        problems.append(f"a modal needs 1 to {VIEW_BLOCKS} blocks")
+        blocks = []
+    for i, block in enumerate(blocks):
+        problems += [f"[{i}] {p}" for p in _block_problems(block)]
+    return ("invalid_arguments", problems) if problems else None
 
 
 def _text_problems(obj: Any, limit: int, where: str, *, plain_only: bool = False) -> list[str]:

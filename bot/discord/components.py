@@ -1,0 +1,250 @@
+"""Buttons on the bot's Discord messages (Stop, Re-run, Show full output), persistent across restarts.
+
+Each button is a `discord.ui.DynamicItem`: its custom_id (`cb:<op>:<ref>`, under Discord's 100
+characters) carries everything needed, and the class is registered with the client at start-up, so a
+button on a message posted by an earlier process still works. A custom_id comes back from the client
+and is untrusted: the template only admits short references, and the core validates them and looks the
+code up itself. The presser is answered ephemerally; the thread hears the outcome.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.discord.events import PLATFORM, dm_workspace, thread_name
+from bot.discord.render import Outgoing
+from bot.discord.status import NO_MENTIONS, SEND_ERRORS
+from core.commands import EXAMPLE_QUESTIONS
+from core.control import step_ref
+from core.service import EMPTY_TEXT
+from core.types import Author, CodeReply, Incoming, NoticeReply, Reply, ResultReply, ThreadKey
+
+if TYPE_CHECKING:
+    from bot.discord.sink import DiscordSink, Target
+    from core.service import Codebot
+
+SinkFactory = Callable[["Target", ThreadKey, str], "DiscordSink"]
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = r"cb:(?P<op>stop|rerun|full|ask):(?P<ref>[A-Za-z0-9._-]{1,80})"
+LABELS = {"stop": "Stop", "rerun": "Re-run", "full": "Show full output", "ask": "Ask"}
+STYLES = {"stop": discord.ButtonStyle.danger, "rerun": discord.ButtonStyle.secondary}
+FULL_CACHE_ENTRIES = 200
+FULL_CACHE_CHARS = 8_000_000
+FULL_FILE_BYTES = 1 << 20  # what "Show full output" sends back at most (the thread has the whole file)
+GONE_TEXT = "I no longer have that output in memory; the full output is attached above."
+
+
+class FullOutputs:
+    """Full outputs of recent steps, in memory only (the full text is also attached in the thread)."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple[ThreadKey, str], str] = OrderedDict()
+        self._chars = 0
+
+    def put(self, key: ThreadKey, ref: str, text: str) -> None:
+        text = text[:FULL_FILE_BYTES]
+        old = self._items.pop((key, ref), None)
+        self._chars += len(text) - (len(old) if old is not None else 0)
+        self._items[(key, ref)] = text
+        while self._items and (len(self._items) > FULL_CACHE_ENTRIES or self._chars > FULL_CACHE_CHARS):
+            _, dropped = self._items.popitem(last=False)
+            self._chars -= len(dropped)
+
+    def get(self, key: ThreadKey, ref: str) -> str | None:
+        return self._items.get((key, ref))
+
+
+class ButtonActions:
+    """What a press does; one per bot, bound into the registered DynamicItem class."""
+
+    def __init__(
+        self, core: Codebot, sink_for: Callable[[ThreadKey], DiscordSink], question_sink: SinkFactory
+    ) -> None:
+        self.core = core
+        self.outputs = FullOutputs()
+        self._sink_for = sink_for
+        self._question_sink = question_sink
+        self.item = _button_class(self)
+
+    def register(self, client: discord.Client) -> None:
+        client.add_dynamic_items(self.item)
+
+    def view(self, *items: tuple[str, str]) -> discord.ui.View:
+        """A view of buttons (op, ref); call `.stop()` after sending: the dynamic item dispatches."""
+        view = discord.ui.View(timeout=None)
+        for op, ref in items:
+            view.add_item(self.item(op, ref))
+        return view
+
+    def examples_view(self) -> discord.ui.View:
+        """The example questions as buttons; each carries only its index (see core.commands)."""
+        return self.view(*(("ask", str(i)) for i in range(len(EXAMPLE_QUESTIONS))))
+
+    async def pressed(self, interaction: discord.Interaction, op: str, ref: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        key, author = conversation_key(interaction), presser(interaction)
+        if op == "ask":
+            await self._ask(interaction, key, author, ref)
+            return
+        if op == "full":
+            await self._full(interaction, key, ref)
+            return
+        if op == "stop":
+            result = await self.core.stop(key, ref, author)
+        else:
+            message_id = str(interaction.message.id) if interaction.message is not None else "unknown"
+            sink = self._sink_for(key)
+            result = await self.core.rerun(key, ref, author, sink, message_id, str(interaction.id))
+        await _followup(interaction, result.text)
+
+    async def _ask(self, interaction: discord.Interaction, key: ThreadKey, author: Author, ref: str) -> None:
+        """An example question clicked: ask it as the clicker, in this thread or DM, or in a new thread."""
+        from bot.discord.sink import ChannelTarget, NewThreadTarget  # the sink module imports this one
+
+        if ref not in {str(i) for i in range(len(EXAMPLE_QUESTIONS))}:
+            await _followup(interaction, "That button is not valid.")
+            return
+        question, channel = EXAMPLE_QUESTIONS[int(ref)], interaction.channel
+        target: Target
+        if interaction.guild_id is None or isinstance(channel, discord.Thread):
+            target = ChannelTarget(channel)  # type: ignore[arg-type]
+        else:
+            try:
+                posted = await channel.send(  # type: ignore[union-attr]
+                    f"**{_plain(author.name or author.id)}** asked: *{question}*",
+                    allowed_mentions=NO_MENTIONS,
+                )
+            except SEND_ERRORS as exc:
+                log.info("could not post an example question: %s", exc)
+                await _followup(interaction, "I could not post in this channel.")
+                return
+            target = NewThreadTarget(posted, thread_name(question))
+            key = ThreadKey(key.platform, key.workspace, key.channel, str(posted.id))
+        incoming = Incoming(key, author, question, f"ask-{interaction.id}")
+        submitted = await self.core.submit(incoming, self._question_sink(target, key, incoming.event_id))
+        await _followup(
+            interaction, f"Asking: {question}" if submitted.accepted else "I could not take that now."
+        )
+
+    async def _full(self, interaction: discord.Interaction, key: ThreadKey, ref: str) -> None:
+        text = self.outputs.get(key, ref)
+        if text is None:
+            await _followup(interaction, GONE_TEXT)
+            return
+        data = text.encode()[:FULL_FILE_BYTES]
+        file = discord.File(io.BytesIO(data), filename="full-output.txt")
+        try:
+            await interaction.followup.send(
+                "The full output (only you can see this):",
+                file=file,
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+        except SEND_ERRORS as exc:
+            log.info("could not send the full output: %s", exc)
+
+
+def _button_class(actions: ButtonActions) -> type[Any]:
+    class CodebotButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
+        def __init__(self, op: str, ref: str) -> None:
+            label = LABELS[op]
+            if op == "ask" and ref.isdigit() and int(ref) < len(EXAMPLE_QUESTIONS):
+                label = EXAMPLE_QUESTIONS[int(ref)][:80]
+            button: discord.ui.Button[Any] = discord.ui.Button(
+                label=label,
+                style=STYLES.get(op, discord.ButtonStyle.secondary),
+                custom_id=f"cb:{op}:{ref}",
+            )
+            super().__init__(button)
+            self.op, self.ref = op, ref
+
+        @classmethod
+        async def from_custom_id(
+            cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+        ) -> CodebotButton:
+            return cls(match["op"], match["ref"])
+
+        async def callback(self, interaction: discord.Interaction) -> None:
+            try:
+                await actions.pressed(interaction, self.op, self.ref)
+            except SEND_ERRORS as exc:  # the interaction expired: nothing more reaches the presser
+                log.info("button %s: %s", self.op, exc)
+
+    return CodebotButton
+
+
+def conversation_key(interaction: discord.Interaction) -> ThreadKey:
+    """The conversation a pressed message belongs to, keyed as events.route keys it."""
+    ch = str(interaction.channel_id)
+    if interaction.guild_id is None:
+        return ThreadKey(PLATFORM, dm_workspace(ch), ch, ch)
+    channel = interaction.channel
+    guild = str(interaction.guild_id)
+    if isinstance(channel, discord.Thread):
+        return ThreadKey(PLATFORM, guild, str(channel.parent_id), ch)
+    return ThreadKey(PLATFORM, guild, ch, ch)
+
+
+def _plain(name: str) -> str:
+    """A display name shown in bold: no markdown or mention can come through."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(name))[:80]
+
+
+def presser(interaction: discord.Interaction) -> Author:
+    user = interaction.user
+    perms = interaction.permissions
+    admin = interaction.guild_id is not None and (perms.manage_guild or perms.administrator)
+    return Author(str(user.id), getattr(user, "display_name", "") or user.name, admin)
+
+
+async def _followup(interaction: discord.Interaction, text: str) -> None:
+    try:
+        await interaction.followup.send(text[:1900], ephemeral=True, allowed_mentions=NO_MENTIONS)
+    except SEND_ERRORS as exc:
+        log.info("could not answer a button press: %s", exc)
+
+
+@dataclass
+class StepButtons:
+    """Per turn: Stop for the status message, Re-run / Show full output for each result message."""
+
+    actions: ButtonActions
+    key: ThreadKey
+    turn_ref: str  # the turn's event id (the question's message id); "" for a re-run
+    _code: dict[int, str] = field(default_factory=dict)
+
+    def status_view(self) -> discord.ui.View | None:
+        if not self.turn_ref or not re.fullmatch(r"[A-Za-z0-9._-]{1,80}", self.turn_ref):
+            return None
+        return self.actions.view(("stop", self.turn_ref))
+
+    def notice_view(self, reply: Reply) -> discord.ui.View | None:
+        """An empty mention is answered with the examples to click."""
+        if isinstance(reply, NoticeReply) and reply.text == EMPTY_TEXT:
+            return self.actions.examples_view()
+        return None
+
+    def result_view(self, reply: Reply, outs: list[Outgoing]) -> discord.ui.View | None:
+        if (view := self.notice_view(reply)) is not None:
+            return view
+        if isinstance(reply, CodeReply):
+            self._code[reply.step] = reply.code
+        if not isinstance(reply, ResultReply) or not outs or reply.step not in self._code:
+            return None
+        ref = step_ref(reply.step, self._code[reply.step])
+        items = [("rerun", ref)]
+        full = next((a for o in outs for a in o.files if a.name.startswith("output-step")), None)
+        if full is not None:
+            self.actions.outputs.put(self.key, ref, full.data.decode(errors="replace"))
+            items.append(("full", ref))
+        return self.actions.view(*items)

@@ -1,0 +1,298 @@
+"""Buttons on the bot's Slack messages (Stop, Re-run, Show full output) and their block_actions handlers.
+
+The blocks are stateless: a button carries only a short reference (the turn's event id, or a step
+number with a digest of its code), so a button still works after the bot restarts. Everything in a
+block_actions payload is untrusted: the core validates the reference and looks the code up itself.
+The presser is answered privately (ephemeral, via response_url) and the thread hears the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack import events, markup
+from bot.slack.admins import UserDirectory
+from bot.slack.render import Block, RenderLimits, SlackMessage, section
+from bot.slack.sink import SLACK_FAILURES, slack_error
+from core.commands import EXAMPLE_QUESTIONS
+from core.control import step_ref
+from core.service import EMPTY_TEXT
+from core.types import Author, CodeReply, Incoming, NoticeReply, Progress, Reply, ResultReply, ThreadKey
+
+if TYPE_CHECKING:
+    from bot.slack.sink import SlackSink
+    from core.service import Codebot
+
+SinkFactory = Callable[[events.Target, ThreadKey, str], "SlackSink"]
+
+log = logging.getLogger(__name__)
+
+STOP, RERUN, FULL, ASK = "codebot_stop", "codebot_rerun", "codebot_full_output", "codebot_ask"
+MAX_VALUE = 200  # what we put in a button value (Slack allows 2,000); longer values are refused back
+FULL_CACHE_ENTRIES = 200  # full outputs kept in memory for "Show full output"
+FULL_CACHE_CHARS = 8_000_000  # and at most this many characters in all
+MODAL_SECTIONS = 24  # fenced sections in the "Show full output" modal (Slack allows 100 blocks)
+MODAL_SECTION_CHARS = 2900
+FINAL = frozenset({Progress.DONE, Progress.FAILED})
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    """A Block Kit button; the label stays under Slack's 75 characters."""
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text[:75], "emoji": True},
+        "action_id": action_id,
+        "value": value[:MAX_VALUE],
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def actions(block_id: str, *elements: dict[str, Any]) -> Block:
+    return {"type": "actions", "block_id": block_id[:255], "elements": list(elements)[:25]}
+
+
+def examples_block() -> Block:
+    """The example questions as buttons; each carries only its index (see core.commands)."""
+    buttons = [button(q, f"{ASK}_{i}", str(i)) for i, q in enumerate(EXAMPLE_QUESTIONS)]
+    return actions("codebot_examples", *buttons)
+
+
+def help_args(args: dict[str, Any]) -> dict[str, Any]:
+    """The `/codebot help` answer with the example questions to click under it."""
+    return {**args, "blocks": [section(args["text"]), examples_block()]}
+
+
+class FullOutputs:
+    """Full outputs of recent steps, in memory only (the full text is also attached in the thread)."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple[ThreadKey, str], str] = OrderedDict()
+        self._chars = 0
+
+    def put(self, key: ThreadKey, ref: str, text: str) -> None:
+        text = text[: FULL_CACHE_CHARS // 8]
+        self._items[(key, ref)] = text
+        self._chars += len(text)
+        while self._items and (len(self._items) > FULL_CACHE_ENTRIES or self._chars > FULL_CACHE_CHARS):
+            _, dropped = self._items.popitem(last=False)
+            self._chars -= len(dropped)
+
+    def get(self, key: ThreadKey, ref: str) -> str | None:
+        return self._items.get((key, ref))
+
+
+@dataclass
+class StepButtons:
+    """Per turn: adds Stop to the status message and Re-run / Show full output to each result."""
+
+    key: ThreadKey
+    turn_ref: str  # the turn's event id, for Stop; "" when the turn cannot be stopped (a re-run)
+    outputs: FullOutputs
+    limits: RenderLimits
+
+    def __post_init__(self) -> None:
+        self._code: dict[int, str] = {}
+
+    def status(self, message: SlackMessage, state: Progress) -> SlackMessage:
+        if state in FINAL or not self.turn_ref or len(self.turn_ref) > MAX_VALUE:
+            return message
+        stop = button("Stop", STOP, self.turn_ref, style="danger")
+        return _with_block(message, actions("codebot_status", stop), self.limits)
+
+    def result(self, reply: Reply, messages: tuple[SlackMessage, ...]) -> tuple[SlackMessage, ...]:
+        if isinstance(reply, NoticeReply) and reply.text == EMPTY_TEXT and messages:  # an empty mention
+            return (*messages[:-1], _with_block(messages[-1], examples_block(), self.limits))
+        if isinstance(reply, CodeReply):
+            self._code[reply.step] = reply.code
+        if not isinstance(reply, ResultReply) or not messages or reply.step not in self._code:
+            return messages
+        ref = step_ref(reply.step, self._code[reply.step])
+        elements = [button("Re-run", RERUN, ref)]
+        if any(a.filename.startswith("output_step") for a in messages[-1].attachments):
+            self.outputs.put(self.key, ref, _full_text(reply))
+            elements.append(button("Show full output", FULL, ref))
+        block = actions(f"codebot_step_{reply.step}", *elements)
+        return (*messages[:-1], _with_block(messages[-1], block, self.limits))
+
+
+def _with_block(message: SlackMessage, block: Block, limits: RenderLimits) -> SlackMessage:
+    blocks = message.blocks[: limits.max_blocks - 1]
+    return SlackMessage(message.text, (*blocks, block), message.attachments)
+
+
+def _full_text(reply: ResultReply) -> str:
+    r = reply.result
+    parts = [("stdout", r.stdout), ("result", r.result or ""), ("error", r.error or ""), ("stderr", r.stderr)]
+    return "\n\n".join(f"== {label} ==\n{text}" for label, text in parts if text)
+
+
+@dataclass(frozen=True)
+class Pressed:
+    """The parts of a block_actions payload we use, each bounded; None fields were missing."""
+
+    key: ThreadKey
+    user_id: str
+    action_id: str
+    value: str
+    press_id: str  # action_ts: unique per press
+    trigger_id: str
+    message_ts: str  # the message the button is on
+    thread_ts: str | None  # its thread, if it is in one
+
+
+def parse_press(body: Mapping[str, Any]) -> Pressed | None:
+    """Read one button press from a block_actions payload; None if it is not one we can act on.
+
+    An ephemeral message (the `/codebot help` answer) comes without `message`: its ts and thread are
+    in `container`.
+    """
+    acts = body.get("actions")
+    user, channel, team = body.get("user") or {}, body.get("channel") or {}, body.get("team") or {}
+    message, container = body.get("message") or {}, body.get("container") or {}
+    if not isinstance(acts, list) or not acts or not isinstance(acts[0], dict):
+        return None
+    if not all(isinstance(x, dict) for x in (user, channel, message, team, container)):
+        return None
+    act = acts[0]
+    ts = message.get("ts") or container.get("message_ts")
+    fields = [str(x or "")[:300] for x in (user.get("id"), channel.get("id"), ts, team.get("id"))]
+    if not all(fields):
+        return None
+    user_id, channel_id, ts, team_id = fields
+    thread_ts = message.get("thread_ts") or container.get("thread_ts")
+    thread = {"channel": channel_id, "ts": ts, "thread_ts": str(thread_ts)[:40] if thread_ts else None}
+    key = events.thread_key(team_id, thread)
+    stamp = str(act.get("action_ts") or "")[:40].replace(".", "-")
+    value = str(act.get("value") or "")[: MAX_VALUE + 1]
+    action_id, trigger = str(act.get("action_id", ""))[:255], str(body.get("trigger_id", ""))[:300]
+    return Pressed(key, user_id, action_id, value, stamp, trigger, ts, thread["thread_ts"])
+
+
+class ButtonHandlers:
+    """Bolt listeners for the buttons: ack at once, then act and answer the presser privately."""
+
+    def __init__(
+        self,
+        core: Codebot,
+        users: UserDirectory,
+        client: AsyncWebClient,
+        sink_for: Callable[[ThreadKey], SlackSink],
+        outputs: FullOutputs,
+        question_sink: SinkFactory,
+    ) -> None:
+        self._core = core
+        self._users = users
+        self._client = client
+        self._sink_for = sink_for
+        self._outputs = outputs
+        self._question_sink = question_sink
+
+    def register(self, app: AsyncApp) -> None:
+        app.action(STOP)(self._stop)
+        app.action(RERUN)(self._rerun)
+        app.action(FULL)(self._full)
+        app.action(re.compile(rf"^{ASK}_\d$"))(self._ask)
+
+    async def _ask(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
+        """An example question clicked: ask it, as the clicker, in this thread (or a new one)."""
+        await ack()
+        press = parse_press(body)
+        if press is None or press.value not in {str(i) for i in range(len(EXAMPLE_QUESTIONS))}:
+            return
+        question = EXAMPLE_QUESTIONS[int(press.value)]
+        author = await self._author(press)
+        key, target = press.key, None
+        if press.thread_ts or events.is_dm({"channel": key.channel}):
+            target = events.Target(key.channel, press.thread_ts, press.message_ts)
+        else:  # the ephemeral help answer in a channel: start a thread with the question
+            target = await self._start_thread(key, author, question)
+            if target is None:
+                await _tell(respond, "I could not post in this channel.")
+                return
+            key = ThreadKey(key.platform, key.workspace, key.channel, target.message_ts)
+        incoming = Incoming(key, author, question, f"ask:{key.channel}:{press.press_id}")
+        sink = self._question_sink(target, key, incoming.event_id)
+        submitted = await self._core.submit(incoming, sink)
+        if not submitted.accepted and submitted.reason != "duplicate":
+            await _tell(respond, "I could not take that question right now; please try again.")
+
+    async def _start_thread(self, key: ThreadKey, author: Author, question: str) -> events.Target | None:
+        name = markup.prose(author.name or author.id)
+        text = f"*{name}* asked: _{markup.prose(question)}_"
+        try:
+            resp = await self._client.chat_postMessage(channel=key.channel, text=text, unfurl_links=False)
+        except SLACK_FAILURES as exc:
+            log.info("could not post an example question: %s", slack_error(exc))
+            return None
+        ts = str(resp.get("ts", ""))
+        return events.Target(key.channel, ts, ts) if ts else None
+
+    async def _author(self, press: Pressed) -> Author:
+        info = await self._users.lookup(press.user_id)
+        return Author(info.id, info.name, info.is_admin)
+
+    async def _stop(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        press = parse_press(body)
+        if press is None:
+            return
+        result = await self._core.stop(press.key, press.value, await self._author(press))
+        await _tell(respond, result.text)
+
+    async def _rerun(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        press = parse_press(body)
+        if press is None:
+            return
+        author = await self._author(press)
+        sink = self._sink_for(press.key)
+        press_id = press.press_id or "press"
+        result = await self._core.rerun(press.key, press.value, author, sink, press.message_ts, press_id)
+        await _tell(respond, result.text)
+
+    async def _full(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        press = parse_press(body)
+        if press is None:
+            return
+        text = self._outputs.get(press.key, press.value)
+        if text is None:
+            await _tell(respond, "I no longer have that output in memory; the full output is attached above.")
+            return
+        try:
+            await self._client.views_open(trigger_id=press.trigger_id, view=output_view(text))
+        except SLACK_FAILURES as exc:
+            log.info("views.open failed: %s", slack_error(exc))
+            await _tell(respond, "I could not open the output; the full output is attached above.")
+
+
+def output_view(text: str) -> dict[str, Any]:
+    """A modal showing the full output to the presser only, in fenced sections, bounded."""
+    sections, cut = markup.fenced_sections(text, MODAL_SECTIONS * MODAL_SECTION_CHARS, MODAL_SECTION_CHARS)
+    blocks: list[Block] = list(sections) or [section("_(no output)_")]
+    if cut:
+        blocks.append(section("_(longer still: the whole output is in the attached file)_"))
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Full output"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": blocks,
+    }
+
+
+async def _tell(respond: Any, text: str) -> None:
+    """Answer the presser only; a failure is logged (the press itself was acked)."""
+    try:
+        await respond(text=markup.clip(text, 2900), response_type="ephemeral", replace_original=False)
+    except Exception as exc:
+        log.info("could not answer a button press: %s", type(exc).__name__)
