@@ -69,15 +69,14 @@ class Commands:
         return req.author.is_admin or req.author.id in self._admin_ids
 
     async def _help(self, req: CommandRequest, args: tuple[str, ...]) -> CommandResult:
-        defaults = self._limits.defaults
         text = "\n".join(
             (
                 "*codebot* answers questions by writing Python, checking it and running it in a sandbox. "
                 "Mention me in a channel; replies in the thread continue the conversation.",
                 "*Commands* (`/codebot <command>`)",
                 *USAGE_LINES,
-                "*Limits*",
-                f"```\n{reference_table(defaults)}\n```",
+                "*Limits* (`limits` shows this workspace's values and the allowed ranges)",
+                f"```\n{reference_table()}\n```",
                 WINDOWS_TEXT,
             )
         )

@@ -120,6 +120,7 @@ class StoredFile:
     origin: FileOrigin  # attached to a message, or written by a run
     created_at: float
     updated_at: float
+    preview: str = ""  # the first lines of a text file (bounded by the core), "" for binary files
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class NewFile:
     name: str
     data: bytes
     origin: FileOrigin
+    preview: str = ""
 
     @property
     def sha256(self) -> str:

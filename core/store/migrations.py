@@ -270,8 +270,9 @@ _LEASES_POSTGRES = (
 
 # A thread's workspace (issue 14): its files and its kept Python state. `thread_workspaces.touched_at`
 # is the last turn that used the workspace; the retention sweep deletes workspaces idle longer than
-# CODEBOT_WORKSPACE_RETENTION_DAYS. The byte columns come last so that listing files (every turn)
-# reads the row's head and never the blob's overflow pages (SQLite) or its TOAST rows (PostgreSQL).
+# CODEBOT_WORKSPACE_RETENTION_DAYS. `preview` (the first lines of a text file, bounded) is what the
+# model is told each turn, so telling it never reads the bytes. The byte columns come last so that
+# listing files reads the row's head and never the blob's overflow pages (SQLite) or TOAST (PostgreSQL).
 _THREAD_FILES = (
     """CREATE TABLE thread_workspaces (
         platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
@@ -285,6 +286,7 @@ _THREAD_FILES = (
         sha256 TEXT NOT NULL,
         origin TEXT NOT NULL CHECK (origin IN ('attached', 'run')),
         created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        preview TEXT NOT NULL,
         data BLOB NOT NULL,
         PRIMARY KEY (platform, workspace, channel, thread, name))""",
     """CREATE TABLE thread_state (
@@ -309,6 +311,7 @@ _THREAD_FILES_POSTGRES = (
         sha256 TEXT NOT NULL,
         origin TEXT NOT NULL CHECK (origin IN ('attached', 'run')),
         created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        preview TEXT NOT NULL,
         data BYTEA NOT NULL,
         PRIMARY KEY (platform, workspace, channel, thread, name))""",
     """CREATE TABLE thread_state (

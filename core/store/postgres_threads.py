@@ -15,7 +15,7 @@ from core.store.thread_rows import dropped_json, kept_json, parse_dropped, parse
 from core.types import ThreadKey
 
 _KEY_WHERE = "platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4"
-_FILE_COLUMNS = "name, size, sha256, origin, created_at, updated_at"
+_FILE_COLUMNS = "name, size, sha256, origin, created_at, updated_at, preview"
 _TOUCH = """INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
             VALUES ($1, $2, $3, $4, $5)
             ON CONFLICT (platform, workspace, channel, thread) DO UPDATE
@@ -34,7 +34,7 @@ async def read_files(db: Conn, key: ThreadKey) -> list[tuple[StoredFile, bytes]]
     rows = await db.fetch(
         f"SELECT {_FILE_COLUMNS}, data FROM thread_files WHERE {_KEY_WHERE} ORDER BY name", *key_params(key)
     )
-    return [(stored_file(r), bytes(r[6])) for r in rows]
+    return [(stored_file(r), bytes(r[7])) for r in rows]
 
 
 async def put_files(db: Conn, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
@@ -42,12 +42,12 @@ async def put_files(db: Conn, key: ThreadKey, files: Sequence[NewFile], now: flo
     await db.executemany(
         """INSERT INTO thread_files
                (platform, workspace, channel, thread, name, size, sha256, origin,
-                created_at, updated_at, data)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
+                created_at, updated_at, preview, data)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)
            ON CONFLICT (platform, workspace, channel, thread, name) DO UPDATE SET
                size = excluded.size, sha256 = excluded.sha256, origin = excluded.origin,
-               updated_at = excluded.updated_at, data = excluded.data""",
-        [(*key_params(key), f.name, len(f.data), f.sha256, f.origin, now, f.data) for f in files],
+               updated_at = excluded.updated_at, preview = excluded.preview, data = excluded.data""",
+        [(*key_params(key), f.name, len(f.data), f.sha256, f.origin, now, f.preview, f.data) for f in files],
     )
     await db.execute(_TOUCH, *key_params(key), now)
 

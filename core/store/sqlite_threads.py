@@ -16,7 +16,7 @@ from core.store.thread_rows import dropped_json, kept_json, parse_dropped, parse
 from core.types import ThreadKey
 
 _KEY_WHERE = "platform = ? AND workspace = ? AND channel = ? AND thread = ?"
-_FILE_COLUMNS = "name, size, sha256, origin, created_at, updated_at"
+_FILE_COLUMNS = "name, size, sha256, origin, created_at, updated_at, preview"
 _IDLE = "SELECT platform, workspace, channel, thread FROM thread_workspaces WHERE touched_at < ?"
 
 
@@ -32,19 +32,22 @@ async def read_files(db: aiosqlite.Connection, key: ThreadKey) -> list[tuple[Sto
     rows = await db.execute_fetchall(
         f"SELECT {_FILE_COLUMNS}, data FROM thread_files WHERE {_KEY_WHERE} ORDER BY name", key_params(key)
     )
-    return [(stored_file(r), bytes(r[6])) for r in rows]
+    return [(stored_file(r), bytes(r[7])) for r in rows]
 
 
 async def put_files(db: aiosqlite.Connection, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
     await db.executemany(
         """INSERT INTO thread_files
                (platform, workspace, channel, thread, name, size, sha256, origin,
-                created_at, updated_at, data)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                created_at, updated_at, preview, data)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (platform, workspace, channel, thread, name) DO UPDATE SET
                size = excluded.size, sha256 = excluded.sha256, origin = excluded.origin,
-               updated_at = excluded.updated_at, data = excluded.data""",
-        [(*key_params(key), f.name, len(f.data), f.sha256, f.origin, now, now, f.data) for f in files],
+               updated_at = excluded.updated_at, preview = excluded.preview, data = excluded.data""",
+        [
+            (*key_params(key), f.name, len(f.data), f.sha256, f.origin, now, now, f.preview, f.data)
+            for f in files
+        ],
     )
     await touch(db, key, now)
 

@@ -43,6 +43,8 @@ def _rows(text: str, width: int) -> list[list[str]]:
 
 
 def stored_file(row: Any) -> StoredFile:
-    """Build a StoredFile from (name, size, sha256, origin, created_at, updated_at)."""
+    """Build a StoredFile from (name, size, sha256, origin, created_at, updated_at, preview)."""
     origin: FileOrigin = "run" if row[3] == "run" else "attached"
-    return StoredFile(str(row[0]), int(row[1]), str(row[2]), origin, float(row[4]), float(row[5]))
+    return StoredFile(
+        str(row[0]), int(row[1]), str(row[2]), origin, float(row[4]), float(row[5]), str(row[6])
+    )

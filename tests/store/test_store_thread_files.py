@@ -14,7 +14,9 @@ BINARY = bytes(range(256)) * 40  # any bytes, NULs included
 async def test_files_survive_a_reopen_with_their_bytes_and_hash(backend: Backend) -> None:
     store = backend.new()
     await store.open()
-    await store.put_files(KEY, [NewFile("data.csv", CSV, "attached"), NewFile("b.bin", BINARY, "run")], 100.0)
+    await store.put_files(
+        KEY, [NewFile("data.csv", CSV, "attached", "a,b\n1,2"), NewFile("b.bin", BINARY, "run")], 100.0
+    )
     await store.close()
 
     reopened = backend.new()
@@ -30,6 +32,7 @@ async def test_files_survive_a_reopen_with_their_bytes_and_hash(backend: Backend
     ]
     assert dict((f.name, data) for f, data in files) == {"b.bin": BINARY, "data.csv": CSV}
     assert listed[1].sha256 == NewFile("x", CSV, "attached").sha256
+    assert (listed[0].preview, listed[1].preview) == ("", "a,b\n1,2")
 
 
 async def test_a_file_written_again_replaces_the_old_bytes_but_keeps_its_creation_time(store: Store) -> None:
