@@ -121,7 +121,7 @@ def _run(code, box=None):
     ns["__builtins__"] = __builtins__
     out: dict = {"result": None, "error": None, "exc_type": None, "exit": 0}
     if box is not None and box.fatal:  # the workspace's files did not fit: the code would miss them
-        out.update(error=box.fatal + "\n", exc_type="WorkspaceError", exit=1)
+        out.update(error=box.fatal + "\n", exc_type="WorkspaceError", exit=1, ws=_save_state(box, None))
         return out
     if box is not None:
         _workspace().restore(box, ns)
@@ -162,7 +162,7 @@ def _save_state(box, ns):
     """Return the report line's workspace fields: state length (or -), kept names, dropped names."""
     ws = _workspace()
     size, kept, dropped = b"-", [], box.dropped
-    if box.keep_state:
+    if box.keep_state and ns is not None:  # None: the code did not run, the previous state stands
         try:
             state, kept, dropped = ws.save(box, ns)
             box.state, size = state, b"%d" % len(state)
@@ -415,6 +415,8 @@ def main():
     report_fd = int(sys.argv[3])
     sys.path.append(sys.argv[1])
     _preimport(sys.argv[2])
+    if sys.argv[2]:  # a warm slot: a workspace run must not compile its helpers after the code arrives
+        _workspace().warm()
     # The first compile() in a process sets the compiler up (~0.6 ms, twice that in a fresh fork with its
     # copy-on-write faults): pay it here, before READY, not in the child after the code has arrived.
     compile("result = None", USER_FILENAME, "exec")

@@ -39,6 +39,15 @@ def _hasher():
     return _blake2.blake2b(digest_size=DIGEST)
 
 
+def warm():
+    """Import what a workspace run uses (a warm slot does this before READY, off the run's path)."""
+    import _pickle  # noqa: F401 - ~3 ms: functools, collections
+    import reprlib  # noqa: F401
+
+    _hasher()
+    _pickler()
+
+
 def safe_name(name):
     """Tell whether a file name can be placed in the working directory as it is (no path, no hidden)."""
     raw = name.encode("utf-8", "surrogateescape")
@@ -97,33 +106,35 @@ def _place(stream, dir_fd, name, size, box):
     fd, why = -1, None
     if not safe_name(name):
         why = "unsafe file name: not placed"
-    elif box.fatal is None:
+    elif box.fatal is None:  # after a full disk, the rest is only read past
         try:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
         except OSError as exc:
             why = "not placed: " + (exc.strerror or type(exc).__name__)
-    digest, left = _hasher(), size
-    try:
-        while left > 0:
-            chunk = stream.read(min(left, CHUNK))
-            if not chunk:
-                raise EOFError("the workspace ended early")
-            left -= len(chunk)
-            if fd >= 0:
-                digest.update(chunk)
-                _write_file(fd, chunk)
-    except OSError as exc:
-        box.fatal = "the workspace's files do not fit in the working directory: " + (exc.strerror or "")
-        why = "not placed: " + (exc.strerror or type(exc).__name__)
-    finally:
-        if fd >= 0:
+    digest, left, written = _hasher(), size, fd >= 0
+    while left > 0:
+        chunk = stream.read(min(left, CHUNK))
+        if not chunk:
+            raise EOFError("the workspace ended early")
+        left -= len(chunk)
+        if fd < 0:
+            continue
+        digest.update(chunk)
+        try:
+            _write_file(fd, chunk)
+        except OSError as exc:  # ENOSPC: the files are larger than the run's disk
+            box.fatal = "the workspace's files do not fit in the working directory: " + (exc.strerror or "")
+            why = "not placed: " + (exc.strerror or type(exc).__name__)
             os.close(fd)
+            fd = -1
+    if fd >= 0:
+        os.close(fd)
     if why is not None:
         box.dropped.append(("file " + name, why))
-        if fd >= 0:
+        if written:
             os.unlink(name, dir_fd=dir_fd)
-    elif fd >= 0:
+    elif written:
         box.baseline.append((name, size, digest.hexdigest().encode()))
 
 
