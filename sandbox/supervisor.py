@@ -434,13 +434,13 @@ def main():
     caps = _read_line(pipe_r).split()  # written before any user code runs
     baseline = _read_baseline(pipe_r, caps)
     # a workspace run's tail also holds its state, and two base64 lists of names
-    extra = 0 if baseline is None else int(caps[4]) + CHILD_REPORT_MAX
-    status, tail = _wait_child(pid, pipe_r, wake_r, CHILD_REPORT_MAX + extra)
+    tail_cap = CHILD_REPORT_MAX + (0 if baseline is None else int(caps[4]) + CHILD_REPORT_MAX)
+    status, tail = _wait_child(pid, pipe_r, wake_r, tail_cap)
     _kill_rest(pid)
     os.set_blocking(pipe_r, False)
     for _ in range(64):  # bounded: in weak mode an escaped process may still write
         try:
-            if not _read_into(pipe_r, tail):
+            if not _read_into(pipe_r, tail, tail_cap):
                 break
         except BlockingIOError:
             break

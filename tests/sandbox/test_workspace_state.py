@@ -132,3 +132,10 @@ async def test_state_is_restored_in_a_warm_slot(open_sandbox: Callable[..., Sand
         )
     assert first.state_saved, first.error
     assert second.ok and second.result == "(3.0, True)", second.error
+
+
+async def test_a_large_state_survives_the_trip(cold: Sandbox) -> None:
+    first = await cold.run("blob = bytes(range(256)) * 8192", SLOW, workspace=keep())  # 2 MB
+    assert first.state_saved and len(first.state) > 2 * 1024 * 1024, first.dropped
+    second = await cold.run("result = len(blob), blob[:3]", SLOW, workspace=keep(first.state))
+    assert second.ok and second.result == "(2097152, b'\\x00\\x01\\x02')", second.error
