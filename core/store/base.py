@@ -163,6 +163,10 @@ class ThreadFiles(Protocol):
         """Store files (a name already present is replaced) and mark the workspace used, atomically."""
         ...
 
+    async def delete_files(self, key: ThreadKey, names: Sequence[str]) -> int:
+        """Delete the named files of the thread (a run removed them); return how many were there."""
+        ...
+
     async def load_state(self, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
         """Return the thread's kept state, or None when it has none."""
         ...

@@ -52,6 +52,16 @@ async def put_files(db: Conn, key: ThreadKey, files: Sequence[NewFile], now: flo
     await db.execute(_TOUCH, *key_params(key), now)
 
 
+async def delete_files(db: Conn, key: ThreadKey, names: Sequence[str]) -> int:
+    gone = await db.fetchval(
+        f"WITH d AS (DELETE FROM thread_files WHERE {_KEY_WHERE} AND name = ANY($5::text[]) RETURNING 1) "
+        "SELECT count(*) FROM d",
+        *key_params(key),
+        list(names),
+    )
+    return int(gone)
+
+
 async def load_state(db: Conn, key: ThreadKey, with_blob: bool) -> ThreadState | None:
     blob = "blob" if with_blob else "''::bytea"
     row = await db.fetchrow(
@@ -141,6 +151,11 @@ class PostgresThreadFiles:
         """Store files (replacing same-named ones) and mark the workspace used, atomically."""
         async with self._write() as db:
             await put_files(db, key, files, now)
+
+    async def delete_files(self, key: ThreadKey, names: Sequence[str]) -> int:
+        """Delete the named files of the thread; return how many were there."""
+        async with self._conn() as db:
+            return await delete_files(db, key, names)
 
     async def load_state(self, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
         """Return the thread's kept state, or None when it has none."""

@@ -52,6 +52,16 @@ async def put_files(db: aiosqlite.Connection, key: ThreadKey, files: Sequence[Ne
     await touch(db, key, now)
 
 
+async def delete_files(db: aiosqlite.Connection, key: ThreadKey, names: Sequence[str]) -> int:
+    gone = 0
+    for name in names:
+        cursor = await db.execute(
+            f"DELETE FROM thread_files WHERE {_KEY_WHERE} AND name = ?", (*key_params(key), name)
+        )
+        gone += cursor.rowcount
+    return gone
+
+
 async def load_state(db: aiosqlite.Connection, key: ThreadKey, with_blob: bool) -> ThreadState | None:
     blob = "blob" if with_blob else "x''"
     rows = list(
@@ -135,6 +145,11 @@ class SQLiteThreadFiles:
         """Store files (replacing same-named ones) and mark the workspace used, atomically."""
         async with self._write() as db:
             await put_files(db, key, files, now)
+
+    async def delete_files(self, key: ThreadKey, names: Sequence[str]) -> int:
+        """Delete the named files of the thread; return how many were there."""
+        async with self._write() as db:
+            return await delete_files(db, key, names)
 
     async def load_state(self, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
         """Return the thread's kept state, or None when it has none."""

@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Collection
 
 MAX_NAME_CHARS = 100
+MAX_NAME_BYTES = 200  # well under the 255 bytes of a file name, with room for " (N)"
 FALLBACK = "file"
 # Path separators, NUL and the characters shells and chat markup trip over.
 _UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f<>:\"|?*`]")
@@ -22,7 +23,8 @@ def safe_name(raw: str, taken: Collection[str] = ()) -> str:
     """
     text = unicodedata.normalize("NFC", raw.replace("\\", "/")).split("/")[-1]
     text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cs", "Co", "Cn"))
-    text = _SPACES.sub(" ", _UNSAFE.sub("_", text)).strip().lstrip(". ").rstrip(". ")
+    text = _SPACES.sub(" ", _UNSAFE.sub("_", text))
+    text = "".join(ch if ch.isprintable() else "_" for ch in text).strip().lstrip(". ").rstrip(". ")
     name = _bounded(text or FALLBACK, MAX_NAME_CHARS)
     return _unique(name, set(taken))
 
@@ -35,10 +37,18 @@ def _split(name: str) -> tuple[str, str]:
 
 
 def _bounded(name: str, limit: int) -> str:
-    if len(name) <= limit:
+    if len(name) <= limit and len(name.encode()) <= MAX_NAME_BYTES:
         return name
     stem, ext = _split(name)
-    return stem[: limit - len(ext)].rstrip(". ") + ext
+    return _fit(stem, ext, limit)
+
+
+def _fit(stem: str, tail: str, limit: int) -> str:
+    """Cut `stem` so stem + tail is within `limit` characters and MAX_NAME_BYTES of UTF-8."""
+    stem = stem[: max(limit - len(tail), 1)]
+    while len(stem) > 1 and len((stem + tail).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return stem.rstrip(". ") + tail
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -47,8 +57,7 @@ def _unique(name: str, taken: set[str]) -> str:
     stem, ext = _split(name)
     n = 2
     while True:
-        suffix = f" ({n}){ext}"
-        candidate = stem[: MAX_NAME_CHARS - len(suffix)] + suffix
+        candidate = _fit(stem, f" ({n}){ext}", MAX_NAME_CHARS)
         if candidate not in taken:
             return candidate
         n += 1

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from core.store.base import NewFile, ThreadFiles, ThreadState
-from core.threadfiles.caps import ThreadCaps
+from core.threadfiles.caps import MiB, ThreadCaps
 from core.threadfiles.preview import text_preview
 from core.types import ThreadKey
 from sandbox.types import OutputFile, RunLimits, RunResult, RunWorkspace
@@ -63,7 +63,7 @@ class ThreadRunner:
             keep_state=True,
             max_state_bytes=self._caps.state_bytes,
         )
-        result = await self._inner.run(code, limits, workspace=workspace)
+        result = await self._inner.run(code, _room_for(limits, files), workspace=workspace)
         return await self._keep(result, files)
 
     async def _load(self) -> None:
@@ -74,9 +74,14 @@ class ThreadRunner:
             await self._store.touch_workspace(self._key, self._clock())
 
     async def _keep(self, result: RunResult, files: dict[str, bytes]) -> RunResult:
+        gone = [n for n in result.deleted_files if n in files]
+        if gone:
+            await self._store.delete_files(self._key, gone)
+            for name in gone:
+                files.pop(name, None)
         not_kept = await self._keep_files(result.files, files)
         dropped = result.dropped + tuple((n, self._over_files_text()) for n in not_kept)
-        if result.killed_reason is None and not result.timed_out and result.state:
+        if result.state_saved:  # False after a kill: the previous state stays
             await self._keep_state(result, dropped)
         if not_kept:
             await self._notify(
@@ -115,3 +120,16 @@ class ThreadRunner:
 
     def _over_files_text(self) -> str:
         return f"the thread's workspace would pass its {self._caps.files_mb} MB limit (`thread_files`)"
+
+
+def _room_for(limits: RunLimits | None, files: dict[str, bytes]) -> RunLimits | None:
+    """Grow the run's working directory by the workspace's size, so the copy fits and the run has room.
+
+    An empty or small workspace keeps the base size, so the run can still take a warm slot.
+    """
+    if limits is None or not files:
+        return limits
+    total_mb = -(-sum(len(d) for d in files.values()) // MiB)  # rounded up
+    if total_mb * 2 <= limits.output_dir_mb:
+        return limits
+    return limits.replace(output_dir_mb=limits.output_dir_mb + total_mb)

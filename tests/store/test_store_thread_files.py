@@ -100,3 +100,12 @@ async def test_sweep_deletes_only_workspaces_idle_since_the_cutoff(store: Store)
         assert [f.name for f in await store.list_files(k)] == ["f.csv"]
         assert await store.load_state(k) is not None
     assert await store.sweep_workspaces(idle_before=300.0) == 0
+
+
+async def test_files_a_run_removed_are_deleted_by_name(store: Store) -> None:
+    other = key("other")
+    for k in (KEY, other):
+        await store.put_files(k, [NewFile("a", b"1", "run"), NewFile("b", b"2", "run")], 100.0)
+    assert await store.delete_files(KEY, ["a", "missing"]) == 1
+    assert [f.name for f in await store.list_files(KEY)] == ["b"]
+    assert [f.name for f in await store.list_files(other)] == ["a", "b"]
