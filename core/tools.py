@@ -98,6 +98,10 @@ def format_run(result: RunResult, limit: int = MAX_TOOL_OUTPUT_CHARS) -> str:
         )
     if result.skipped_files:
         lines.append("files not shown (over a limit): " + ", ".join(result.skipped_files))
+    if result.unplaced:
+        lines.append(
+            "workspace files not in this run: " + "; ".join(f"{n}: {why}" for n, why in result.unplaced[:20])
+        )
     if result.kept:
         lines.append("kept for the next run: " + ", ".join(f"{k.name} ({k.type})" for k in result.kept[:40]))
     if result.dropped:

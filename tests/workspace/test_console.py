@@ -34,9 +34,9 @@ def _env(tmp_path: Path, base_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-async def _console(tmp_path: Path, env: dict[str, str], stdin: str, *args: str) -> str:
+async def _console(tmp_path: Path, env: dict[str, str], stdin: str, *args: str, thread: str = "demo") -> str:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "console", "--thread", "demo", *args,
+        sys.executable, "-m", "bot", "console", "--thread", thread, *args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         cwd=tmp_path, env=env,
     )  # fmt: skip
@@ -108,3 +108,23 @@ async def test_a_run_cannot_grow_the_workspace_past_its_cap(tmp_path: Path) -> N
     assert "['a.bin']" in out, out
     tool_output = str(fake.agent_requests[1]["messages"])
     assert "not kept: b.bin" in tool_output
+
+
+async def test_two_threads_never_see_each_others_files_or_variables(tmp_path: Path) -> None:
+    (tmp_path / "sales.csv").write_text(CSV)
+    probe = "import os\nresult = (sorted(os.listdir('.')), 'df' in globals())"
+    async with FakeOpenAI() as fake:
+        env = _env(tmp_path, fake.base_url)
+        fake.enqueue_tool_call(READ)
+        fake.enqueue_text("20.")
+        await _console(tmp_path, env, "mean?\n", "--attach", "sales.csv", thread="one")
+        fake.enqueue_tool_call(probe)
+        fake.enqueue_text("Nothing here.")
+        out = await _console(tmp_path, env, "/codebot files\nwhat is here?\n", thread="two")
+        assert "([], False)" in out, out
+        assert "workspace is empty" in out
+        assert "sales.csv" not in _system(fake.agent_requests[-2])
+        fake.enqueue_tool_call(probe)
+        fake.enqueue_text("Still there.")
+        out = await _console(tmp_path, env, "and here?\n", thread="one")
+        assert "(['sales.csv'], True)" in out, out
