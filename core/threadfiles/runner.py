@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from core.store.base import NewFile, ThreadFiles, ThreadState
+from core.store.base import NewFile, StoreError, ThreadFiles, ThreadState
 from core.threadfiles.caps import MiB, ThreadCaps
 from core.threadfiles.preview import text_preview
 from core.types import ThreadKey
@@ -64,7 +64,12 @@ class ThreadRunner:
             max_state_bytes=self._caps.state_bytes,
         )
         result = await self._inner.run(code, _room_for(limits, files), workspace=workspace)
-        return await self._keep(result, files)
+        try:
+            return await self._keep(result, files)
+        except StoreError as exc:  # the run happened: its result still goes to the model and the thread
+            log.error("could not store the workspace changes of a run in %s: %s", self._key, exc)
+            await self._notify(f"This run's files and variables could not be saved for later runs ({exc}).")
+            return result
 
     async def _load(self) -> None:
         self._files = {f.name: data for f, data in await self._store.read_files(self._key)}
