@@ -62,6 +62,8 @@ async def _fetch(
     fetcher: FileFetcher, file: IncomingFile, name: str, caps: ThreadCaps, used: int
 ) -> tuple[bytes | None, str]:
     """Fetch within the smaller of the per-file cap and the room left; (None, notice) when refused."""
+    if not file.ref:  # the platform did not let the bot download it (external, deleted, not shared)
+        return None, f"`{name}` cannot be downloaded by the bot, so I'll answer without it."
     room = caps.files_bytes - used
     declared = file.size if file.size is not None and file.size >= 0 else None
     if declared is not None and declared > caps.file_bytes:
