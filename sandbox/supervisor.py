@@ -221,6 +221,8 @@ def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
             line = b"R " + b" ".join(map(_encode, fields))
             if box is not None:  # the state goes just before the line that gives its length
                 line = box.state + b"\n" + line + b" " + out["ws"]
+                if len(line) > CHILD_REPORT_MAX:
+                    _workspace().widen(pipe_w)
             _write_all(pipe_w, b"\n" + line + b"\n")
         os._exit(out["exit"])
     except BaseException:
@@ -452,7 +454,10 @@ def main():
         _collect(out, most, per_file, total, baseline)
     code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     out.append(b"E %d\n" % code)
-    _write_all(report_fd, b"".join(out))  # one write: the host parses it in one wake-up
+    report = b"".join(out)
+    if baseline is not None and len(report) > CHILD_REPORT_MAX:
+        _workspace().widen(report_fd)
+    _write_all(report_fd, report)  # one write: the host parses it in one wake-up
     os._exit(code)
 
 
