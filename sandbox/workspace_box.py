@@ -181,6 +181,8 @@ def restore(box, ns):
     except Exception:
         box.dropped.append(("(state)", "the saved state could not be restored (corrupt); starting fresh"))
         return
+    finally:
+        box.state = b""  # the memory is the code's now
     for name, kind, payload in entries:
         try:
             if kind == b"m":
@@ -217,6 +219,8 @@ def save(box, ns):
     """Return (state blob, kept, dropped) for the names the code left; never raises."""
     candidates = []
     for name in list(ns):
+        if not isinstance(name, str) or not name.isidentifier():
+            continue  # globals()[1] = ...: no name the next run could use (and restore would refuse it)
         if name.startswith("__") and name.endswith("__"):
             continue  # the module's own attributes and __builtins__
         try:
