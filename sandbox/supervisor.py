@@ -37,8 +37,7 @@ import sys
 MAX_REPR = 10_000
 MAX_ERROR = 10_000
 LIST_EXTRA = 5000  # names reported as skipped beyond max_files (the host accepts max_files + 10,000)
-CHILD_REPORT_MAX = 256 * 1024
-# keep the tail: code may write junk into its private pipe first
+CHILD_REPORT_MAX = 256 * 1024  # keep the tail: code may write junk into its private pipe first
 BASELINE_MAX = 1 << 20  # the baseline of at most 1000 placed files
 USER_FILENAME = "<code>"
 _PR_SET_DUMPABLE = 4
@@ -164,10 +163,10 @@ def _save_state(box, ns):
     size, kept, dropped = b"-", [], box.dropped
     if box.keep_state and ns is not None:  # None: the code did not run, the previous state stands
         try:
-            state, kept, dropped = ws.save(box, ns)
-            box.state, size = state, b"%d" % len(state)
+            parts, kept, dropped = ws.save(box, ns)
+            box.saved, size = parts, b"%d" % sum(map(len, parts))
         except BaseException as exc:  # MemoryError, or a value whose pickling ran away
-            box.state = b""
+            box.saved = []
             dropped = [*box.dropped, ("(state)", "could not be saved: " + type(exc).__name__)]
     return b" ".join((size, ws.encode_names(kept), ws.encode_names(dropped)))
 
@@ -218,12 +217,14 @@ def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
                 pass
         if os.getpid() == me:  # a child forked by the code exits quietly, as a script's would
             fields = (out["exc_type"], out["result"], out["error"])
-            line = b"R " + b" ".join(map(_encode, fields))
+            line = b"\nR " + b" ".join(map(_encode, fields))
             if box is not None:  # the state goes just before the line that gives its length
-                line = box.state + b"\n" + line + b" " + out["ws"]
-                if len(line) > CHILD_REPORT_MAX:
+                if sum(map(len, box.saved)) > CHILD_REPORT_MAX:
                     _workspace().widen(pipe_w)
-            _write_all(pipe_w, b"\n" + line + b"\n")
+                for part in (b"\n", *box.saved):
+                    _write_all(pipe_w, part)
+                line += b" " + out["ws"]
+            _write_all(pipe_w, line + b"\n")
         os._exit(out["exit"])
     except BaseException:
         os._exit(70)
@@ -257,7 +258,7 @@ def _wait_child(pid, pipe_r, wake_r, cap=CHILD_REPORT_MAX):
 
 
 def _read_into(fd, tail, cap=CHILD_REPORT_MAX):
-    chunk = os.read(fd, 65536)
+    chunk = os.read(fd, 65536 if cap <= CHILD_REPORT_MAX else 1 << 20)  # a workspace's state: large reads
     tail += chunk
     del tail[:-cap]
     return bool(chunk)
@@ -454,10 +455,12 @@ def main():
         _collect(out, most, per_file, total, baseline)
     code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     out.append(b"E %d\n" % code)
-    report = b"".join(out)
-    if baseline is not None and len(report) > CHILD_REPORT_MAX:
-        _workspace().widen(report_fd)
-    _write_all(report_fd, report)  # one write: the host parses it in one wake-up
+    if baseline is not None and sum(map(len, out)) > CHILD_REPORT_MAX:
+        _workspace().widen(report_fd)  # a large state or files: piece by piece, not copied once more
+        for piece in out:
+            _write_all(report_fd, piece)
+    else:
+        _write_all(report_fd, b"".join(out))  # one write: the host parses it in one wake-up
     os._exit(code)
 
 

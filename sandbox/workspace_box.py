@@ -85,7 +85,8 @@ class Box:
 
     def __init__(self, keep_state, max_state):
         self.baseline = []  # (name, size, digest hex)
-        self.state = b""
+        self.state = b""  # the blob to restore
+        self.saved = []  # the parts of the blob saved after the code
         self.keep_state = keep_state
         self.max_state = max_state
         self.dropped = []  # (name, reason)
@@ -216,7 +217,7 @@ def _parse_state(blob):
 
 
 def save(box, ns):
-    """Return (state blob, kept, dropped) for the names the code left; never raises."""
+    """Return (the state blob's parts, kept, dropped) for the names the code left."""
     candidates = []
     for name in list(ns):
         if not isinstance(name, str) or not name.isidentifier():
@@ -241,7 +242,7 @@ def save(box, ns):
         parts += [entry, payload]
         total += len(entry) + size
         kept.append((name, "module" if kind == b"m" else _type_name(value), _summary(value, kind)))
-    return b"".join(parts), kept, box.dropped
+    return parts, kept, box.dropped  # written piece by piece: a large state is not copied again
 
 
 def _encode(value):
@@ -380,4 +381,4 @@ def split_state(tail, size):
     nl = tail.rfind(b"\n", 0, end)
     if nl - size < 1 or tail[nl - size - 1] != 10:
         return None
-    return bytes(tail[nl - size : nl])
+    return memoryview(tail)[nl - size : nl]
