@@ -5,7 +5,8 @@ non-dumpable, so /proc/1/mem, /proc/1/fd and /proc/1/environ give the code nothi
 of the report fd inside the sandbox; no secret or nonce is involved at all.
 
 Protocol:
-1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD.
+1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD WORKSPACE_SOURCE (the
+   source of sandbox/workspace_box.py, compiled on first use; warm slots compile it before READY).
 2. It imports PREIMPORT (failures ignored) and forks the child that will run the code, then writes
    b"READY\\n" on REPORT_FD. The child closes the report fd (and the supervisor's other fds) at once.
 3. The child reads one header line (space-separated integers: its rlimits and the file caps) from stdin,
@@ -17,6 +18,14 @@ Protocol:
    child sent nothing, `X` if its pipe held no well-formed line), one `F name size` line plus the bytes per
    collected file, `S name` per skipped file, and `E status`: the child's status from the supervisor's own
    waitpid (code, or 128+signal), which is also the supervisor's exit status.
+5. A workspace run (issue 14; sandbox/workspace_box.py, sandbox/workspace.py) has four more header fields
+   (manifest bytes, state bytes, keep_state, max_state_bytes); the manifest, the files and the state follow
+   the header on stdin. The child places the files before the code and sends their baseline (name, size,
+   hash) after the C line; it restores the state after lowering its limits and, after the code, writes the
+   saved state just before its report line, which then has three more fields (state length or "-", kept
+   names, dropped names). The supervisor reports them as `K kept dropped`, `T size` + bytes (`T -`: the
+   state did not fit its tail), and `D name` per placed file that is gone; files still as placed are not
+   collected.
 The child is forked from the pre-imported supervisor before the code arrives, so the page-table copy is
 off the run's path and the child's exit only drops shared pages (~1 ms, where an interpreter that imported
 numpy and matplotlib itself takes 3-10 ms to free them). The host ends the run at `E`: waiting for the
