@@ -31,8 +31,6 @@ MAX_ENTRIES = 200  # kept / dropped entries reported (the rest are summarised in
 SUMMARY_CHARS = 200
 REASON_CHARS = 200
 DIGEST = 16
-
-
 SHA_FROM = 4 << 20  # bytes of files from which OpenSSL's sha256 (~0.6 ms/MB, 3 ms to import) is worth it
 F_SETPIPE_SZ = 1031
 WIDE_PIPE = 1 << 20  # the most an unprivileged process may ask for (fs.pipe-max-size)
@@ -70,7 +68,10 @@ def warm():
 
 def safe_name(name):
     """Tell whether a file name can be placed in the working directory as it is (no path, no hidden)."""
-    raw = name.encode("utf-8", "surrogateescape")
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeError:  # a lone surrogate: no file name on disk can be it
+        return False
     return (
         0 < len(raw) <= NAME_BYTES
         and "/" not in name

@@ -78,12 +78,14 @@ def test_prepare_skips_bad_and_duplicate_names_and_a_state_over_the_cap() -> Non
         OutputFile("../x", b"3"),
         OutputFile("sub/x", b"4"),
         OutputFile("", b"5"),
+        OutputFile("\ud800.csv", b"6"),
+        OutputFile("tab\there", b"7"),
     )
     prep = prepare(
         RunWorkspace(files=files, state=b"s" * 20, max_state_bytes=10, keep_state=True), RunLimits()
     )
     assert prep.error is None
-    assert [name for name, _ in prep.unplaced] == ["a.csv", "../x", "sub/x", ""]
+    assert [name for name, _ in prep.unplaced] == ["a.csv", "../x", "sub/x", "", "\ud800.csv", "tab\there"]
     assert prep.pieces == (b64("a.csv") + b" 1\n", b"1", b"")  # manifest, the one file, no state
     assert prep.notes and "over the cap" in prep.notes[0][1]
 
