@@ -18,6 +18,7 @@ from sandbox.capture import Capture
 from sandbox.types import KilledReason, RunLimits, RunResult
 
 DRAIN_S = 5.0  # after a kill (or an end without a report), how long the sandbox may take to exit
+SEND_SLICE = 1 << 20  # the child widens its stdin pipe to this for a large workspace
 MALFORMED = "the sandbox's report was malformed and was ignored (result, error and files are missing)\n"
 
 
@@ -99,9 +100,11 @@ async def _supervise(
 async def _send(proc: asyncio.subprocess.Process, payload: tuple[bytes, ...]) -> None:
     assert proc.stdin is not None
     try:
-        for piece in payload:  # drained piece by piece: a large workspace is never copied whole
-            proc.stdin.write(piece)
-            await proc.stdin.drain()
+        for piece in payload:  # in slices: a large workspace is never copied whole on the event loop
+            view = memoryview(piece)
+            for start in range(0, len(view), SEND_SLICE):
+                proc.stdin.write(view[start : start + SEND_SLICE])
+                await proc.stdin.drain()
         proc.stdin.close()
     except (BrokenPipeError, ConnectionResetError):
         pass  # the sandbox died; its exit status tells the rest

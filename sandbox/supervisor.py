@@ -5,7 +5,8 @@ non-dumpable, so /proc/1/mem, /proc/1/fd and /proc/1/environ give the code nothi
 of the report fd inside the sandbox; no secret or nonce is involved at all.
 
 Protocol:
-1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD.
+1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD WORKSPACE_SOURCE (the
+   source of sandbox/workspace_box.py, compiled on first use; warm slots compile it before READY).
 2. It imports PREIMPORT (failures ignored) and forks the child that will run the code, then writes
    b"READY\\n" on REPORT_FD. The child closes the report fd (and the supervisor's other fds) at once.
 3. The child reads one header line (space-separated integers: its rlimits and the file caps) from stdin,
@@ -17,6 +18,14 @@ Protocol:
    child sent nothing, `X` if its pipe held no well-formed line), one `F name size` line plus the bytes per
    collected file, `S name` per skipped file, and `E status`: the child's status from the supervisor's own
    waitpid (code, or 128+signal), which is also the supervisor's exit status.
+5. A workspace run (issue 14; sandbox/workspace_box.py, sandbox/workspace.py) has four more header fields
+   (manifest bytes, state bytes, keep_state, max_state_bytes); the manifest, the files and the state follow
+   the header on stdin. The child places the files before the code and sends their baseline (name, size,
+   hash) after the C line; it restores the state after lowering its limits and, after the code, writes the
+   saved state just before its report line, which then has three more fields (state length or "-", kept
+   names, dropped names). The supervisor reports them as `K kept dropped`, `T size` + bytes (`T -`: the
+   state did not fit its tail), and `D name` per placed file that is gone; files still as placed are not
+   collected.
 The child is forked from the pre-imported supervisor before the code arrives, so the page-table copy is
 off the run's path and the child's exit only drops shared pages (~1 ms, where an interpreter that imported
 numpy and matplotlib itself takes 3-10 ms to free them). The host ends the run at `E`: waiting for the
@@ -37,8 +46,7 @@ import sys
 MAX_REPR = 10_000
 MAX_ERROR = 10_000
 LIST_EXTRA = 5000  # names reported as skipped beyond max_files (the host accepts max_files + 10,000)
-CHILD_REPORT_MAX = 256 * 1024
-# keep the tail: code may write junk into its private pipe first
+CHILD_REPORT_MAX = 256 * 1024  # keep the tail: code may write junk into its private pipe first
 BASELINE_MAX = 1 << 20  # the baseline of at most 1000 placed files
 USER_FILENAME = "<code>"
 _PR_SET_DUMPABLE = 4
@@ -164,10 +172,10 @@ def _save_state(box, ns):
     size, kept, dropped = b"-", [], box.dropped
     if box.keep_state and ns is not None:  # None: the code did not run, the previous state stands
         try:
-            state, kept, dropped = ws.save(box, ns)
-            box.state, size = state, b"%d" % len(state)
+            parts, kept, dropped = ws.save(box, ns)
+            box.saved, size = parts, b"%d" % sum(map(len, parts))
         except BaseException as exc:  # MemoryError, or a value whose pickling ran away
-            box.state = b""
+            box.saved = []
             dropped = [*box.dropped, ("(state)", "could not be saved: " + type(exc).__name__)]
     return b" ".join((size, ws.encode_names(kept), ws.encode_names(dropped)))
 
@@ -218,10 +226,14 @@ def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
                 pass
         if os.getpid() == me:  # a child forked by the code exits quietly, as a script's would
             fields = (out["exc_type"], out["result"], out["error"])
-            line = b"R " + b" ".join(map(_encode, fields))
+            line = b"\nR " + b" ".join(map(_encode, fields))
             if box is not None:  # the state goes just before the line that gives its length
-                line = box.state + b"\n" + line + b" " + out["ws"]
-            _write_all(pipe_w, b"\n" + line + b"\n")
+                if sum(map(len, box.saved)) > CHILD_REPORT_MAX:
+                    _workspace().widen(pipe_w)
+                for part in (b"\n", *box.saved):
+                    _write_all(pipe_w, part)
+                line += b" " + out["ws"]
+            _write_all(pipe_w, line + b"\n")
         os._exit(out["exit"])
     except BaseException:
         os._exit(70)
@@ -255,7 +267,7 @@ def _wait_child(pid, pipe_r, wake_r, cap=CHILD_REPORT_MAX):
 
 
 def _read_into(fd, tail, cap=CHILD_REPORT_MAX):
-    chunk = os.read(fd, 65536)
+    chunk = os.read(fd, 65536 if cap <= CHILD_REPORT_MAX else 1 << 20)  # a workspace's state: large reads
     tail += chunk
     del tail[:-cap]
     return bool(chunk)
@@ -452,7 +464,12 @@ def main():
         _collect(out, most, per_file, total, baseline)
     code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     out.append(b"E %d\n" % code)
-    _write_all(report_fd, b"".join(out))  # one write: the host parses it in one wake-up
+    if baseline is not None and sum(map(len, out)) > CHILD_REPORT_MAX:
+        _workspace().widen(report_fd)  # a large state or files: piece by piece, not copied once more
+        for piece in out:
+            _write_all(report_fd, piece)
+    else:
+        _write_all(report_fd, b"".join(out))  # one write: the host parses it in one wake-up
     os._exit(code)
 
 

@@ -116,6 +116,7 @@ async def test_a_warm_slot_runs_a_workspace_and_two_workspaces_never_meet(
         await wait_pool_ready(sb, 2)
         first = RunWorkspace(files=files(one_dot_csv=b"1"), keep_state=True)
         one = await sb.run("secret = 'thread one'\n" + see, workspace=first)
+        await wait_pool_ready(sb, 1)
         two = await sb.run(see, workspace=RunWorkspace(files=files(two_dot_csv=b"2"), keep_state=True))
     assert one.ok and two.ok, (one.error, two.error)
     assert one.result == "(['one.csv'], True, True)"  # numpy pre-imported: it ran in a warm slot

@@ -139,3 +139,13 @@ async def test_a_large_state_survives_the_trip(cold: Sandbox) -> None:
     assert first.state_saved and len(first.state) > 2 * 1024 * 1024, first.dropped
     second = await cold.run("result = len(blob), blob[:3]", SLOW, workspace=keep(first.state))
     assert second.ok and second.result == "(2097152, b'\\x00\\x01\\x02')", second.error
+
+
+async def test_odd_names_and_huge_values_do_not_lose_the_rest_of_the_state(cold: Sandbox) -> None:
+    code = "globals()['not a name'] = 1\nglobals()[3] = 4\ntext = 'x' * 1_000_000\nkeep_me = 5"
+    first = await cold.run(code, workspace=keep())
+    assert first.ok and first.state_saved, (first.error, first.dropped)
+    summaries = {k.name: k.summary for k in first.kept}
+    assert set(summaries) == {"text", "keep_me"} and len(summaries["text"]) <= 200
+    second = await cold.run("result = keep_me, len(text)", workspace=keep(first.state))
+    assert second.ok and second.result == "(5, 1000000)", (second.error, second.dropped)
