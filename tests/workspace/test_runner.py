@@ -43,7 +43,7 @@ async def test_a_killed_run_keeps_the_previous_state(
     turn = _runner(sandbox, store, clock, notes)
     assert (await turn.run("x = 1", LIMITS)).state_saved
     killed = await turn.run("x = 2\nwhile True:\n    pass", LIMITS.replace(timeout_s=1.0, cpu_s=1.0))
-    assert killed.outcome == "timeout"
+    assert killed.killed_reason is not None and not killed.state_saved  # timeout or CPU, whichever first
     later = _runner(sandbox, store, clock, notes)  # the next turn, from the store
     assert (await later.run("result = x", LIMITS)).result == "1"
 

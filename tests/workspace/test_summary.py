@@ -38,5 +38,7 @@ def test_a_huge_workspace_is_cut_to_a_bounded_summary() -> None:
 def test_binary_and_text_previews() -> None:
     assert text_preview(b"\x00\x01\x02") == ""
     assert text_preview(b"\xff\xfe not utf8 at all \xff") == ""
-    assert text_preview(b"a" + "é".encode() * 3000).startswith("aé")  # a character cut at the sniff boundary is fine
+    assert text_preview(b"a" + "é".encode() * 3000).startswith(
+        "aé"
+    )  # a character cut at the sniff boundary is fine
     assert text_preview(b"a\x1b[2Kb\r\nc") == "a?[2Kb\nc"
