@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.files_in import FetchError, FileFetcher, FileTooLarge
-from core.store.base import NewFile, StoredFile, ThreadFiles
+from core.store.base import NewFile, ThreadFiles
 from core.threadfiles.caps import ThreadCaps
 from core.threadfiles.names import safe_name
 from core.threadfiles.preview import text_preview
@@ -109,7 +109,3 @@ def _over_workspace(name: str, caps: ThreadCaps, size: int | None) -> str:
 def _short(text: str) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= 200 else flat[:199] + "…"
-
-
-def total_size(files: Sequence[StoredFile]) -> int:
-    return sum(f.size for f in files)
