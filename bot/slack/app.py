@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import events
 from bot.slack.admins import UserDirectory
-from bot.slack.commands import THREAD_COMMANDS, SlashCommand
+from bot.slack.commands import SlashCommand
 from bot.slack.render import RenderLimits
 from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error
 from core.settings import ConfigError, Settings
@@ -132,7 +132,7 @@ class SlackBot:
             self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
         )
         word = incoming.text.strip().lower()
-        if word in THREAD_COMMANDS:  # `@codebot reset` / `@codebot files` in a thread: commands
+        if word in SlashCommand.THREAD_COMMANDS:  # `@codebot reset` / `@codebot files` in a thread: commands
             await self._thread_command(incoming, sink, word)
             return
         submitted = await self._core.submit(incoming, sink)

@@ -59,6 +59,8 @@ def response_args(result: CommandResult) -> dict[str, str]:
 class SlashCommand:
     """Bolt listener for /codebot. Answers via ack() when the core is quick, else via response_url."""
 
+    THREAD_COMMANDS = THREAD_COMMANDS  # also commands when written as a mention inside the thread
+
     def __init__(
         self, core: Codebot, users: UserDirectory, client: AsyncWebClient, *, ack_budget_s: float = 2.0
     ) -> None:
