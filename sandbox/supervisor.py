@@ -380,9 +380,24 @@ def _workspace_report(tail, line):
         return [line]
     out = [b" ".join(parts[:4]) + b"\n", b"K " + parts[5] + b" " + parts[6] + b"\n"]
     if parts[4] != b"-":
-        state = _workspace().split_state(tail, int(parts[4]))
+        state = _split_state(tail, int(parts[4]))
         out += [b"T -\n"] if state is None else [b"T %d\n" % len(state), state]
     return out
+
+
+def _split_state(tail, size):
+    """Return the `size` state bytes the child wrote just before its report line, None if they were cut off.
+
+    The child writes b"\\n" + state + b"\\nR ...\\n" last; the tail is bounded, so a state larger than
+    what the supervisor kept is lost rather than mistaken for something else.
+    """
+    end = len(tail)
+    while end and tail[end - 1] == 10:
+        end -= 1
+    nl = tail.rfind(b"\n", 0, end)
+    if nl - size < 1 or tail[nl - size - 1] != 10:
+        return None
+    return memoryview(tail)[nl - size : nl]
 
 
 def _names(dir_fd, most):

@@ -368,18 +368,3 @@ def unchanged(dir_fd, name, size, digest):
         return False
     finally:
         os.close(fd)
-
-
-def split_state(tail, size):
-    """Return the `size` state bytes the child wrote just before its report line, None if they were cut off.
-
-    The child writes b"\\n" + state + b"\\nR ...\\n" last; the tail is bounded, so a state larger than
-    what the supervisor kept is lost rather than mistaken for something else.
-    """
-    end = len(tail)
-    while end and tail[end - 1] == 10:
-        end -= 1
-    nl = tail.rfind(b"\n", 0, end)
-    if nl - size < 1 or tail[nl - size - 1] != 10:
-        return None
-    return memoryview(tail)[nl - size : nl]
