@@ -6,6 +6,21 @@ the files into its tmpfs working directory before any user code runs (sandbox/wo
 from the host's file system is bound in, so no path the host holds is ever reachable from the sandbox,
 and the copy counts against the run's own tmpfs size and wall clock. The host never unpickles `state`:
 it is opaque bytes, bounded by max_state_bytes both ways.
+
+For callers (`Sandbox.run(code, limits, workspace=RunWorkspace(files, state, keep_state=True))`):
+- files: the thread's files as OutputFile(name, data). Names are checked again here (no "/", no leading
+  dot, printable, <= 255 bytes, no duplicates); a refused one is in `RunResult.unplaced` with the reason.
+  Returned names go through hostfs.sanitise, so use names it leaves unchanged to keep them stable.
+- `RunResult.files` holds only files the run created or changed (size + content hash against what went
+  in): store each, replacing a file of the same name; `deleted_files` names placed files the run removed.
+- `state_saved` True: `state` is the namespace the run left (store it, replacing the old one); False (no
+  keep_state, killed, died, the files did not fit): keep the previous state. `kept` lists what the next
+  run will find (name, type, short repr); `dropped` says what it will not, and why ("(state)" for notes
+  about the state as a whole).
+- Disk: the files live in the run's tmpfs working directory (limits.output_dir_mb, a cap, not reserved;
+  tmpfs pages count against the memory cgroup); a workspace larger than that is refused with an error
+  before the code runs. Warm slots are only used when limits.output_dir_mb and tmp_mb equal the config's
+  default limits, as for any run.
 """
 
 from __future__ import annotations
@@ -32,10 +47,6 @@ class Prepared:
     error: str | None = None  # the run must not start: the files cannot fit
     keep_state: bool = False
     max_state_bytes: int = 0
-
-    @property
-    def size(self) -> int:
-        return sum(len(p) for p in self.pieces)
 
 
 def prepare(ws: RunWorkspace, limits: RunLimits) -> Prepared:
