@@ -130,6 +130,7 @@ def _run(code, box=None):
     out: dict = {"result": None, "error": None, "exc_type": None, "exit": 0}
     if box is not None and box.fatal:  # the workspace's files did not fit: the code would miss them
         out.update(error=box.fatal + "\n", exc_type="WorkspaceError", exit=1, ws=_save_state(box, None))
+        _workspace().restored(box)  # nothing was restored, and nothing went wrong doing it
         return out
     if box is not None:
         _workspace().restore(box, ns)
@@ -209,7 +210,8 @@ def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
         caps = b"C " + b" ".join(b"%d" % v for v in header[5:8])
         if box is not None:  # and the workspace's baseline: what the code found, to compare at the end
             base = box.baseline_bytes()
-            caps += b" %d %d\n" % (box.max_state if box.keep_state else 0, len(base)) + base
+            box.pipe_w = pipe_w
+            caps += b" %d %d %d\n" % (box.max_state if box.keep_state else 0, len(base), box.restoring) + base
         _write_all(pipe_w, caps if box is not None else caps + b"\n")
         null = os.open("/dev/null", os.O_RDWR)
         os.dup2(null, 0)
@@ -356,7 +358,7 @@ def _collect(out, max_files, max_file_bytes, max_total, baseline=None):
 
 def _read_baseline(fd, caps):
     """Read the baseline of placed files that follows a workspace run's C line (None: no workspace)."""
-    if len(caps) != 6 or not (caps[4].isdigit() and caps[5].isdigit()) or int(caps[5]) > BASELINE_MAX:
+    if len(caps) != 7 or not (caps[4].isdigit() and caps[5].isdigit()) or int(caps[5]) > BASELINE_MAX:
         return None
     want, data = int(caps[5]), b""
     while len(data) < want and (chunk := os.read(fd, want - len(data))):
@@ -373,11 +375,17 @@ def _changed_files(out, dir_fd, names, placed, most):
     return [n for n in names if n not in placed or not ws.unchanged(dir_fd, n, *placed[n])]
 
 
-def _workspace_report(tail, line):
-    """Split a workspace run's report line: R (as without one), K kept/dropped, T state (or T - if lost)."""
+def _workspace_report(tail, line, cleared):
+    """Split a workspace run's report line: R (as without one), K kept/dropped, T state (or T - if lost).
+
+    cleared: restoring the state ended the child, so the report says the state is now empty (T 0).
+    """
     parts = line.rstrip(b"\n").split(b" ")
     if len(parts) != 7:  # N or X: the child never reported, so it saved no state either
-        return [line]
+        if not cleared:
+            return [line]
+        why = "restoring the saved state ended the run, so the state was cleared"
+        return [line, b"K - " + _workspace().encode_names([("(state)", why)]) + b"\n", b"T 0\n"]
     out = [b" ".join(parts[:4]) + b"\n", b"K " + parts[5] + b" " + parts[6] + b"\n"]
     if parts[4] != b"-":
         state = _split_state(tail, int(parts[4]))
@@ -460,6 +468,8 @@ def main():
     _write_all(report_fd, b"READY\n")
     caps = _read_line(pipe_r).split()  # written before any user code runs
     baseline = _read_baseline(pipe_r, caps)
+    # the child restores the state before the code; if it never says so, the state ended it
+    cleared = baseline is not None and caps[6] == b"1" and _read_line(pipe_r) != b"P\n"
     # a workspace run's tail also holds its state, and two base64 lists of names
     tail_cap = CHILD_REPORT_MAX + (0 if baseline is None else int(caps[4]) + CHILD_REPORT_MAX)
     status, tail = _wait_child(pid, pipe_r, wake_r, tail_cap)
@@ -473,8 +483,8 @@ def main():
             break
     out = [_child_report(tail)]
     if baseline is not None:
-        out = _workspace_report(tail, out[0])
-    if len(caps) in (4, 6) and caps[0] == b"C":
+        out = _workspace_report(tail, out[0], cleared)
+    if len(caps) in (4, 7) and caps[0] == b"C":
         most, per_file, total = map(int, caps[1:4])
         _collect(out, most, per_file, total, baseline)
     code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

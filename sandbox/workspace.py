@@ -109,8 +109,10 @@ def finish(result: RunResult, parsed: Report, prep: Prepared) -> RunResult:
     dropped = list(prep.notes)
     for name, why in parsed.dropped:  # the child's own placement failures are files, not names
         (unplaced if name.startswith("file ") else dropped).append((name.removeprefix("file "), why))
-    # Only a run that ended by itself saves: a host kill (timeout, output) leaves the previous state.
-    saved = parsed.saved_state is not None and prep.keep_state and result.killed_reason in (None, "memory")
+    # A host kill (timeout, output) leaves the previous state: the report may be cut short. A T line is only
+    # there when the child finished its report, or when restoring the state ended the child (cleared).
+    ended_itself = result.killed_reason in (None, "memory", "cpu")
+    saved = parsed.saved_state is not None and prep.keep_state and ended_itself
     if prep.keep_state and not saved:
         note = parsed.state_note or (KILLED_NOTE if result.killed_reason else NO_REPORT_NOTE)
         dropped.append(("(state)", note))

@@ -93,6 +93,8 @@ class Box:
         self.dropped = []  # (name, reason)
         self.fatal = None  # why the code must not run (the files did not fit)
         self.kind = b"b"  # the content hash (see _hasher)
+        self.restoring = False  # a state came in: the supervisor waits for P once it is restored
+        self.pipe_w = -1  # the child's private pipe to the supervisor
 
     def baseline_bytes(self):
         return b"".join(b"%s %d %s\n" % (_b64(n), s, d) for n, s, d in self.baseline)
@@ -125,6 +127,7 @@ def receive(stream, fields):
     finally:
         os.close(dir_fd)
     box.state = stream.read(state_len)
+    box.restoring = bool(state_len)
     return box
 
 
@@ -174,15 +177,25 @@ def _write_file(fd, data):
 # --- state: restore before the code, save after it -------------------------------------------------
 
 
+def restored(box):
+    """Tell the supervisor the state is restored (before any of the code runs, so the code cannot).
+
+    A state whose unpickling ends the process (a __reduce__ calling os._exit, a crash) never gets here:
+    the supervisor then reports the state as cleared, so one hostile blob cannot break every later run.
+    """
+    if box.restoring:
+        os.write(box.pipe_w, b"P\n")
+
+
 def restore(box, ns):
     """Put the previous run's names into ns; anything that fails is dropped with a reason."""
     if not box.state:
-        return
+        return restored(box)
     try:
         entries = _parse_state(box.state)
     except Exception:
         box.dropped.append(("(state)", "the saved state could not be restored (corrupt); starting fresh"))
-        return
+        return restored(box)
     finally:
         box.state = b""  # the memory is the code's now
     for name, kind, payload in entries:
@@ -197,6 +210,7 @@ def restore(box, ns):
                 ns[name] = _pickle.loads(payload)
         except BaseException as exc:  # a hostile or stale entry: that name only
             box.dropped.append((name, _bounded("could not be restored: " + _describe(exc))))
+    restored(box)
 
 
 def _parse_state(blob):

@@ -149,3 +149,25 @@ async def test_odd_names_and_huge_values_do_not_lose_the_rest_of_the_state(cold:
     assert set(summaries) == {"text", "keep_me"} and len(summaries["text"]) <= 200
     second = await cold.run("result = keep_me, len(text)", workspace=keep(first.state))
     assert second.ok and second.result == "(5, 1000000)", (second.error, second.dropped)
+
+
+class _Exits:
+    """Unpickling this calls os._exit(0): a state that would end every later run before its code."""
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        import os
+
+        return (os._exit, (0,))
+
+
+async def test_a_state_whose_restore_ends_the_run_is_cleared(cold: Sandbox) -> None:
+    evil = pickle.dumps(_Exits())
+    blob = MAGIC + b"eA== p %d\n" % len(evil) + evil  # x = <os._exit(0) on load>
+    got = await cold.run("print('ran')", workspace=keep(blob))
+    assert got.stdout == ""  # the code never ran
+    assert got.state_saved and got.state == b""  # so the next run starts fresh instead of dying too
+    assert "restoring the saved state ended the run" in reasons(got)["(state)"]
+    after = await cold.run("print('ran')", workspace=keep(got.state))
+    assert after.ok and after.stdout == "ran\n"
+    plain = await cold.run("print('ran')", workspace=RunWorkspace(state=blob))  # keep_state off: untouched
+    assert not plain.state_saved and plain.state == b""
