@@ -21,7 +21,8 @@ Protocol:
 5. A workspace run (issue 14; sandbox/workspace_box.py, sandbox/workspace.py) has four more header fields
    (manifest bytes, state bytes, keep_state, max_state_bytes); the manifest, the files and the state follow
    the header on stdin. The child places the files before the code and sends their baseline (name, size,
-   hash) after the C line; it restores the state after lowering its limits and, after the code, writes the
+   hash) after the C line; it restores the state after lowering its limits (then writes `P`: without it the
+   supervisor reports the state cleared, `T 0`) and, after the code, writes the
    saved state just before its report line, which then has three more fields (state length or "-", kept
    names, dropped names). The supervisor reports them as `K kept dropped`, `T size` + bytes (`T -`: the
    state did not fit its tail), and `D name` per placed file that is gone; files still as placed are not

@@ -13,8 +13,10 @@ For callers (`Sandbox.run(code, limits, workspace=RunWorkspace(files, state, kee
   Returned names go through hostfs.sanitise, so use names it leaves unchanged to keep them stable.
 - `RunResult.files` holds only files the run created or changed (size + content hash against what went
   in): store each, replacing a file of the same name; `deleted_files` names placed files the run removed.
-- `state_saved` True: `state` is the namespace the run left (store it, replacing the old one); False (no
-  keep_state, killed, died, the files did not fit): keep the previous state. `kept` lists what the next
+- `state_saved` True: `state` is the namespace the run left (store it, replacing the old one; it is b""
+  when restoring the old state ended the run, which clears it); False (no keep_state, killed, died, the
+  files did not fit): keep the previous state. A state whose restore hangs times the run out each time:
+  clearing the thread's state (`reset`) is the way out. `kept` lists what the next
   run will find (name, type, short repr); `dropped` says what it will not, and why ("(state)" for notes
   about the state as a whole).
 - Disk: the files live in the run's tmpfs working directory (limits.output_dir_mb, a cap, not reserved;
