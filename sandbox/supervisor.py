@@ -129,12 +129,8 @@ def _run(code, box=None):
     ns = main_module.__dict__
     ns["__builtins__"] = __builtins__
     out: dict = {"result": None, "error": None, "exc_type": None, "exit": 0}
-    if box is not None and box.fatal:  # the workspace's files did not fit: the code would miss them
-        out.update(error=box.fatal + "\n", exc_type="WorkspaceError", exit=1, ws=_save_state(box, None))
-        _workspace().restored(box)  # nothing was restored, and nothing went wrong doing it
-        return out
-    if box is not None:
-        _workspace().restore(box, ns)
+    if box is not None and not _workspace().begin(box, ns, out):
+        return out  # the workspace's files did not fit: the code would miss them
     try:
         exec(compile(code, USER_FILENAME, "exec"), ns)
     except SystemExit as exc:
@@ -148,7 +144,7 @@ def _run(code, box=None):
         except BaseException as exc:
             out["result"] = "<repr failed: " + type(exc).__name__ + ">"
     if box is not None:
-        out["ws"] = _save_state(box, ns)
+        out["ws"] = _workspace().save_fields(box, ns)
     return out
 
 
@@ -166,20 +162,6 @@ def _workspace():
 
 
 _WS: list = []
-
-
-def _save_state(box, ns):
-    """Return the report line's workspace fields: state length (or -), kept names, dropped names."""
-    ws = _workspace()
-    size, kept, dropped = b"-", [], box.dropped
-    if box.keep_state and ns is not None:  # None: the code did not run, the previous state stands
-        try:
-            parts, kept, dropped = ws.save(box, ns)
-            box.saved, size = parts, b"%d" % sum(map(len, parts))
-        except BaseException as exc:  # MemoryError, or a value whose pickling ran away
-            box.saved = []
-            dropped = [*box.dropped, ("(state)", "could not be saved: " + type(exc).__name__)]
-    return b" ".join((size, ws.encode_names(kept), ws.encode_names(dropped)))
 
 
 def _encode(value):
@@ -342,7 +324,7 @@ def _collect(out, max_files, max_file_bytes, max_total, baseline=None):
         return
     placed = _workspace().parse_baseline(baseline) if baseline else {}  # b"": no files went in
     if placed:
-        names = _changed_files(out, dir_fd, names, placed, max_files + LIST_EXTRA)
+        names = _workspace().changed_files(out, dir_fd, names, placed, max_files + LIST_EXTRA)
     sent, total = 0, 0
     for name in names:
         raw = binascii.b2a_base64(os.fsencode(name), newline=False)
@@ -365,15 +347,6 @@ def _read_baseline(fd, caps):
     while len(data) < want and (chunk := os.read(fd, want - len(data))):
         data += chunk
     return data
-
-
-def _changed_files(out, dir_fd, names, placed, most):
-    """Drop the names still as placed; report placed files that are gone (when the listing is whole)."""
-    ws = _workspace()
-    if len(names) < most:
-        for name in sorted(set(placed) - set(names)):
-            out.append(b"D " + binascii.b2a_base64(os.fsencode(name), newline=False) + b"\n")
-    return [n for n in names if n not in placed or not ws.unchanged(dir_fd, n, *placed[n])]
 
 
 def _workspace_report(tail, line, cleared):

@@ -177,6 +177,16 @@ def _write_file(fd, data):
 # --- state: restore before the code, save after it -------------------------------------------------
 
 
+def begin(box, ns, out):
+    """Restore the state into ns before the code; False (and the error in out) if the files did not fit."""
+    if box.fatal:
+        out.update(error=box.fatal + "\n", exc_type="WorkspaceError", exit=1, ws=save_fields(box, None))
+        restored(box)  # nothing was restored, and nothing went wrong doing it
+        return False
+    restore(box, ns)
+    return True
+
+
 def restored(box):
     """Tell the supervisor the state is restored (before any of the code runs, so the code cannot).
 
@@ -351,6 +361,19 @@ def encode_names(entries):
     return binascii.b2a_base64("\n".join(lines).encode("utf-8", "replace"), newline=False) or b"-"
 
 
+def save_fields(box, ns):
+    """Return the report line's workspace fields: state length (or -), kept names, dropped names."""
+    size, kept, dropped = b"-", [], box.dropped
+    if box.keep_state and ns is not None:  # None: the code did not run, the previous state stands
+        try:
+            parts, kept, dropped = save(box, ns)
+            box.saved, size = parts, b"%d" % sum(map(len, parts))
+        except BaseException as exc:  # MemoryError, or a value whose pickling ran away
+            box.saved = []
+            dropped = [*box.dropped, ("(state)", "could not be saved: " + type(exc).__name__)]
+    return b" ".join((size, encode_names(kept), encode_names(dropped)))
+
+
 # --- the supervisor's side: which files changed --------------------------------------------------
 
 
@@ -382,3 +405,11 @@ def unchanged(dir_fd, name, size, digest):
         return False
     finally:
         os.close(fd)
+
+
+def changed_files(out, dir_fd, names, placed, most):
+    """Drop the names still as placed; report placed files that are gone (when the listing is whole)."""
+    if len(names) < most:
+        for name in sorted(set(placed) - set(names)):
+            out.append(b"D " + binascii.b2a_base64(os.fsencode(name), newline=False) + b"\n")
+    return [n for n in names if n not in placed or not unchanged(dir_fd, n, *placed[n])]
