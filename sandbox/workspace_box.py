@@ -15,7 +15,8 @@ The blob is our own container of one entry per name, so one bad entry never lose
 kind "p": a pickle of the value; "m": a module, re-imported by name. Functions and classes the code
 defined, and instances of them, cannot be pickled by value with the stdlib (pickle stores them by
 reference to __main__, which does not exist yet when the next run restores), so they are dropped with a
-reason; so are open files, sockets, generators and anything else pickle refuses.
+reason; so are open files, sockets, generators and anything else pickle refuses. `result` is not kept:
+it is each run's own answer.
 """
 
 import binascii
@@ -249,6 +250,8 @@ def save(box, ns):
             continue  # globals()[1] = ...: no name the next run could use (and restore would refuse it)
         if name.startswith("__") and name.endswith("__"):
             continue  # the module's own attributes and __builtins__
+        if name == "result":
+            continue  # each run's own answer: kept, it would stand as the answer of a run that set none
         try:
             value = ns[name]
             kind, payload = _encode(value)

@@ -136,10 +136,8 @@ async def test_a_workspace_works_in_weak_mode_too(open_sandbox: Callable[..., Sa
     weak = open_sandbox(bwrap="/nonexistent/bwrap", pool_size=0, weak_mode="no-userns-rlimits-only")
     async with weak as sb:
         ws = RunWorkspace(files=files(sales_dot_csv=CSV), keep_state=True)
-        first = await sb.run(MEAN + "\nopen('out.txt', 'w').write('o')", workspace=ws)
-        second = await sb.run(
-            "result = result * 2", workspace=RunWorkspace(state=first.state, keep_state=True)
-        )
+        first = await sb.run(MEAN + "\nmean = result\nopen('out.txt', 'w').write('o')", workspace=ws)
+        second = await sb.run("result = mean * 2", workspace=RunWorkspace(state=first.state, keep_state=True))
     assert first.isolation == "no-userns-rlimits-only"
     assert first.ok and first.result == "30.0" and [f.name for f in first.files] == ["out.txt"], first.error
     assert second.ok and second.result == "60.0", second.error

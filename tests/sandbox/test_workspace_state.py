@@ -171,3 +171,10 @@ async def test_a_state_whose_restore_ends_the_run_is_cleared(cold: Sandbox) -> N
     assert after.ok and after.stdout == "ran\n"
     plain = await cold.run("print('ran')", workspace=RunWorkspace(state=blob))  # keep_state off: untouched
     assert not plain.state_saved and plain.state == b""
+
+
+async def test_result_is_each_runs_own_and_is_not_kept(cold: Sandbox) -> None:
+    first = await cold.run("result = 30\nother = 1", workspace=keep())
+    assert first.result == "30" and [k.name for k in first.kept] == ["other"]
+    second = await cold.run("print(other)", workspace=keep(first.state))
+    assert second.ok and second.stdout == "1\n" and second.result is None
