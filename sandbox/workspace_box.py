@@ -258,10 +258,10 @@ def save(box, ns):
         except BaseException as exc:
             box.dropped.append((name, _bounded("not kept: " + _describe(exc))))
             continue
-        candidates.append((len(payload), name, kind, payload, value))
-    candidates.sort(key=lambda c: c[0])  # the smallest first: a cap drops the few big ones
+        candidates.append((len(payload), len(candidates), name, kind, payload, value))
+    candidates.sort(key=lambda c: c[:2])  # the smallest first: a cap drops the few big ones
     parts, kept, total = [MAGIC], [], len(MAGIC)
-    for size, name, kind, payload, value in candidates:
+    for size, order, name, kind, payload, value in candidates:
         entry = b"%s %s %d\n" % (_b64(name), kind, size)
         if total + len(entry) + size > box.max_state:
             why = f"not kept: {size} bytes pickled, over the state cap of {box.max_state} bytes"
@@ -269,8 +269,13 @@ def save(box, ns):
             continue
         parts += [entry, payload]
         total += len(entry) + size
-        kept.append((name, "module" if kind == b"m" else _type_name(value), _summary(value, kind)))
-    return parts, kept, box.dropped  # written piece by piece: a large state is not copied again
+        kept.append((order, name, "module" if kind == b"m" else _type_name(value), _summary(value, kind)))
+    kept.sort()  # listed in the order the code made them
+    return (
+        parts,
+        [k[1:] for k in kept],
+        box.dropped,
+    )  # written piece by piece: a large state is not copied again
 
 
 def _encode(value):

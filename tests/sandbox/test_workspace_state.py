@@ -24,7 +24,12 @@ def reasons(result: RunResult) -> dict[str, str]:
 async def test_variables_and_modules_from_one_run_are_there_in_the_next(cold: Sandbox) -> None:
     first = await cold.run("import math as m\nn = 41\nwords = {'a': [1, 2]}\ntext = 'hi'", workspace=keep())
     assert first.ok and first.state_saved, first.error
-    assert {k.name: k.type for k in first.kept} == {"m": "module", "n": "int", "words": "dict", "text": "str"}
+    assert [(k.name, k.type) for k in first.kept] == [
+        ("m", "module"),
+        ("n", "int"),
+        ("words", "dict"),
+        ("text", "str"),
+    ]
     assert {k.name: k.summary for k in first.kept}["words"] == "{'a': [1, 2]}"
     second = await cold.run("result = (n + 1, words['a'], text, m.floor(m.pi))", workspace=keep(first.state))
     assert second.ok, second.error
