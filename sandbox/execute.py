@@ -33,7 +33,8 @@ async def execute(
     cap = slot.output.cap
     cap.reset(limits.max_output_bytes)
     head = runner.header(env, limits, prep.fields if prep is not None else ())
-    payload = (head, *(prep.pieces if prep is not None else ()), code.encode("utf-8", "surrogatepass"))
+    body = code.encode("utf-8", "surrogatepass")
+    payload = (head + body,) if prep is None else (head, *prep.pieces, body)  # one write without one
     max_state = prep.max_state_bytes if prep is not None and prep.keep_state else 0
     if slot.cgroup is not None and slot.cgroup_caps != runner.cgroup_caps(limits):
         await asyncio.to_thread(slot.cgroup.set_limits, *runner.cgroup_caps(limits), env.cpu_quota)
