@@ -208,11 +208,11 @@ def restore(box, ns):
         box.dropped.append(("(state)", "the saved state could not be restored (corrupt); starting fresh"))
         return restored(box)
     finally:
-        box.state = b""  # the memory is the code's now
+        box.state = b""  # the blob is freed once its entries are restored
     for name, kind, payload in entries:
         try:
             if kind == b"m":
-                module = payload.decode()
+                module = bytes(payload).decode()
                 __import__(module)
                 ns[name] = sys.modules[module]
             else:
@@ -237,7 +237,7 @@ def _parse_state(blob):
         name = binascii.a2b_base64(raw, strict_mode=True).decode()
         if not name.isidentifier():
             raise ValueError("bad name")
-        entries.append((name, kind, bytes(view[end + 1 : end + 1 + size])))
+        entries.append((name, kind, view[end + 1 : end + 1 + size]))
         pos = end + 1 + size
     return entries
 
