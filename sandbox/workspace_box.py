@@ -244,7 +244,7 @@ def _parse_state(blob):
 
 def save(box, ns):
     """Return (the state blob's parts, kept, dropped) for the names the code left."""
-    candidates = []
+    candidates: list = []
     for name in list(ns):
         if not isinstance(name, str) or not name.isidentifier():
             continue  # globals()[1] = ...: no name the next run could use (and restore would refuse it)
