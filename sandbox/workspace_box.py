@@ -32,7 +32,9 @@ MAX_ENTRIES = 200  # kept / dropped entries reported (the rest are summarised in
 SUMMARY_CHARS = 200
 REASON_CHARS = 200
 DIGEST = 16
-SHA_FROM = 4 << 20  # bytes of files from which OpenSSL's sha256 (~0.6 ms/MB, 3 ms to import) is worth it
+# bytes of files from which OpenSSL's sha256 (~0.6 ms/MB, 3 ms to import) beats blake2b: not imported by warm
+# slots, since libcrypto in every slot made each run's exit (even without a workspace) ~0.5 ms slower
+SHA_FROM = 4 << 20
 F_SETPIPE_SZ = 1031
 WIDE_PIPE = 1 << 20  # the most an unprivileged process may ask for (fs.pipe-max-size)
 
@@ -60,7 +62,6 @@ def widen(fd):
 
 def warm():
     """Import what a workspace run uses (a warm slot does this before READY, off the run's path)."""
-    import _hashlib  # noqa: F401 - ~3 ms
     import _pickle  # noqa: F401 - ~3 ms: functools, collections
     import reprlib  # noqa: F401
 
@@ -120,7 +121,7 @@ def receive(stream, fields):
     total = sum(size for _, size in entries)
     if total + state_len > WIDE_PIPE // 16:
         widen(0)
-    box.kind = b"s" if "_hashlib" in sys.modules or total > SHA_FROM else b"b"
+    box.kind = b"s" if total > SHA_FROM else b"b"
     dir_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for name, size in entries:
