@@ -102,9 +102,8 @@ async def _send(proc: asyncio.subprocess.Process, payload: tuple[bytes, ...]) ->
     assert proc.stdin is not None
     try:
         for piece in payload:  # in slices: a large workspace is never copied whole on the event loop
-            view = memoryview(piece)
-            for start in range(0, len(view), SEND_SLICE):
-                proc.stdin.write(view[start : start + SEND_SLICE])
+            for start in range(0, len(piece), SEND_SLICE):
+                proc.stdin.write(piece[start : start + SEND_SLICE])  # a small piece is not copied
                 await proc.stdin.drain()
         proc.stdin.close()
     except (BrokenPipeError, ConnectionResetError):
