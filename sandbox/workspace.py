@@ -6,6 +6,23 @@ the files into its tmpfs working directory before any user code runs (sandbox/wo
 from the host's file system is bound in, so no path the host holds is ever reachable from the sandbox,
 and the copy counts against the run's own tmpfs size and wall clock. The host never unpickles `state`:
 it is opaque bytes, bounded by max_state_bytes both ways.
+
+For callers (`Sandbox.run(code, limits, workspace=RunWorkspace(files, state, keep_state=True))`):
+- files: the thread's files as OutputFile(name, data). Names are checked again here (no "/", no leading
+  dot, printable, <= 255 bytes, no duplicates); a refused one is in `RunResult.unplaced` with the reason.
+  Returned names go through hostfs.sanitise, so use names it leaves unchanged to keep them stable.
+- `RunResult.files` holds only files the run created or changed (size + content hash against what went
+  in): store each, replacing a file of the same name; `deleted_files` names placed files the run removed.
+- `state_saved` True: `state` is the namespace the run left (store it, replacing the old one; it is b""
+  when restoring the old state ended the run, which clears it); False (no keep_state, killed, died, the
+  files did not fit): keep the previous state. A state whose restore hangs times the run out each time:
+  clearing the thread's state (`reset`) is the way out. `kept` lists what the next
+  run will find (name, type, short repr); `dropped` says what it will not, and why ("(state)" for notes
+  about the state as a whole).
+- Disk: the files live in the run's tmpfs working directory (limits.output_dir_mb, a cap, not reserved;
+  tmpfs pages count against the memory cgroup); a workspace larger than that is refused with an error
+  before the code runs. Warm slots are only used when limits.output_dir_mb and tmp_mb equal the config's
+  default limits, as for any run.
 """
 
 from __future__ import annotations
@@ -32,10 +49,6 @@ class Prepared:
     error: str | None = None  # the run must not start: the files cannot fit
     keep_state: bool = False
     max_state_bytes: int = 0
-
-    @property
-    def size(self) -> int:
-        return sum(len(p) for p in self.pieces)
 
 
 def prepare(ws: RunWorkspace, limits: RunLimits) -> Prepared:
@@ -98,8 +111,10 @@ def finish(result: RunResult, parsed: Report, prep: Prepared) -> RunResult:
     dropped = list(prep.notes)
     for name, why in parsed.dropped:  # the child's own placement failures are files, not names
         (unplaced if name.startswith("file ") else dropped).append((name.removeprefix("file "), why))
-    # Only a run that ended by itself saves: a host kill (timeout, output) leaves the previous state.
-    saved = parsed.saved_state is not None and prep.keep_state and result.killed_reason in (None, "memory")
+    # A host kill (timeout, output) leaves the previous state: the report may be cut short. A T line is only
+    # there when the child finished its report, or when restoring the state ended the child (cleared).
+    ended_itself = result.killed_reason in (None, "memory", "cpu")
+    saved = parsed.saved_state is not None and prep.keep_state and ended_itself
     if prep.keep_state and not saved:
         note = parsed.state_note or (KILLED_NOTE if result.killed_reason else NO_REPORT_NOTE)
         dropped.append(("(state)", note))
