@@ -50,8 +50,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "reset",
         "",
-        "forget this thread's history (use it inside the thread)",
-        "Forget this thread's conversation (use it inside the thread)",
+        "forget this thread's history, files and variables (use it inside the thread)",
+        "Forget this thread's conversation, files and variables (use it inside the thread)",
+        thread=True,
+    ),
+    CommandSpec(
+        "files",
+        "",
+        "this thread's files and kept variables",
+        "This thread's files and kept variables (use it inside the thread)",
         thread=True,
     ),
     CommandSpec(

@@ -16,6 +16,7 @@ from core.limits.spec import BY_NAME
 from core.limits.timefmt import day_start, stamp, week_start
 from core.store.base import AuditRecord, Store, UsageTotals, Workspace
 from core.text import duration
+from core.threadfiles.listing import OUTSIDE_THREAD_TEXT, files_text, reset_text
 from core.types import CommandRequest, CommandResult
 
 AUDIT_PAGE = 10
@@ -56,6 +57,7 @@ class Commands:
             "set": self._set,
             "usage": self._usage,
             "reset": self._reset,
+            "files": self._files,
             "audit": self._audit,
         }
 
@@ -72,7 +74,6 @@ class Commands:
         return _fit(await self._handlers[spec.name](req, args), req.reply_limit)
 
     async def _help(self, req: CommandRequest, args: tuple[str, ...]) -> CommandResult:
-        defaults = self._limits.defaults
         text = "\n".join(
             (
                 "*codebot* answers questions by writing Python, checking it and running it in a sandbox. "
@@ -80,8 +81,8 @@ class Commands:
                 "*Try:* " + " · ".join(f"_{q}_" for q in EXAMPLE_QUESTIONS),
                 f"*Commands* ({req.syntax.heading()})",
                 *usage_lines(),
-                "*Limits*",
-                f"```\n{reference_table(defaults)}\n```",
+                "*Limits* (`limits` shows their values and ranges)",
+                f"```\n{reference_table()}\n```",
                 WINDOWS_TEXT,
             )
         )
@@ -148,12 +149,19 @@ class Commands:
                 "`reset` forgets one conversation: run it inside the thread you want me to forget.", ok=False
             )
         removed = await self._store.reset_conversation(req.thread)
-        if not removed:
+        cleared = reset_text(*await self._store.clear_workspace(req.thread))
+        if not removed and not cleared:
             return CommandResult("This thread has no history to forget; the next question starts fresh.")
         return CommandResult(
-            f"Forgot this thread's history ({removed} message{'s' if removed != 1 else ''}). "
+            f"Forgot this thread's history ({removed} message{'s' if removed != 1 else ''}).{cleared} "
             "The next question here starts fresh."
         )
+
+    async def _files(self, req: CommandRequest, args: tuple[str, ...]) -> CommandResult:
+        if req.thread is None:
+            return CommandResult(OUTSIDE_THREAD_TEXT, ok=False)
+        limits = await self._limits.effective(_workspace(req))
+        return CommandResult(await files_text(self._store, req.thread, limits))
 
     async def _audit(self, req: CommandRequest, args: tuple[str, ...]) -> CommandResult:
         ws = _workspace(req)

@@ -198,6 +198,10 @@ def build_groups(runner: CommandRunner) -> list[app_commands.Group]:
     async def reset(interaction: discord.Interaction) -> None:
         await runner.run(interaction, "reset")
 
+    @command(user, admin, "files")
+    async def files(interaction: discord.Interaction) -> None:
+        await runner.run(interaction, "files")
+
     @command(user, admin, "set")
     async def set_(interaction: discord.Interaction, name: str, value: str) -> None:
         await runner.run(interaction, "set", name, value)
