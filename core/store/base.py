@@ -223,7 +223,44 @@ class Leases(Protocol):
     async def unlock_thread(self, key: ThreadKey, owner: str) -> None: ...
 
 
-class Store(Conversations, Events, AuditLog, Ledger, Leases, Protocol):
+class TurnLeases(Protocol):
+    """Leases on running turns, so a surviving replica can report a dead one's turns (and only those).
+
+    A turn's lease names its owner (a replica id). The thread's lock is taken with the turn's start and
+    renewed with its lease; commit_turn and abandon_turn free it.
+    """
+
+    async def start_turn_leased(
+        self,
+        key: ThreadKey,
+        event_id: str,
+        user_id: str,
+        question: str,
+        now: float,
+        owner: str,
+        lease_s: float,
+    ) -> bool:
+        """Start the turn with a lease until now + lease_s and try its thread's lock: True if it holds it."""
+        ...
+
+    async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[bool, bool]:
+        """Extend the lease of a started turn `owner` owns: (turn still ours, thread lock still ours)."""
+        ...
+
+    async def take_over_turns(
+        self, now: float, reason: str, expired_only: bool = True, platforms: Sequence[str] | None = None
+    ) -> list[tuple[ThreadKey, str, str]]:
+        """Abandon started turns whose lease ended (every started turn if not expired_only), free their
+        threads, and return them as (key, event_id, question), oldest first. Atomic: of any number of
+        replicas calling this at once, each turn goes to exactly one."""
+        ...
+
+    async def release_thread(self, key: ThreadKey, event_id: str) -> None:
+        """Free the thread's lock if the turn `event_id` holds it."""
+        ...
+
+
+class Store(Conversations, Events, AuditLog, Ledger, Leases, TurnLeases, Protocol):
     """Conversation-shaped persistence: every part of the contract, opened and closed as one."""
 
     async def open(self) -> None:

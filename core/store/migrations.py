@@ -268,9 +268,20 @@ _LEASES_POSTGRES = (
         END $$""",
 )
 
+# Turn leases (issue 15): a started turn names the replica running it and holds a lease it renews, so a
+# surviving replica can tell a dead one's turns from live ones. Rows from before have no lease, so they
+# count as expired: no replica renews them.
+_TURN_LEASES = (
+    "ALTER TABLE turns ADD COLUMN owner TEXT",
+    "ALTER TABLE turns ADD COLUMN lease_until REAL",
+)
+
+_TURN_LEASES_POSTGRES = ("ALTER TABLE turns ADD COLUMN owner TEXT, ADD COLUMN lease_until DOUBLE PRECISION",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("001_initial", _INITIAL, _INITIAL_POSTGRES),
     Migration("002_leases", _LEASES, _LEASES_POSTGRES),
+    Migration("003_turn_leases", _TURN_LEASES, _TURN_LEASES_POSTGRES),
 )
 
 
