@@ -243,8 +243,12 @@ class TurnLeases(Protocol):
         """Start the turn with a lease until now + lease_s and try its thread's lock: True if it holds it."""
         ...
 
-    async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[bool, bool]:
-        """Extend the lease of a started turn `owner` owns: (turn still ours, thread lock still ours)."""
+    async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:
+        """Extend the lease of a started turn `owner` owns; return (status, thread lock still ours).
+
+        status: "renewed"; "finished" (this owner committed or abandoned it); "lost" (taken over, or
+        never ours): the caller must stop the turn without posting anything more.
+        """
         ...
 
     async def take_over_turns(

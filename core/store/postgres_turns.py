@@ -52,7 +52,7 @@ SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM l)
 
 _TAKE_OVER = """
 WITH t AS (
-    UPDATE turns SET state = 'abandoned', reason = $2, finished_at = $1, lease_until = NULL
+    UPDATE turns SET state = 'abandoned', reason = $2, finished_at = $1, owner = NULL, lease_until = NULL
     WHERE state = 'started' AND ($3 OR lease_until IS NULL OR lease_until <= $1)
       AND ($4::text[] IS NULL OR platform = ANY ($4::text[]))
     RETURNING platform, workspace, channel, thread, event_id, question, started_at
@@ -81,10 +81,15 @@ async def start_turn_leased(
     return bool(row[0])
 
 
-async def renew_turn(db: Conn, event_id: str, owner: str, now: float, lease_s: float) -> tuple[bool, bool]:
-    """Extend the turn's lease (and its thread lock's): (turn still ours, thread lock still ours)."""
+async def renew_turn(db: Conn, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:
+    """Extend the turn's lease and its thread lock's: ("renewed" | "finished" | "lost", thread lock ours)."""
     row = await db.fetchrow(_RENEW, event_id, owner, now + lease_s)
-    return bool(row[0]), bool(row[1])
+    if row[0]:
+        return "renewed", bool(row[1])
+    # A second statement, so its snapshot includes a takeover the UPDATE above waited for. A takeover
+    # clears the owner; a turn this replica committed or abandoned itself keeps it.
+    mine = await db.fetchval("SELECT owner = $2 FROM turns WHERE event_id = $1", event_id, owner)
+    return ("finished" if mine else "lost"), False
 
 
 async def take_over_turns(

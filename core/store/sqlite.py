@@ -371,8 +371,8 @@ class SQLiteStore:
         async with self._write() as db:
             return await turns.start_turn_leased(db, key, event_id, user_id, question, now, owner, lease_s)
 
-    async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[bool, bool]:
-        """Extend a started turn's lease: (turn still ours, thread lock still ours)."""
+    async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:
+        """Extend a started turn's lease: ("renewed" | "finished" | "lost", thread lock still ours)."""
         async with self._write() as db:
             return await turns.renew_turn(db, event_id, owner, now, lease_s)
 

@@ -52,8 +52,8 @@ async def start_turn_leased(
 
 async def renew_turn(
     db: aiosqlite.Connection, event_id: str, owner: str, now: float, lease_s: float
-) -> tuple[bool, bool]:
-    """Extend the turn's lease (and its thread lock's): (turn still ours, thread lock still ours)."""
+) -> tuple[str, bool]:
+    """Extend the turn's lease and its thread lock's: ("renewed" | "finished" | "lost", thread lock ours)."""
     rows = list(
         await db.execute_fetchall(
             """UPDATE turns SET lease_until = ? WHERE event_id = ? AND owner = ? AND state = 'started'
@@ -61,13 +61,16 @@ async def renew_turn(
             (now + lease_s, event_id, owner),
         )
     )
-    if not rows:
-        return False, False
+    if not rows:  # a takeover clears the owner; a turn this process finished itself keeps it
+        mine = await db.execute_fetchall(
+            "SELECT 1 FROM turns WHERE event_id = ? AND owner = ?", (event_id, owner)
+        )
+        return ("finished" if list(mine) else "lost"), False
     locked = await db.execute_fetchall(
         f"UPDATE thread_locks SET lease_until = ? WHERE {_KEY} AND owner = ? RETURNING 1",
         (now + lease_s, *tuple(rows[0]), event_id),
     )
-    return True, bool(list(locked))
+    return "renewed", bool(list(locked))
 
 
 async def take_over_turns(
@@ -76,7 +79,8 @@ async def take_over_turns(
     """Abandon started turns whose lease ended (or all of them) and free their threads; return them."""
     only = "" if platforms is None else f" AND platform IN ({', '.join('?' * len(platforms))})"
     rows = await db.execute_fetchall(
-        f"""UPDATE turns SET state = 'abandoned', reason = ?, finished_at = ?, lease_until = NULL
+        f"""UPDATE turns
+            SET state = 'abandoned', reason = ?, finished_at = ?, owner = NULL, lease_until = NULL
             WHERE state = 'started' AND (? OR lease_until IS NULL OR lease_until <= ?){only}
             RETURNING platform, workspace, channel, thread, event_id, question, started_at""",
         (reason, now, int(not expired_only), now, *(platforms or ())),

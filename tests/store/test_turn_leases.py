@@ -30,9 +30,18 @@ async def test_abandoning_a_turn_frees_its_thread(store: Store) -> None:
     assert await start(store, "e2", 1.0) is True
 
 
+async def test_a_renewal_after_the_turn_finished_says_so(store: Store) -> None:
+    await start(store, "e1", 0.0)
+    await start(store, "e2", 0.0, k=key("t2"))
+    await store.commit_turn(turn(KEY, "e1", ["m"], at=1.0))
+    await store.abandon_turn("e2", "shutdown", 1.0)
+    assert await store.renew_turn("e1", "a", 2.0, LEASE) == ("finished", False)
+    assert await store.renew_turn("e2", "a", 2.0, LEASE) == ("finished", False)
+
+
 async def test_renewal_keeps_a_live_turn_from_being_taken_over(store: Store, second_store: Store) -> None:
     await start(store, "e1", 0.0)
-    assert await store.renew_turn("e1", "a", 9.0, LEASE) == (True, True)  # lease now until 19
+    assert await store.renew_turn("e1", "a", 9.0, LEASE) == ("renewed", True)  # lease now until 19
     assert await second_store.take_over_turns(15.0, TAKEN) == []
     assert await second_store.start_turn_leased(KEY, "e2", "U1", "q", 15.0, "b", LEASE) is False
 
@@ -47,20 +56,20 @@ async def test_only_expired_turns_are_taken_over_and_their_threads_freed(
     assert [e for _, e, _ in await store.unfinished_turns()] == ["alive"]
     assert await second_store.lock_thread(KEY, "next", 10.0, LEASE) is True
     # The paused owner learns on its next renewal that it lost the turn; it must not answer.
-    assert await store.renew_turn("dead", "a", 10.5, LEASE) == (False, False)
+    assert await store.renew_turn("dead", "a", 10.5, LEASE) == ("lost", False)
     assert await second_store.take_over_turns(11.0, TAKEN) == []  # reported once
 
 
 async def test_a_renewal_with_the_wrong_owner_does_not_extend_the_lease(store: Store) -> None:
     await start(store, "e1", 0.0, owner="a")
-    assert await store.renew_turn("e1", "b", 5.0, LEASE) == (False, False)
+    assert await store.renew_turn("e1", "b", 5.0, LEASE) == ("lost", False)
     assert [e for _, e, _ in await store.take_over_turns(10.0, TAKEN)] == ["e1"]
 
 
 async def test_a_turn_that_lost_its_thread_lock_is_told_on_renewal(store: Store, second_store: Store) -> None:
     await start(store, "e1", 0.0)
     assert await second_store.lock_thread(KEY, "e2", 10.0, LEASE) is True  # e1's lock lease ran out
-    assert await store.renew_turn("e1", "a", 10.0, LEASE) == (True, False)
+    assert await store.renew_turn("e1", "a", 10.0, LEASE) == ("renewed", False)
 
 
 async def test_takeover_can_be_limited_to_platforms_and_to_everything(store: Store) -> None:
@@ -106,5 +115,7 @@ async def test_a_renewal_racing_a_takeover_either_keeps_or_loses_the_turn(backen
         await a.close()
         await b.close()
     taken = {e for _, e, _ in outcome[0]}
-    kept = {f"e{n}" for n, (ours, _) in enumerate(outcome[1:]) if ours}
+    kept = {f"e{n}" for n, (status, _) in enumerate(outcome[1:]) if status == "renewed"}
+    lost = {f"e{n}" for n, (status, _) in enumerate(outcome[1:]) if status == "lost"}
     assert taken.isdisjoint(kept) and taken | kept == {f"e{n}" for n in range(10)}
+    assert lost == taken  # every replica that lost a turn learns it on that renewal
