@@ -15,8 +15,8 @@ from core.agent import INTERNAL_ERROR_TEXT, Agent, StepRecord, TurnLedger, TurnL
 from core.codec import CodecError, decode_message, encode_message
 from core.files_in import FileFetcher
 from core.history import trim_history
+from core.lease import TurnLeases
 from core.limits import EffectiveLimits, LimitsEngine, WorkspaceGate
-from core.locks import KeyedLocks
 from core.settings import Settings
 from core.sink import ReplySink
 from core.store.base import AuditRecord, Store, StoreError, Turn, UsageRecord, Workspace
@@ -39,6 +39,7 @@ class TurnDeps:
     gate: WorkspaceGate
     base_limits: RunLimits
     clock: Callable[[], float] = time.time
+    leases: TurnLeases | None = None  # turn leases and thread locks; None: one process, in-process locks
 
 
 class TurnRunner:
@@ -46,21 +47,20 @@ class TurnRunner:
 
     def __init__(self, deps: TurnDeps) -> None:
         self._d = deps
-        self._threads = KeyedLocks()
+        self.leases = deps.leases or TurnLeases(deps.store, shared=False, clock=deps.clock)
         self._global = asyncio.Semaphore(deps.settings.max_concurrent_turns)
 
     async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
         """Run one turn to the end; every failure becomes a notice in the thread."""
         started = False
+        sink = self.leases.guard(incoming, sink)  # posts nothing once another replica owns the turn
         try:
             limits = await self._d.limits.effective(Workspace.of(incoming.key))
             admission = await self._d.limits.admit(incoming, limits)
             if not admission.granted:
                 await sink.post(NoticeReply("limit", admission.notice))
                 return
-            await self._d.store.start_turn(
-                incoming.key, incoming.event_id, incoming.author.id, incoming.text, self._d.clock()
-            )
+            await self.leases.begin(incoming)
             started = True
             await self._queued(incoming, sink, limits)
         except asyncio.CancelledError:
@@ -93,7 +93,7 @@ class TurnRunner:
         # Thread lock first: a second question in the same thread must not hold a workspace slot
         # while it waits for the first to finish.
         async with (
-            self._threads.hold(incoming.key),
+            self.leases.hold_thread(incoming),
             self._d.gate.slot(ws, limits.concurrency, on_queued),
         ):
             if self._global.locked():  # every slot of the whole bot is busy: say so, never stay silent
