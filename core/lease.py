@@ -136,7 +136,9 @@ class TurnLeases:
             return True  # not started yet (admission notices), or finished
         return not lease.lost and self._monotonic() - lease.renewed_at < VALID_SHARE * self.lease_s
 
-    def __len__(self) -> int:
+    @property
+    def running(self) -> int:
+        """How many of this process's turns hold a lease now."""
         return len(self._leases)
 
     async def _renew(self, lease: _Lease) -> None:

@@ -47,7 +47,8 @@ class TurnRunner:
 
     def __init__(self, deps: TurnDeps) -> None:
         self._d = deps
-        self.leases = deps.leases or TurnLeases(deps.store, shared=False, clock=deps.clock)
+        one_process = TurnLeases(deps.store, shared=False, clock=deps.clock)
+        self.leases = deps.leases if deps.leases is not None else one_process
         self._global = asyncio.Semaphore(deps.settings.max_concurrent_turns)
 
     async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
