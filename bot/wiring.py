@@ -88,8 +88,13 @@ async def open_core(
             limits = LimitsEngine(store, defaults)
             # Replicas on PostgreSQL: turns hold leases and thread locks in the database (core.lease).
             owner = replica_id()
+            gate = _gate(settings, store, owner)
             leases = TurnLeases(
-                store, shared=isinstance(settings.database, str), lease_s=settings.turn_lease_s, owner=owner
+                store,
+                shared=isinstance(settings.database, str),
+                lease_s=settings.turn_lease_s,
+                owner=owner,
+                gate=gate if isinstance(gate, StoreGate) else None,
             )
             agent = Agent(llm_client, Reviewer(llm_client), sandbox)
             deps = TurnDeps(
@@ -97,7 +102,7 @@ async def open_core(
                 store=store,
                 agent=agent,
                 limits=limits,
-                gate=_gate(settings, store, owner),
+                gate=gate,
                 base_limits=cfg.default_limits,
                 leases=leases,
             )

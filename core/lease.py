@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.limits.store_gate import StoreGate
 from core.locks import KeyedLocks
 from core.sink import ReplySink
 from core.store.base import Store, StoreError
@@ -72,8 +73,10 @@ class TurnLeases:
         poll_s: float = 0.25,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        gate: StoreGate | None = None,
     ) -> None:
         self._store = store
+        self._gate = gate  # the shared workspace queue: a turn's start also queues its ticket there
         self.shared = shared
         self.lease_s = lease_s
         self.owner = owner or replica_id()
@@ -83,22 +86,30 @@ class TurnLeases:
         self._local = KeyedLocks()
         self._leases: dict[str, _Lease] = {}
 
-    async def begin(self, incoming: Incoming) -> None:
-        """Record the turn as started (with its lease and, if free, its thread's lock when shared)."""
+    async def begin(self, incoming: Incoming, cap: int | None = None) -> None:
+        """Record the turn as started; when shared, with its lease and, if free, its thread's lock.
+
+        `cap` is the workspace's concurrency: a turn that gets its thread's lock is also queued for a
+        workspace slot in the same round trip (its slot() then uses that ticket).
+        """
         key, now = incoming.key, self._clock()
         if not self.shared:
             await self._store.start_turn(key, incoming.event_id, incoming.author.id, incoming.text, now)
             return
         sent = self._monotonic()
-        holds = await self._store.start_turn_leased(
-            key, incoming.event_id, incoming.author.id, incoming.text, now, self.owner, self.lease_s
-        )
+        started = await self._store.start_turn_leased(
+            key, incoming.event_id, incoming.author.id, incoming.text, now, self.owner, self.lease_s,
+            cap if self._gate is not None else None,
+        )  # fmt: skip
         task = asyncio.current_task()
-        lease = _Lease(incoming, task, sent, holds)
+        lease = _Lease(incoming, task, sent, started.holds_thread)
         self._leases[incoming.event_id] = lease
         lease.renewer = asyncio.create_task(self._renew(lease), name=f"lease {incoming.event_id}")
-        if task is not None:  # the lease lives exactly as long as the turn's task
-            task.add_done_callback(lambda _t: self._end(incoming.event_id))
+        if task is None:
+            return
+        if started.ticket is not None and self._gate is not None:
+            self._gate.adopt(started.ticket, started.position)
+        task.add_done_callback(self._end_of(incoming.event_id))  # the lease lives as long as the turn
 
     @asynccontextmanager
     async def hold_thread(self, incoming: Incoming) -> AsyncIterator[None]:
@@ -171,6 +182,14 @@ class TurnLeases:
         log.error("stopping turn %s without answering: %s", lease.incoming.event_id, why)
         if lease.task is not None and not lease.task.done():
             lease.task.cancel()
+
+    def _end_of(self, event_id: str) -> Callable[[asyncio.Task[Any]], None]:
+        def end(task: asyncio.Task[Any]) -> None:
+            if self._gate is not None:
+                self._gate.drop_adopted(task)  # a ticket the turn never used goes back at once
+            self._end(event_id)
+
+        return end
 
     def _end(self, event_id: str) -> None:
         lease = self._leases.pop(event_id, None)

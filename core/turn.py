@@ -61,7 +61,7 @@ class TurnRunner:
             if not admission.granted:
                 await sink.post(NoticeReply("limit", admission.notice))
                 return
-            await self.leases.begin(incoming)
+            await self.leases.begin(incoming, limits.concurrency)
             started = True
             await self._queued(incoming, sink, limits)
         except asyncio.CancelledError:

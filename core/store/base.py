@@ -223,6 +223,15 @@ class Leases(Protocol):
     async def unlock_thread(self, key: ThreadKey, owner: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class TurnStart:
+    """What starting a leased turn got: its thread's lock, and maybe a place in the workspace's queue."""
+
+    holds_thread: bool
+    ticket: int | None = None  # queued with the start when the thread was free and a cap was given
+    position: int = 0  # the ticket's place: 0 = running, N = queue position
+
+
 class TurnLeases(Protocol):
     """Leases on running turns, so a surviving replica can report a dead one's turns (and only those).
 
@@ -239,8 +248,10 @@ class TurnLeases(Protocol):
         now: float,
         owner: str,
         lease_s: float,
-    ) -> bool:
-        """Start the turn with a lease until now + lease_s and try its thread's lock: True if it holds it."""
+        cap: int | None = None,
+    ) -> TurnStart:
+        """Start the turn with a lease until now + lease_s and try its thread's lock; if it got the lock
+        and `cap` is given, also queue a workspace ticket for `owner` (as gate_enter), in the same call."""
         ...
 
     async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:

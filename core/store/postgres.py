@@ -30,6 +30,7 @@ from core.store.base import (
     SlotResult,
     StoreError,
     Turn,
+    TurnStart,
     UsageRecord,
     UsageTotals,
     Workspace,
@@ -386,10 +387,13 @@ class PostgresStore:
         now: float,
         owner: str,
         lease_s: float,
-    ) -> bool:
-        """Start the turn with a lease and try its thread's lock; True if the turn holds the lock."""
+        cap: int | None = None,
+    ) -> TurnStart:
+        """Start the turn with a lease, try its thread's lock and, if it got it and a cap is given, queue."""
         async with self._conn() as db:
-            return await turns.start_turn_leased(db, key, event_id, user_id, question, now, owner, lease_s)
+            return await turns.start_turn_leased(
+                db, key, event_id, user_id, question, now, owner, lease_s, cap
+            )
 
     async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:
         """Extend a started turn's lease: ("renewed" | "finished" | "lost", thread lock still ours)."""

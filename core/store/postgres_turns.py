@@ -3,38 +3,18 @@
 Each call is ONE statement, so each decision is atomic across replicas under READ COMMITTED: an UPDATE
 that waits for a row another replica is changing re-checks its WHERE on the committed version, so of
 a renewal and a takeover racing for one turn exactly one wins, and two survivors never both take it.
-The thread's lock row (thread_locks, owner = the turn's event id) is taken with the turn's start and
-renewed with its lease, so an uncontended turn pays no extra round trip for either.
+The thread's lock row (thread_locks, owner = the turn's event id) is taken with the turn's start (one
+call of codebot_start_turn, migration 004, which also queues the workspace ticket) and renewed with
+its lease, so an uncontended turn pays no extra round trip for the lock or for entering the queue.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from core.store.base import TurnStart
 from core.store.postgres_history import Conn, key_params
 from core.types import ThreadKey
-
-_START = """
-WITH t AS (
-    INSERT INTO turns (event_id, platform, workspace, channel, thread, user_id, question, state,
-                       reason, started_at, finished_at, owner, lease_until)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, 'started', NULL, $8, NULL, $9, $10)
-    ON CONFLICT (event_id) DO UPDATE SET
-        platform = excluded.platform, workspace = excluded.workspace, channel = excluded.channel,
-        thread = excluded.thread, user_id = excluded.user_id, question = excluded.question,
-        state = 'started', reason = NULL, started_at = excluded.started_at, finished_at = NULL,
-        owner = excluded.owner, lease_until = excluded.lease_until
-    RETURNING 1
-), l AS (
-    INSERT INTO thread_locks (platform, workspace, channel, thread, owner, lease_until)
-    VALUES ($2, $3, $4, $5, $1, $10)
-    ON CONFLICT (platform, workspace, channel, thread) DO UPDATE
-    SET owner = excluded.owner, lease_until = excluded.lease_until
-    WHERE thread_locks.owner = excluded.owner OR thread_locks.lease_until <= $8
-    RETURNING 1
-)
-SELECT EXISTS (SELECT 1 FROM l), (SELECT count(*) FROM t)
-"""
 
 _RENEW = """
 WITH t AS (
@@ -75,10 +55,17 @@ async def start_turn_leased(
     now: float,
     owner: str,
     lease_s: float,
-) -> bool:
-    """Record a started turn with its lease and try the thread's lock; True if the turn holds it."""
-    row = await db.fetchrow(_START, event_id, *key_params(key), user_id, question, now, owner, now + lease_s)
-    return bool(row[0])
+    cap: int | None,
+) -> TurnStart:
+    """Record a started turn with its lease, try the thread's lock, and queue a ticket if it got it."""
+    row = await db.fetchrow(
+        "SELECT won, ticket, place FROM codebot_start_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        event_id, *key_params(key), user_id, question, now, owner, lease_s,
+        None if cap is None else max(min(cap, 2**31 - 1), 1),
+    )  # fmt: skip
+    if row[1] is None:
+        return TurnStart(bool(row[0]))
+    return TurnStart(bool(row[0]), int(row[1]), int(row[2]))
 
 
 async def renew_turn(db: Conn, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import aiosqlite
 
+from core.store import sqlite_leases as leases
+from core.store.base import TurnStart, Workspace
 from core.store.sqlite_history import key_params
 from core.types import ThreadKey
 
@@ -25,8 +27,9 @@ async def start_turn_leased(
     now: float,
     owner: str,
     lease_s: float,
-) -> bool:
-    """Record a started turn with its lease and try the thread's lock; True if the turn holds it."""
+    cap: int | None,
+) -> TurnStart:
+    """Record a started turn with its lease, try the thread's lock, and queue a ticket if it got it."""
     await db.execute(
         """INSERT INTO turns (event_id, platform, workspace, channel, thread, user_id, question, state,
                               reason, started_at, finished_at, owner, lease_until)
@@ -47,7 +50,12 @@ async def start_turn_leased(
            RETURNING 1""",
         (*key_params(key), event_id, now + lease_s, now),
     )
-    return bool(list(rows))
+    if not list(rows):
+        return TurnStart(False)
+    if cap is None:
+        return TurnStart(True)
+    ticket, position = await leases.gate_enter(db, Workspace.of(key), owner, max(cap, 1), now, lease_s)
+    return TurnStart(True, ticket, position)
 
 
 async def renew_turn(

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-from core.store.base import Store
+from core.store.base import Store, TurnStart
 from tests.store.backends import Backend
-from tests.store.records import KEY, key, turn
+from tests.store.records import KEY, WS, key, turn
 
 LEASE = 10.0
 TAKEN = "interrupted: its replica stopped"
 
 
 async def start(store: Store, event: str, now: float, owner: str = "a", k=KEY) -> bool:
-    return await store.start_turn_leased(k, event, "U1", f"question {event}", now, owner, LEASE)
+    started = await store.start_turn_leased(k, event, "U1", f"question {event}", now, owner, LEASE)
+    assert started.ticket is None  # no cap given: no workspace ticket
+    return started.holds_thread
 
 
 async def test_a_started_turn_holds_its_thread_until_it_commits(store: Store, second_store: Store) -> None:
@@ -43,7 +45,7 @@ async def test_renewal_keeps_a_live_turn_from_being_taken_over(store: Store, sec
     await start(store, "e1", 0.0)
     assert await store.renew_turn("e1", "a", 9.0, LEASE) == ("renewed", True)  # lease now until 19
     assert await second_store.take_over_turns(15.0, TAKEN) == []
-    assert await second_store.start_turn_leased(KEY, "e2", "U1", "q", 15.0, "b", LEASE) is False
+    assert await start(second_store, "e2", 15.0, owner="b") is False
 
 
 async def test_only_expired_turns_are_taken_over_and_their_threads_freed(
@@ -119,3 +121,17 @@ async def test_a_renewal_racing_a_takeover_either_keeps_or_loses_the_turn(backen
     lost = {f"e{n}" for n, (status, _) in enumerate(outcome[1:]) if status == "lost"}
     assert taken.isdisjoint(kept) and taken | kept == {f"e{n}" for n in range(10)}
     assert lost == taken  # every replica that lost a turn learns it on that renewal
+
+
+async def test_a_start_that_gets_its_thread_also_queues_its_workspace_ticket(
+    store: Store, second_store: Store
+) -> None:
+    first = await store.start_turn_leased(KEY, "e1", "U1", "q1", 0.0, "a", LEASE, cap=1)
+    assert first.holds_thread and first.ticket is not None and first.position == 0  # running at once
+    other = await second_store.start_turn_leased(key("t2"), "e2", "U1", "q2", 1.0, "b", LEASE, cap=1)
+    assert other.holds_thread and other.ticket is not None and other.position == 1  # queued behind e1
+    assert await store.gate_counts(WS, 1.0) == (1, 1)
+    same_thread = await second_store.start_turn_leased(KEY, "e3", "U1", "q3", 1.0, "b", LEASE, cap=1)
+    assert same_thread == TurnStart(False)  # waits for the thread first: no slot held meanwhile
+    await store.gate_leave(first.ticket)
+    assert await second_store.gate_poll(other.ticket, WS, 1, 2.0, LEASE) == 0
