@@ -102,19 +102,26 @@ def store_figures(samples: list[tuple[str, dict[str, str], float]]) -> tuple[flo
     """Return (calls per turn, store ms per turn, p99 ms of one call, the most frequent calls per turn)."""
     turns = sum(v for name, _, v in samples if name == "codebot_turns_total")
     calls: dict[str, float] = defaultdict(float)
+    seconds: dict[str, float] = defaultdict(float)
     buckets: dict[float, float] = defaultdict(float)
-    total_s = 0.0
     for name, labels, value in samples:
+        if labels.get("op") in ("open", "close"):
+            continue  # once per process, not per turn
         if name.endswith("_count"):
             calls[labels["op"]] += value
         elif name.endswith("_sum"):
-            total_s += value
+            seconds[labels["op"]] += value
         elif name.endswith("_bucket"):
             buckets[float(labels["le"])] += value
+    total_s = sum(seconds.values())
     n = sum(calls.values())
     p99 = next((le for le, cum in sorted(buckets.items()) if cum >= 0.99 * n), float("inf"))
     per = max(turns, 1)
-    top = ", ".join(f"{op} {c / per:.2f}" for op, c in sorted(calls.items(), key=lambda kv: -kv[1]))
+    top = ", ".join(
+        f"{op} {c / per:.2f} ({seconds[op] / c * 1000:.1f} ms)"
+        for op, c in sorted(calls.items(), key=lambda kv: -kv[1])
+        if c
+    )
     return n / per, total_s * 1000 / per, p99 * 1000, top
 
 
@@ -201,7 +208,7 @@ def print_table(rows: list[Figures]) -> None:
     out.append(line("turn p50 vs first", [f"{r.turn_s[0] / base.turn_s[0]:.2f}x" for r in rows]))
     print("\n".join(out))
     for r in rows:
-        print(f"{r.setup}: store calls per turn by operation: {r.top_calls}")
+        print(f"{r.setup}: store calls per turn by operation (mean latency): {r.top_calls}")
 
 
 async def main(args: argparse.Namespace) -> None:
