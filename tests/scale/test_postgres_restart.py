@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 
 from tests.fakes.slack_fake import FakeSlack
 from tests.scale.holding_llm import HoldingOpenAI
@@ -16,6 +17,17 @@ from tests.slack.payloads import mention
 
 ANSWER = "Computed: 42."
 THREADS = 8
+
+
+async def committed(dsn: str, n: int) -> None:
+    """Wait until n turns are committed (polling the database: no event reaches the test for it)."""
+    db = await asyncpg.connect(dsn, timeout=30)
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while await db.fetchval("SELECT count(*) FROM turns WHERE state = 'committed'") < n:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        await db.close()
 
 
 async def ask_all(bots, http, roots: list[str], text: str, thread_ts: bool = False) -> None:
@@ -38,6 +50,7 @@ async def test_postgres_restarted_under_load_loses_nothing_and_answers_nothing_t
     async with private_cluster() as pg, replicas(2, tmp_path, slack, llm, pg.dsn) as bots:
         await ask_all(bots, http, before, "remember the number")
         await slack.wait_for(lambda: all(ANSWER in texts(slack, r) for r in before), WAIT_S)
+        await committed(pg.dsn, THREADS)  # an answer is posted just before its turn commits
 
         await pg.stop()
         await ask_all(bots, http, during, "while the database is down")
