@@ -48,7 +48,7 @@ class Codebot:
         clock: Callable[[], float] = time.time,
         recovery: Recovery | None = None,
     ) -> None:
-        self._recovery = recovery or Recovery(store, turns.leases, clock=clock)
+        self._recovery = recovery if recovery is not None else Recovery(store, turns.leases, clock=clock)
         self._settings = settings
         self._store = store
         self._turns = turns
