@@ -124,7 +124,8 @@ async def _serve(cmd: str, args: argparse.Namespace, settings: Settings) -> int:
     # on the same host with the same .env.
     listener = serve_ops(settings, ops) if cmd != "console" else contextlib.nullcontext()
     try:
-        async with listener, open_core(settings, environ, ops=ops) as core:
+        # Each process takes over only the dead replicas' turns of its own platform: it can tell only those.
+        async with listener, open_core(settings, environ, ops=ops, platforms=(cmd,)) as core:
             # Everything built so far (modules, SDK schemas, pydantic models) lives as long as the
             # process. Moving it out of the collector's reach keeps full collections from rescanning
             # it: without this, a full collection under load blocked the event loop for over 100 ms.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -12,11 +12,13 @@ from typing import Any
 from core.admin import Admins
 from core.agent import Agent, Runner
 from core.commands import Commands
+from core.lease import TurnLeases, replica_id
 from core.limits import LimitDefaults, LimitsEngine, WorkspaceGate
 from core.limits.store_gate import StoreGate
 from core.llm import LLMClient
 from core.observe import MeteredLLMClient, MeteredRunner, MeteredStore, ObservedTurns
 from core.readiness import Ops, Readiness
+from core.recovery import Recovery
 from core.review.reviewer import Reviewer
 from core.service import Codebot
 from core.settings import ConfigError, Settings, read_environment
@@ -80,10 +82,10 @@ async def _start_sweeper(stack: AsyncExitStack, store: Store, settings: Settings
     stack.push_async_callback(stop)
 
 
-def _gate(settings: Settings, store: Store) -> WorkspaceGate:
+def _gate(settings: Settings, store: Store, owner: str) -> WorkspaceGate:
     """Replicas on PostgreSQL share one queue per workspace in the database; one process keeps its own."""
     if isinstance(settings.database, str):
-        return StoreGate(store, lease_s=settings.turn_lease_s)
+        return StoreGate(store, lease_s=settings.turn_lease_s, owner=owner)
     return WorkspaceGate()
 
 
@@ -94,11 +96,13 @@ async def open_core(
     sandbox_cfg: SandboxConfig | None = None,
     runner: Runner | None = None,
     ops: Ops | None = None,
+    platforms: Sequence[str] | None = None,
 ) -> AsyncIterator[Codebot]:
     """Open the store, the LLM client and the sandbox, and yield a running Codebot.
 
     `runner` replaces the sandbox (benchmarks measuring the core alone); production never passes it.
     `ops` gets the metrics and answers readiness (the CLI passes the one its listener serves).
+    `platforms`: what this process posts to, so it takes over only dead turns it can report (None: any).
     """
     cfg = sandbox_cfg or sandbox_config(environ)
     ops = ops or Ops()
@@ -112,17 +116,29 @@ async def open_core(
                 runner if runner is not None else await stack.enter_async_context(Sandbox(cfg)), ops.metrics
             )
             limits = limits_engine(store, environ)
+            # Replicas on PostgreSQL: turns hold leases and thread locks in the database (core.lease).
+            owner = replica_id()
+            gate = _gate(settings, store, owner)
+            leases = TurnLeases(
+                store,
+                shared=isinstance(settings.database, str),
+                lease_s=settings.turn_lease_s,
+                owner=owner,
+                gate=gate if isinstance(gate, StoreGate) else None,
+            )
             agent = Agent(llm_client, Reviewer(llm_client), sandbox)
             deps = TurnDeps(
                 settings=settings,
                 store=store,
                 agent=agent,
                 limits=limits,
-                gate=_gate(settings, store),
+                gate=gate,
                 base_limits=cfg.default_limits,
+                leases=leases,
             )
             commands = Commands(store, limits, Admins(settings.admin_ids))
-            core = Codebot(settings, store, ObservedTurns(deps, ops.metrics), commands)
+            recovery = Recovery(store, leases, platforms=platforms)
+            core = Codebot(settings, store, ObservedTurns(deps, ops.metrics), commands, recovery=recovery)
             ops.bind(Readiness(settings, store, sandbox, core))
             try:
                 yield core

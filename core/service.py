@@ -11,6 +11,7 @@ from collections.abc import Callable
 from core.commands import Commands
 from core.control import Control, ControlResult, guarded
 from core.files_in import FileFetcher
+from core.recovery import Recovery
 from core.settings import Settings
 from core.sink import ReplySink
 from core.store.base import Store, StoreError
@@ -46,7 +47,9 @@ class Codebot:
         turns: TurnRunner,
         commands: Commands,
         clock: Callable[[], float] = time.time,
+        recovery: Recovery | None = None,
     ) -> None:
+        self._recovery = recovery if recovery is not None else Recovery(store, turns.leases, clock=clock)
         self._settings = settings
         self._store = store
         self._turns = turns
@@ -158,31 +161,11 @@ class Codebot:
         return self._commands.admins.is_admin(author)
 
     async def recover(self, sink_for: Callable[[ThreadKey], ReplySink] | None = None) -> int:
-        """Close turns a crash left open and tell their threads; return how many there were.
+        """Close turns a dead process left open, tell their threads, and return how many there were.
 
-        Called once at start-up. A turn is open when it was started but never committed or
-        abandoned: the process died mid-answer. Its history is intact (turns commit atomically).
+        Called once at start-up by the adapter; on replicas it goes on in the background (core.recovery).
         """
-        try:
-            open_turns = await self._store.unfinished_turns()
-        except StoreError as exc:
-            log.error("cannot look for interrupted turns: %s", exc)
-            return 0
-        for key, event_id, question in open_turns:
-            await self._store.abandon_turn(event_id, "interrupted by a restart", self._clock())
-            if sink_for is None:
-                continue
-            text = (
-                f"I was restarted while answering _{_snippet(question)}_ and could not finish. "
-                "Please ask again."
-            )
-            try:
-                await sink_for(key).post(NoticeReply("abandoned", text))
-            except Exception:
-                log.exception("could not tell %s about an interrupted turn", key)
-        if open_turns:
-            log.warning("closed %d turn(s) interrupted by a restart", len(open_turns))
-        return len(open_turns)
+        return await self._recovery.start(sink_for)
 
     @property
     def busy(self) -> int:
@@ -197,6 +180,7 @@ class Codebot:
     async def shutdown(self, grace_s: float | None = None) -> None:
         """Stop taking work, let running turns finish within the grace period, abandon the rest."""
         self.accepting = False
+        await self._recovery.stop()
         grace = self._settings.shutdown_grace_s if grace_s is None else grace_s
         pending = list(self._tasks)
         if pending:
@@ -207,11 +191,6 @@ class Codebot:
             if still:
                 log.warning("abandoned %d turn(s) at shutdown", len(still))
                 await asyncio.gather(*still, return_exceptions=True)
-
-
-def _snippet(text: str, limit: int = 80) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _with_author(req: CommandRequest, author: Author) -> CommandRequest:

@@ -17,8 +17,8 @@ from core.agent import INTERNAL_ERROR_TEXT, Agent, StepRecord, TurnLedger, TurnL
 from core.codec import CodecError, decode_message, encode_message
 from core.files_in import FileFetcher
 from core.history import trim_history
+from core.lease import TurnLeases
 from core.limits import EffectiveLimits, LimitsEngine, WorkspaceGate
-from core.locks import KeyedLocks
 from core.settings import Settings
 from core.sink import ReplySink
 from core.store.base import AuditRecord, Store, StoreError, Turn, UsageRecord, Workspace
@@ -44,6 +44,7 @@ class TurnDeps:
     gate: WorkspaceGate
     base_limits: RunLimits
     clock: Callable[[], float] = time.time
+    leases: TurnLeases | None = None  # turn leases and thread locks; None: one process, in-process locks
 
 
 class TurnRunner:
@@ -51,7 +52,8 @@ class TurnRunner:
 
     def __init__(self, deps: TurnDeps) -> None:
         self._d = deps
-        self._threads = KeyedLocks()
+        one_process = TurnLeases(deps.store, shared=False, clock=deps.clock)
+        self.leases = deps.leases if deps.leases is not None else one_process
         self._global = asyncio.Semaphore(deps.settings.max_concurrent_turns)
         self.stopping: dict[str, str] = {}  # event id -> who pressed Stop (core/control.py fills it)
         # The agent's sandbox takes a thread's workspace (MeteredRunner passes it on to the Sandbox).
@@ -65,21 +67,20 @@ class TurnRunner:
     @asynccontextmanager
     async def exclusive(self, key: ThreadKey) -> AsyncIterator[None]:
         """Hold the thread's lock and a global slot, as a turn does (a re-run runs under them)."""
-        async with self._threads.hold(key), self._global:
+        async with self.leases.hold_local(key), self._global:
             yield
 
     async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
         """Run one turn to the end; every failure becomes a notice in the thread."""
         started = False
+        sink = self.leases.guard(incoming, sink)  # posts nothing once another replica owns the turn
         try:
             limits = await self._d.limits.effective(Workspace.of(incoming.key))
             admission = await self._d.limits.admit(incoming, limits)
             if not admission.granted:
                 await sink.post(NoticeReply("limit", admission.notice))
                 return
-            await self._d.store.start_turn(
-                incoming.key, incoming.event_id, incoming.author.id, incoming.text, self._d.clock()
-            )
+            await self.leases.begin(incoming, limits.concurrency)
             started = True
             await self._queued(incoming, sink, limits, fetcher)
         except asyncio.CancelledError:
@@ -120,7 +121,7 @@ class TurnRunner:
         # Thread lock first: a second question in the same thread must not hold a workspace slot
         # while it waits for the first to finish.
         async with (
-            self._threads.hold(incoming.key),
+            self.leases.hold_thread(incoming),
             self._d.gate.slot(ws, limits.concurrency, on_queued),
         ):
             if self._global.locked():  # every slot of the whole bot is busy: say so, never stay silent

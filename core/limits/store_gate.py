@@ -43,6 +43,9 @@ class StoreGate(WorkspaceGate):
         self._owner = owner or f"{uuid.uuid4().hex[:12]}"  # names this replica in the tickets it holds
         self._changed: dict[Workspace, asyncio.Event] = {}
         self._mine: dict[Workspace, list[int]] = {}  # [running, waiting] of this process
+        # Tickets a turn's start already queued (core.lease), by the turn's task: its slot() uses them.
+        self._adopted: dict[asyncio.Task[object], tuple[int, int]] = {}
+        self._leaving: set[asyncio.Task[None]] = set()
 
     def running(self, ws: Workspace) -> int:
         """Return how many of this process's turns of the workspace hold a slot."""
@@ -55,6 +58,20 @@ class StoreGate(WorkspaceGate):
     async def counts(self, ws: Workspace) -> tuple[int, int]:
         """Return (running, waiting) across every replica."""
         return await self._store.gate_counts(ws, self._clock())
+
+    def adopt(self, ticket: int, position: int) -> None:
+        """Take a ticket the current turn's start queued, for its slot() to use instead of a new one."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._adopted[task] = (ticket, position)
+
+    def drop_adopted(self, task: asyncio.Task[object]) -> None:
+        """The turn ended without using its ticket (it failed before its slot): give the ticket back."""
+        entry = self._adopted.pop(task, None)
+        if entry is not None:
+            leaving = asyncio.get_running_loop().create_task(self._leave(entry[0]))
+            self._leaving.add(leaving)
+            leaving.add_done_callback(self._leaving.discard)
 
     @asynccontextmanager
     async def slot(self, ws: Workspace, cap: int, on_queued: OnQueued) -> AsyncIterator[None]:
@@ -85,7 +102,12 @@ class StoreGate(WorkspaceGate):
         """Queue a ticket and poll until it runs; return the ticket. A ticket lost to a stall is renewed."""
         changed = self._changed.setdefault(ws, asyncio.Event())
         changed.clear()
-        ticket, first = await self._store.gate_enter(ws, self._owner, cap, self._clock(), self._lease_s)
+        task = asyncio.current_task()
+        adopted = self._adopted.pop(task, None) if task is not None else None
+        if adopted is not None:  # queued by the turn's start in the same round trip
+            ticket, first = adopted
+        else:
+            ticket, first = await self._store.gate_enter(ws, self._owner, cap, self._clock(), self._lease_s)
         position: int | None = first
         reported = 0
         try:

@@ -306,7 +306,59 @@ class Leases(Protocol):
     async def unlock_thread(self, key: ThreadKey, owner: str) -> None: ...
 
 
-class Store(Conversations, Events, AuditLog, Ledger, Leases, ThreadFiles, Protocol):
+@dataclass(frozen=True)
+class TurnStart:
+    """What starting a leased turn got: its thread's lock, and maybe a place in the workspace's queue."""
+
+    holds_thread: bool
+    ticket: int | None = None  # queued with the start when the thread was free and a cap was given
+    position: int = 0  # the ticket's place: 0 = running, N = queue position
+
+
+class TurnLeases(Protocol):
+    """Leases on running turns, so a surviving replica can report a dead one's turns (and only those).
+
+    A turn's lease names its owner (a replica id). The thread's lock is taken with the turn's start and
+    renewed with its lease; commit_turn and abandon_turn free it.
+    """
+
+    async def start_turn_leased(
+        self,
+        key: ThreadKey,
+        event_id: str,
+        user_id: str,
+        question: str,
+        now: float,
+        owner: str,
+        lease_s: float,
+        cap: int | None = None,
+    ) -> TurnStart:
+        """Start the turn with a lease until now + lease_s and try its thread's lock; if it got the lock
+        and `cap` is given, also queue a workspace ticket for `owner` (as gate_enter), in the same call."""
+        ...
+
+    async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:
+        """Extend the lease of a started turn `owner` owns; return (status, thread lock still ours).
+
+        status: "renewed"; "finished" (this owner committed or abandoned it); "lost" (taken over, or
+        never ours): the caller must stop the turn without posting anything more.
+        """
+        ...
+
+    async def take_over_turns(
+        self, now: float, reason: str, expired_only: bool = True, platforms: Sequence[str] | None = None
+    ) -> list[tuple[ThreadKey, str, str]]:
+        """Abandon started turns whose lease ended (every started turn if not expired_only), free their
+        threads, and return them as (key, event_id, question), oldest first. Atomic: of any number of
+        replicas calling this at once, each turn goes to exactly one."""
+        ...
+
+    async def release_thread(self, key: ThreadKey, event_id: str) -> None:
+        """Free the thread's lock if the turn `event_id` holds it."""
+        ...
+
+
+class Store(Conversations, Events, AuditLog, Ledger, Leases, TurnLeases, ThreadFiles, Protocol):
     """Conversation-shaped persistence: every part of the contract, opened and closed as one."""
 
     async def open(self) -> None:

@@ -268,6 +268,51 @@ _LEASES_POSTGRES = (
         END $$""",
 )
 
+# Turn leases (issue 15): a started turn names the replica running it and holds a lease it renews, so a
+# surviving replica can tell a dead one's turns from live ones. Rows from before have no lease, so they
+# count as expired: no replica renews them.
+_TURN_LEASES = (
+    "ALTER TABLE turns ADD COLUMN owner TEXT",
+    "ALTER TABLE turns ADD COLUMN lease_until REAL",
+)
+
+_TURN_LEASES_POSTGRES = ("ALTER TABLE turns ADD COLUMN owner TEXT, ADD COLUMN lease_until DOUBLE PRECISION",)
+
+# A turn's start in one call on PostgreSQL: record it with its lease, take its thread's lock (owner =
+# the event id) if free, and if it got the lock and a cap is given, queue its workspace ticket too. So
+# neither the thread lock nor entering the workspace's queue costs a round trip of its own. (SQLite
+# does the same in one transaction of several statements: nothing to create there.)
+_START_TURN_POSTGRES = (
+    """CREATE FUNCTION codebot_start_turn(
+            p_event TEXT, p_platform TEXT, p_workspace TEXT, p_channel TEXT, p_thread TEXT,
+            p_user TEXT, p_question TEXT, p_now DOUBLE PRECISION, p_owner TEXT,
+            p_lease DOUBLE PRECISION, p_cap INTEGER,
+            OUT won BOOLEAN, OUT ticket BIGINT, OUT place INTEGER)
+        LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            INSERT INTO turns (event_id, platform, workspace, channel, thread, user_id, question, state,
+                               reason, started_at, finished_at, owner, lease_until)
+                VALUES (p_event, p_platform, p_workspace, p_channel, p_thread, p_user, p_question,
+                        'started', NULL, p_now, NULL, p_owner, p_now + p_lease)
+                ON CONFLICT (event_id) DO UPDATE SET
+                    platform = excluded.platform, workspace = excluded.workspace,
+                    channel = excluded.channel, thread = excluded.thread, user_id = excluded.user_id,
+                    question = excluded.question, state = 'started', reason = NULL,
+                    started_at = excluded.started_at, finished_at = NULL, owner = excluded.owner,
+                    lease_until = excluded.lease_until;
+            INSERT INTO thread_locks (platform, workspace, channel, thread, owner, lease_until)
+                VALUES (p_platform, p_workspace, p_channel, p_thread, p_event, p_now + p_lease)
+                ON CONFLICT (platform, workspace, channel, thread) DO UPDATE
+                SET owner = excluded.owner, lease_until = excluded.lease_until
+                WHERE thread_locks.owner = excluded.owner OR thread_locks.lease_until <= p_now;
+            won := FOUND;
+            IF won AND p_cap IS NOT NULL THEN
+                SELECT g.ticket, g.place INTO ticket, place
+                    FROM codebot_gate_enter(p_platform, p_workspace, p_owner, p_cap, p_now, p_lease) AS g;
+            END IF;
+        END $$""",
+)
+
 # A thread's workspace (issue 14): its files and its kept Python state. `thread_workspaces.touched_at`
 # is the last turn that used the workspace; the retention sweep deletes workspaces idle longer than
 # CODEBOT_WORKSPACE_RETENTION_DAYS. `preview` (the first lines of a text file, bounded) is what the
@@ -326,7 +371,9 @@ _THREAD_FILES_POSTGRES = (
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("001_initial", _INITIAL, _INITIAL_POSTGRES),
     Migration("002_leases", _LEASES, _LEASES_POSTGRES),
-    Migration("003_thread_files", _THREAD_FILES, _THREAD_FILES_POSTGRES),
+    Migration("003_turn_leases", _TURN_LEASES, _TURN_LEASES_POSTGRES),
+    Migration("004_start_turn", (), _START_TURN_POSTGRES),
+    Migration("005_thread_files", _THREAD_FILES, _THREAD_FILES_POSTGRES),
 )
 
 

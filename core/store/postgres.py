@@ -23,12 +23,14 @@ from core.store import postgres_commit as commit
 from core.store import postgres_history as history
 from core.store import postgres_leases as leases
 from core.store import postgres_ledger as ledger
+from core.store import postgres_turns as turns
 from core.store.base import (
     AuditRecord,
     LimitChange,
     SlotResult,
     StoreError,
     Turn,
+    TurnStart,
     UsageRecord,
     UsageTotals,
     Workspace,
@@ -374,3 +376,39 @@ class PostgresStore(PostgresThreadFiles):
         """Release the thread's lock if `owner` still holds it."""
         async with self._conn() as db:
             await leases.unlock_thread(db, key, owner)
+
+    # turn leases (a started turn's owner and lease; its thread lock): one statement each
+
+    async def start_turn_leased(
+        self,
+        key: ThreadKey,
+        event_id: str,
+        user_id: str,
+        question: str,
+        now: float,
+        owner: str,
+        lease_s: float,
+        cap: int | None = None,
+    ) -> TurnStart:
+        """Start the turn with a lease, try its thread's lock and, if it got it and a cap is given, queue."""
+        async with self._conn() as db:
+            return await turns.start_turn_leased(
+                db, key, event_id, user_id, question, now, owner, lease_s, cap
+            )
+
+    async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:
+        """Extend a started turn's lease: ("renewed" | "finished" | "lost", thread lock still ours)."""
+        async with self._conn() as db:
+            return await turns.renew_turn(db, event_id, owner, now, lease_s)
+
+    async def take_over_turns(
+        self, now: float, reason: str, expired_only: bool = True, platforms: Sequence[str] | None = None
+    ) -> list[tuple[ThreadKey, str, str]]:
+        """Abandon started turns whose lease ended (or all), free their threads, and return them."""
+        async with self._conn() as db:
+            return await turns.take_over_turns(db, now, reason, expired_only, platforms)
+
+    async def release_thread(self, key: ThreadKey, event_id: str) -> None:
+        """Free the thread's lock if the turn holds it."""
+        async with self._conn() as db:
+            await turns.release_thread(db, key, event_id)

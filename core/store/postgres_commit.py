@@ -2,7 +2,8 @@
 
 One statement is one round trip and one transaction, so a turn costs a single commit, and it is atomic
 by construction: a failing CHECK anywhere writes nothing. Every insert hangs off the `t` CTE, which
-yields a row only if this call moved the turn to 'committed'. A concurrent commit of the same event
+yields a row only if this call moved the turn to 'committed'. The turn's thread lock (owner = its
+event id) is freed by the same statement. A concurrent commit of the same event
 waits on that row's lock and then sees it committed, so it writes nothing (a retry is a no-op).
 """
 
@@ -40,6 +41,9 @@ WITH t AS (
          WITH ORDINALITY AS r (platform, workspace, channel, thread, user_id, at, step, code, allowed,
                                risk, reasons, outcome, exit_code, duration_ms, n)
     ORDER BY r.n
+), l AS (
+    DELETE FROM thread_locks
+    WHERE platform = $2 AND workspace = $3 AND channel = $4 AND thread = $5 AND owner = $1
 ), u AS (
     INSERT INTO usage (platform, workspace, user_id, at, questions, runs, refusals, tokens, sandbox_ms)
     SELECT $23, $24, $25, $26, $27, $28, $29, $30, $31 FROM t

@@ -114,9 +114,11 @@ async def start_turn(
 
 async def abandon_turn(db: Conn, event_id: str, reason: str, now: float) -> None:
     """Mark a started turn abandoned; committed turns stay committed."""
+    # One statement: the turn's thread lock (owner = its event id) is freed with it.
     await db.execute(
-        """UPDATE turns SET state = 'abandoned', reason = $1, finished_at = $2
-           WHERE event_id = $3 AND state = 'started'""",
+        """WITH t AS (UPDATE turns SET state = 'abandoned', reason = $1, finished_at = $2
+                      WHERE event_id = $3 AND state = 'started')
+           DELETE FROM thread_locks WHERE owner = $3""",
         reason,
         now,
         event_id,

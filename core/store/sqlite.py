@@ -22,12 +22,14 @@ import aiosqlite
 from core.store import sqlite_history as history
 from core.store import sqlite_leases as leases
 from core.store import sqlite_ledger as ledger
+from core.store import sqlite_turns as turns
 from core.store.base import (
     AuditRecord,
     LimitChange,
     SlotResult,
     StoreError,
     Turn,
+    TurnStart,
     UsageRecord,
     UsageTotals,
     Workspace,
@@ -223,6 +225,7 @@ class SQLiteStore(SQLiteThreadFiles):
             await ledger.insert_audits(db, turn.audits, turn.event_id)
             await ledger.add_usage(db, turn.usage)
             await history.finish_turn(db, turn.key, turn.event_id, turn.usage.user_id, "committed", None, now)
+            await turns.release_thread(db, turn.key, turn.event_id)
             if self._sweep_due("turns", now):
                 await history.sweep_turns(db, now - self._turn_retention_s)
 
@@ -246,6 +249,7 @@ class SQLiteStore(SQLiteThreadFiles):
         """Mark a started turn abandoned with a reason; a committed turn is left as it is."""
         async with self._write() as db:
             await history.abandon_turn(db, event_id, reason, now)
+            await db.execute("DELETE FROM thread_locks WHERE owner = ?", (event_id,))
 
     async def unfinished_turns(self) -> list[tuple[ThreadKey, str, str]]:
         """Turns started but neither committed nor abandoned: (key, event_id, question), oldest first."""
@@ -352,3 +356,39 @@ class SQLiteStore(SQLiteThreadFiles):
         """Release the thread's lock if `owner` still holds it."""
         async with self._use() as db:
             await leases.unlock_thread(db, key, owner)
+
+    # turn leases (a started turn's owner and lease; its thread lock)
+
+    async def start_turn_leased(
+        self,
+        key: ThreadKey,
+        event_id: str,
+        user_id: str,
+        question: str,
+        now: float,
+        owner: str,
+        lease_s: float,
+        cap: int | None = None,
+    ) -> TurnStart:
+        """Start the turn with a lease, try its thread's lock and, if it got it and a cap is given, queue."""
+        async with self._write() as db:
+            return await turns.start_turn_leased(
+                db, key, event_id, user_id, question, now, owner, lease_s, cap
+            )
+
+    async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:
+        """Extend a started turn's lease: ("renewed" | "finished" | "lost", thread lock still ours)."""
+        async with self._write() as db:
+            return await turns.renew_turn(db, event_id, owner, now, lease_s)
+
+    async def take_over_turns(
+        self, now: float, reason: str, expired_only: bool = True, platforms: Sequence[str] | None = None
+    ) -> list[tuple[ThreadKey, str, str]]:
+        """Abandon started turns whose lease ended (or all), free their threads, and return them."""
+        async with self._write() as db:
+            return await turns.take_over_turns(db, now, reason, expired_only, platforms)
+
+    async def release_thread(self, key: ThreadKey, event_id: str) -> None:
+        """Free the thread's lock if the turn holds it."""
+        async with self._use() as db:
+            await turns.release_thread(db, key, event_id)
