@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from bot.discord.answer import answer_markdown
-from core.text import duration
+from core.outcome import view
 from core.types import (
     AnswerReply,
     CodeReply,
@@ -43,12 +43,6 @@ _STATUS = {
     Progress.FAILED: "❌ Failed",
 }
 _NOTICE_ICON = {"error": "⚠️", "limit": "⛔", "refused": "🚫", "queued": "⏳", "info": "ℹ️", "abandoned": "⚠️"}
-_KILLED = {
-    "timeout": "time limit",
-    "cpu": "CPU time limit",
-    "memory": "memory limit",
-    "output": "output limit",
-}
 
 
 @dataclass(frozen=True)
@@ -194,29 +188,30 @@ def _verdict(reply: VerdictReply) -> str:
 
 
 def _result_head(step: int, r: RunResult) -> str:
-    secs = duration(r.duration_ms)
-    if r.timed_out or r.killed_reason == "timeout":
-        head = f"⏱️ **Timed out** after {secs}"
-    elif r.killed_reason:
-        head = f"💥 **Stopped**: hit the {_KILLED.get(r.killed_reason, r.killed_reason)} after {secs}"
-    elif r.error:
-        head = f"❌ **Error** after {secs} (exit {r.exit_code})"
-    elif r.exit_code:
-        head = f"❌ **Exited with code {r.exit_code}** after {secs}"
+    v = view(r)
+    if v.status == "timeout":
+        head = f"⏱️ **Timed out** after {v.took}"
+    elif v.status == "killed":
+        head = f"💥 **Stopped**: hit the {v.limit_name} after {v.took}"
+    elif v.status == "error":
+        head = f"❌ **Error** after {v.took} (exit {v.exit_code})"
+    elif v.status == "exit":
+        head = f"❌ **Exited with code {v.exit_code}** after {v.took}"
     else:
-        head = f"✅ **Ran** in {secs}"
-    if r.truncated:
+        head = f"✅ **Ran** in {v.took}"
+    if v.truncated:
         head += " · output truncated at the limit"
-    if r.isolation != "full":
-        head += f" · ⚠️ isolation: {r.isolation}"
+    if v.isolation != "full":
+        head += f" · ⚠️ isolation: {v.isolation}"
     return f"**Step {step}** · {head}"
+
+
+_TITLES = {"stdout": "Output", "result": "result", "error": "Error", "stderr": "stderr"}
 
 
 def _sections(r: RunResult) -> list[tuple[str, str, bool]]:
     """(title, body, keep_tail) for each non-empty part of the output."""
-    parts = [("Output", r.stdout, False), ("result", r.result or "", False)]
-    parts += [("Error", r.error or "", True), ("stderr", r.stderr if not r.error else "", True)]
-    return [p for p in parts if p[1].strip()]
+    return [(_TITLES[p.label], p.text, p.keep_tail) for p in view(r).parts]
 
 
 def _result(step: int, r: RunResult, upload_limit: int) -> list[Outgoing]:

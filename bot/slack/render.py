@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.slack import markup
 from bot.slack.markup import code_safe, escape, fenced_sections, prose
-from core.text import duration
+from core.outcome import view
 from core.types import (
     AnswerReply,
     CodeReply,
@@ -122,28 +122,21 @@ def _one_line(text: str) -> str:
 
 
 def status_line(r: RunResult) -> str:
-    """Summarise how a run ended, for a person."""
-    took = duration(r.duration_ms)
-    if r.timed_out or r.killed_reason == "timeout":
-        line = f":stopwatch: *Timed out* · {took}"
-    elif r.killed_reason:
-        line = f":boom: *Killed* ({escape(r.killed_reason)} limit) · exit {r.exit_code} · {took}"
-    elif r.error is not None or r.exit_code != 0:
-        line = f":x: *Failed* · exit {r.exit_code} · {took}"
+    """Summarise how a run ended, for a person (the facts come from core.outcome)."""
+    v = view(r)
+    if v.status == "timeout":
+        line = f":stopwatch: *Timed out* · {v.took}"
+    elif v.status == "killed":
+        line = f":boom: *Killed* ({escape(v.killed_reason or '')} limit) · exit {v.exit_code} · {v.took}"
+    elif not v.ok:
+        line = f":x: *Failed* · exit {v.exit_code} · {v.took}"
     else:
-        line = f":white_check_mark: *Ran OK* · exit 0 · {took}"
-    if r.truncated:
-        line += " · output truncated at the sandbox's limit"
-    if r.isolation != "full":
-        line += f" · isolation: {escape(r.isolation)}"
-    return line
+        line = f":white_check_mark: *Ran OK* · exit 0 · {v.took}"
+    return "".join([line, *(f" · {escape(note)}" for note in v.notes)])
 
 
 def _result_parts(r: RunResult) -> list[tuple[str, str]]:
-    parts = [("stdout", r.stdout), ("result", r.result or ""), ("error", r.error or "")]
-    if r.stderr and r.stderr.strip() != (r.error or "").strip():
-        parts.append(("stderr", r.stderr))
-    return [(label, text) for label, text in parts if text]
+    return [(p.label, p.text) for p in view(r).parts]
 
 
 def render_result(reply: ResultReply, limits: RenderLimits) -> SlackMessage:
