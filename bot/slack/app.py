@@ -25,7 +25,7 @@ from bot.slack import events
 from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
 from bot.slack.render import RenderLimits
-from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error
+from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error, slack_marks
 from core.settings import ConfigError, Settings
 from core.types import Author, CommandRequest, Incoming, NoticeReply, ThreadKey
 
@@ -128,15 +128,19 @@ class SlackBot:
         info = await self.users.lookup(str(event.get("user", "")))
         incoming = events.to_incoming(body, event, bot_user_id, Author(info.id, info.name, info.is_admin))
         target = events.reply_target(event)
+        marks = slack_marks(self.client, target)
         sink = SlackSink(
-            self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
+            self.client,
+            target,
+            limits=self._limits,
+            min_update_interval_s=self._status_interval,
+            marks=marks,
         )
         if incoming.text.strip().lower() == "reset":
             await self._reset(incoming, sink)
             return
         submitted = await self._core.submit(incoming, sink)
-        if submitted.accepted:
-            await self._react(target.channel, target.message_ts, "eyes")
+        await marks.start(submitted.accepted)
 
     def sink_for(self, key: ThreadKey) -> SlackSink:
         """A sink for a thread known only by its key (telling threads about interrupted turns)."""
@@ -152,12 +156,6 @@ class SlackBot:
         req = CommandRequest(key.platform, key.workspace, key.channel, incoming.author, "reset", (), key)
         result = await self._core.command(req)
         await sink.post(NoticeReply("info" if result.ok else "error", result.text))
-
-    async def _react(self, channel: str, ts: str, name: str) -> None:
-        try:
-            await self.client.reactions_add(channel=channel, timestamp=ts, name=name)
-        except SLACK_FAILURES as exc:  # already_reacted, missing scope: cosmetic, never fatal
-            log.info("reactions.add failed: %s", slack_error(exc))
 
     # ---- serving -------------------------------------------------------------------------------
 

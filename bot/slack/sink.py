@@ -1,15 +1,17 @@
-"""SlackSink: the core's ReplySink bound to one Slack thread."""
+"""SlackSink: the core's ReplySink bound to one Slack thread.
+
+A step is one message that grows (code, then the verdict, then the result), edited in place; the live
+status is the thread's own status line (bot/slack/status.py); the answer is posted at the end.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.events import Target
@@ -20,28 +22,51 @@ from bot.slack.render import (
     SlackMessage,
     name_list,
     render,
-    render_progress,
+    render_step,
     section,
     within_limits,
 )
-from core.types import Progress, Reply
+from bot.slack.status import SLACK_FAILURES, SlackStatus, slack_error
+from bot.status import QuestionMarks
+from core.types import CodeReply, NoticeReply, Progress, Reply, ResultReply, StepView, VerdictReply
 
 log = logging.getLogger(__name__)
 
+__all__ = ["SLACK_FAILURES", "SlackSink", "slack_error", "slack_marks"]
+
 FINAL_STATES = frozenset({Progress.DONE, Progress.FAILED})
-# Failures the sink absorbs: the turn's bookkeeping must go on even when Slack misbehaves.
-SLACK_FAILURES = (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+_ENDING_NOTICES = ("error", "abandoned")  # the turn may stop after these without a final progress
 
 
-def slack_error(exc: BaseException) -> str:
-    """Name a Slack failure briefly, without request details (which could carry tokens)."""
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error") or exc.response.status_code)
-    return type(exc).__name__
+def slack_marks(client: AsyncWebClient, target: Target, *, started: bool = False) -> QuestionMarks:
+    """The :eyes: -> :white_check_mark: / :x: reactions on the question of `target`."""
+
+    async def add(name: str) -> None:
+        await client.reactions_add(channel=target.channel, timestamp=target.message_ts, name=name)
+
+    async def remove(name: str) -> None:
+        await client.reactions_remove(channel=target.channel, timestamp=target.message_ts, name=name)
+
+    return QuestionMarks(
+        add,
+        remove,
+        errors=SLACK_FAILURES,
+        working="eyes",
+        done="white_check_mark",
+        failed="x",
+        started=started,
+    )
+
+
+@dataclass
+class _StepMessage:
+    view: StepView
+    ts: str | None = None
+    uploaded: set[str] = field(default_factory=set)  # attachment file names already in the thread
 
 
 class SlackSink:
-    """Posts a turn's replies into one thread and keeps one status message updated in place."""
+    """Posts a turn's replies into one thread: one message per step, edited as the step goes."""
 
     def __init__(
         self,
@@ -51,88 +76,84 @@ class SlackSink:
         limits: RenderLimits | None = None,
         min_update_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        marks: QuestionMarks | None = None,
+        native_status: bool = True,
     ) -> None:
         self._client = client
         self._target = target
         self._limits = limits or RenderLimits()
-        self._interval = min_update_interval_s
-        self._clock = clock
-        self._status_ts: str | None = None
-        self._last_update = float("-inf")
-        self._pending: SlackMessage | None = None
-        self._flush: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        self._status = SlackStatus(
+            client, target, interval_s=min_update_interval_s, clock=clock, native=native_status
+        )
+        # Without marks from the adapter (a notice for an interrupted turn), :eyes: is assumed present.
+        self._marks = marks or slack_marks(client, target, started=True)
+        self._steps: dict[int, _StepMessage] = {}
 
     @property
     def target(self) -> Target:
         return self._target
 
+    @property
+    def marks(self) -> QuestionMarks:
+        return self._marks
+
     async def progress(self, state: Progress, detail: str = "") -> None:
-        """Show the turn's state in the status message; updates closer than the interval are coalesced."""
-        message = render_progress(state, detail)
-        if state in FINAL_STATES:
-            await self._cancel_flush()
-            await self._show(message)
-            await self._mark_question("white_check_mark" if state is Progress.DONE else "x")
+        """Show the turn's state in the thread's status; at the end, clear it and mark the question."""
+        if state not in FINAL_STATES:
+            await self._status.update(state, detail)
             return
-        wait = self._last_update + self._interval - self._clock()
-        if self._status_ts is None or wait <= 0:
-            self._pending = None  # a flush that is about to fire must not show an older state after this
-            await self._show(message)
-            return
-        self._pending = message
-        if self._flush is None or self._flush.done():
-            self._flush = asyncio.create_task(self._flush_after(wait))
+        await self._status.end()
+        await self._close_steps()
+        await self._marks.finish(state is Progress.DONE)
 
     async def post(self, reply: Reply) -> None:
-        """Post a reply's messages in the thread, then upload its files (a failed upload is noted)."""
+        """Post a reply in the thread, then upload its files (a failed upload is noted)."""
+        if isinstance(reply, CodeReply | VerdictReply | ResultReply):
+            await self._step(reply)
+            return
         for message in render(reply, self._limits):
             if await self._post_message(message) and message.attachments:
                 await self._upload(message.attachments)
-
-    async def _mark_question(self, emoji: str) -> None:
-        """Swap the :eyes: on the question for how the turn ended; cosmetic, so failures are ignored."""
-        channel, ts = self._target.channel, self._target.message_ts
-        for call, name in ((self._client.reactions_remove, "eyes"), (self._client.reactions_add, emoji)):
-            try:
-                await call(channel=channel, timestamp=ts, name=name)
-            except SLACK_FAILURES as exc:
-                log.debug("reaction %s on %s failed: %s", name, ts, exc)
+        if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
+            await self._status.end()
+            await self._close_steps()
 
     async def aclose(self) -> None:
         """Apply a coalesced status update that is still waiting, then stop."""
-        if self._flush is not None and not self._flush.done():
-            await self._flush
+        await self._status.flush()
 
-    async def _flush_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        message, self._pending = self._pending, None
-        if message is not None:
-            await self._show(message)
+    # ---- steps ---------------------------------------------------------------------------------
 
-    async def _cancel_flush(self) -> None:
-        self._pending = None
-        task, self._flush = self._flush, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    async def _step(self, reply: CodeReply | VerdictReply | ResultReply) -> None:
+        step = self._steps.get(reply.step)
+        if isinstance(reply, CodeReply) or step is None:
+            code = reply.code if isinstance(reply, CodeReply) else ""
+            step = self._steps[reply.step] = _StepMessage(StepView(reply.step, code))
+        if isinstance(reply, VerdictReply):
+            step.view = replace(step.view, verdict=reply.verdict)
+        elif isinstance(reply, ResultReply):
+            step.view = replace(step.view, result=reply.result)
+        await self._show_step(step)
 
-    async def _show(self, message: SlackMessage) -> None:
-        async with self._lock:  # the first post must finish before any update can name its ts
-            self._last_update = self._clock()
-            try:
-                if self._status_ts is None:
-                    resp = await self._client.chat_postMessage(**self._message_args(message))
-                    self._status_ts = resp.get("ts")
-                else:
-                    await self._client.chat_update(
-                        channel=self._target.channel,
-                        ts=self._status_ts,
-                        text=message.text,
-                        blocks=message.blocks,
-                    )
-            except SLACK_FAILURES as exc:
-                log.warning("slack status update failed in %s: %s", self._target.channel, slack_error(exc))
+    async def _show_step(self, step: _StepMessage) -> None:
+        message = render_step(step.view, self._limits)
+        if step.ts is None:
+            step.ts = await self._post_message(message)
+        else:
+            await self._update_message(step.ts, message)
+        new = tuple(a for a in message.attachments if a.filename not in step.uploaded)
+        if new:
+            step.uploaded.update(a.filename for a in new)
+            await self._upload(new)
+
+    async def _close_steps(self) -> None:
+        """A step still waiting for its verdict or result when the turn ended says it stopped."""
+        for step in self._steps.values():
+            if step.view.open:
+                step.view = replace(step.view, stopped=True)
+                await self._show_step(step)
+
+    # ---- Web API -------------------------------------------------------------------------------
 
     def _message_args(self, message: SlackMessage) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -146,13 +167,22 @@ class SlackSink:
             args["thread_ts"] = self._target.thread_ts
         return args
 
-    async def _post_message(self, message: SlackMessage) -> bool:
+    async def _post_message(self, message: SlackMessage) -> str | None:
+        """Post one message; return its ts (None when Slack refused it)."""
         try:
-            await self._client.chat_postMessage(**self._message_args(message))
-            return True
+            resp = await self._client.chat_postMessage(**self._message_args(message))
         except SLACK_FAILURES as exc:
             log.warning("slack post failed in %s: %s", self._target.channel, slack_error(exc))
-            return False
+            return None
+        return str(resp.get("ts") or "") or None
+
+    async def _update_message(self, ts: str, message: SlackMessage) -> None:
+        try:
+            await self._client.chat_update(
+                channel=self._target.channel, ts=ts, text=message.text, blocks=list(message.blocks)
+            )
+        except SLACK_FAILURES as exc:
+            log.warning("slack update failed in %s: %s", self._target.channel, slack_error(exc))
 
     async def _upload(self, attachments: tuple[Attachment, ...]) -> None:
         uploads = [{"content": a.content, "filename": a.filename, "title": a.title} for a in attachments]

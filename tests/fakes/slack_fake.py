@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 from tests.fakes.slack_limits import message_error
+from tests.fakes.slack_threads import SlackThreads
 
 T = TypeVar("T")
 
@@ -39,7 +40,7 @@ class Failure:
     error: str
 
 
-class FakeSlack:
+class FakeSlack(SlackThreads):
     """In-process fake of Slack. Use as `async with FakeSlack() as slack:`."""
 
     def __init__(self, *, bot_user_id: str = "UBOT", team_id: str = "T111", admins: set[str] | None = None):
@@ -65,6 +66,7 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self._threads_init()
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -179,12 +181,15 @@ class FakeSlack:
         if (refused := self._refuse("chat.postMessage", p)) is not None:
             return refused
         ts = self.next_ts()
+        self._store_post(p, ts)
         msg = {"text": p.get("text"), "ts": ts, "thread_ts": p.get("thread_ts"), "bot_id": "BBOT"}
         return {"ok": True, "channel": p.get("channel"), "ts": ts, "message": msg}
 
     def m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
         if (refused := self._refuse("chat.update", p)) is not None:
             return refused
+        if not self._store_update(p) and (p.get("channel"), p.get("ts")) in self.messages:
+            return {"ok": False, "error": "message_not_found"}  # deleted
         return {"ok": True, "channel": p.get("channel"), "ts": p.get("ts"), "text": p.get("text", "")}
 
     def m_reactions_add(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -247,6 +252,7 @@ class FakeSlack:
                 "thread_ts": p.get("thread_ts"),
             }
             self.files.append(record)
+            self._store_file(p.get("channel_id"), p.get("thread_ts"), f["id"])
             done.append({"id": f["id"], "title": f.get("title")})
         return {"ok": True, "files": done}
 

@@ -19,6 +19,7 @@ FIELD_TEXT = 2000
 CONTEXT_ELEMENTS = 10
 CONTEXT_TEXT = 3000
 HEADER_TEXT = 150
+MARKDOWN_TEXT = 12_000  # the markdown block: standard Markdown, 12,000 characters for all of a message's
 
 
 def message_error(params: dict[str, Any]) -> tuple[str, list[str]] | None:
@@ -41,6 +42,11 @@ def message_error(params: dict[str, Any]) -> tuple[str, list[str]] | None:
     problems = [] if len(blocks) <= MAX_BLOCKS else [f"{len(blocks)} blocks; at most {MAX_BLOCKS}"]
     for i, block in enumerate(blocks):
         problems += [f"[{i}] {p}" for p in _block_problems(block)]
+    markdown = sum(
+        len(str(b.get("text", ""))) for b in blocks if isinstance(b, dict) and b.get("type") == "markdown"
+    )
+    if markdown > MARKDOWN_TEXT:
+        problems.append(f"markdown blocks hold {markdown} characters; at most {MARKDOWN_TEXT} in all")
     return ("invalid_blocks", problems) if problems else None
 
 
@@ -70,6 +76,9 @@ def _block_problems(block: Any) -> list[str]:
         return _text_problems(block.get("text"), HEADER_TEXT, "text", plain_only=True)
     if kind == "divider":
         return []
+    if kind == "markdown":
+        text = block.get("text")
+        return [] if isinstance(text, str) and text.strip() else ["markdown: text must be a non-empty string"]
     return [f"unsupported block type {kind!r}"]
 
 
