@@ -15,6 +15,7 @@ from core.types import (
     Progress,
     Reply,
     ResultReply,
+    StepView,
     VerdictReply,
 )
 from sandbox.types import RunResult
@@ -215,20 +216,65 @@ def _sections(r: RunResult) -> list[tuple[str, str, bool]]:
 
 
 def _result(step: int, r: RunResult, upload_limit: int) -> list[Outgoing]:
-    head = _result_head(step, r)
+    text, files = _result_text(_result_head(step, r), step, r, MAX_CHARS)
+    return pack_files(text, files, upload_limit)
+
+
+def _result_text(head: str, step: int, r: RunResult, budget: int) -> tuple[str, list[Attachment]]:
+    """The result under `head` within `budget` characters, and its files (the full output when cut)."""
     sections = _sections(r)
     full = "\n".join([head] + [f"**{t}**\n{code_block(b)}" for t, b, _ in sections])
     if not sections:
         full += "\n*(no output)*"
     files = [Attachment(f.name, f.data) for f in r.files]
     notes = list(_skipped_notes(r))
-    if len(full) + sum(len(n) + 1 for n in notes) > MAX_CHARS:
+    if len(full) + sum(len(n) + 1 for n in notes) > budget:
         name = f"output-step{step}.txt"
         files.insert(0, Attachment(name, _plain_output(r).encode()))
         notes.insert(0, f"*(output shortened; the full output is attached as `{name}`)*")
-        full = _shortened(head, sections, MAX_CHARS - sum(len(n) + 1 for n in notes))
-    text = "\n".join([full, *notes])
-    return pack_files(text, files, upload_limit)
+        full = _shortened(head, sections, budget - sum(len(n) + 1 for n in notes))
+    return "\n".join([full, *notes]), files
+
+
+STEP_CODE_CHARS = 900  # of a step message's 2,000: longer code is shortened there and attached in full
+STEP_VERDICT_CHARS = 500
+_STEP_STATE = {
+    "reviewing": "🔎 reviewing the code…",
+    "running": "⚙️ running the code…",
+    "stopped": "⚠️ stopped before a result",
+}
+
+
+def render_step(step: StepView, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> list[Outgoing]:
+    """Render one step's message as it stands: its state line, the code, the verdict, the result.
+
+    The message is posted with the code and edited as the step grows; this is the one function that lays
+    it out (buttons for the step belong here too). Files that do not fit the message's attachment limits
+    come as further messages after it.
+    """
+    state = _STEP_STATE.get(step.state)
+    head = f"**Step {step.step}**" + (f" · {state}" if state else "")
+    code, files = _step_code(step)
+    lines = [head, code]
+    if step.verdict is not None:
+        lines.append(clip(_verdict(VerdictReply(step.step, step.verdict)), STEP_VERDICT_CHARS))
+    if step.result is not None:
+        used = sum(len(x) + 1 for x in lines)
+        run_head = _result_head(step.step, step.result).split(" · ", 1)[1]
+        text, result_files = _result_text(run_head, step.step, step.result, MAX_CHARS - used)
+        lines.append(text)
+        files += result_files
+    return [_checked(out) for out in pack_files("\n".join(lines), files, upload_limit)]
+
+
+def _step_code(step: StepView) -> tuple[str, list[Attachment]]:
+    block = code_block(step.code, "py")
+    if len(block) <= STEP_CODE_CHARS:
+        return block, []
+    name = f"step{step.step}.py"
+    note = f"\n*(code shortened; the full code is attached as `{name}`)*"
+    shown = code_block(step.code, "py", STEP_CODE_CHARS - len(note))
+    return shown + note, [Attachment(name, step.code.encode())]
 
 
 def _shortened(head: str, sections: list[tuple[str, str, bool]], budget: int) -> str:

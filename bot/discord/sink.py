@@ -6,6 +6,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import discord
@@ -19,9 +20,10 @@ from bot.discord.render import (
     render_notice,
     render_reply,
     render_status,
+    render_step,
 )
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS, StatusLine, TypingLoop
-from core.types import NoticeReply, Progress, Reply
+from core.types import CodeReply, NoticeReply, Progress, Reply, ResultReply, StepView, VerdictReply
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +109,21 @@ class NewThreadTarget:
         return True
 
 
+@dataclass
+class _StepMessage:
+    view: StepView
+    message: discord.Message | None = None
+    attached: set[str] = field(default_factory=set)  # file names already on the message
+    overflow_sent: bool = False  # files beyond one message's limits went out in further messages
+
+
 class DiscordSink:
-    """Implements core.sink.ReplySink for one Discord conversation."""
+    """Implements core.sink.ReplySink for one Discord conversation.
+
+    Each step is one message edited as it grows (code, verdict, result, with its own state line); while
+    the model thinks, the typing indicator shows it. A status message appears only for a queue position
+    and is deleted once the turn starts or ends.
+    """
 
     def __init__(
         self,
@@ -123,19 +138,22 @@ class DiscordSink:
         self._typing = TypingLoop(typing_interval_s)
         self._opened = False
         self._on_finish = on_finish  # told once whether the turn ended well (marks the question)
+        self._steps: dict[int, _StepMessage] = {}
 
     async def progress(self, state: Progress, detail: str = "") -> None:
-        """Edit the status message (posting it first) and keep the typing indicator going until the end."""
+        """Keep the typing indicator going until the end; a queue position shows as a status message."""
         channel = await self._open()
-        final = state in _FINAL
-        await self._status.update(channel, render_status(state, detail), final=final)
-        if final:
-            await self._typing.stop()
+        if state in _FINAL:
+            await self._end()
             if self._on_finish is not None:
                 on_finish, self._on_finish = self._on_finish, None
                 await on_finish(state is Progress.DONE)
-        else:
-            self._typing.start(channel)
+            return
+        if state is Progress.QUEUED:
+            await self._status.update(channel, render_status(state, detail))
+            return
+        await self._status.delete()  # out of the queue: the steps and typing tell the rest
+        self._typing.start(channel)
 
     async def post(self, reply: Reply) -> None:
         """Post a reply in the thread; platform failures are logged, never raised."""
@@ -146,13 +164,14 @@ class DiscordSink:
             if not self._opened and await self._target.early_notice(render_notice(reply)):
                 return
         channel = await self._open()
-        for message in render_reply(reply, self._target.upload_limit):
-            await self._send(channel, message)
+        if isinstance(reply, CodeReply | VerdictReply | ResultReply):
+            await self._step(channel, reply)
+        else:
+            for message in render_reply(reply, self._target.upload_limit):
+                await self._send(channel, message)
         self._typing.touch()
         if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
-            await self._typing.stop()
-            if self._status.text and not self._status.text.startswith(("✅", "❌")):
-                await self._status.update(channel, "⚠️ Stopped · see below", final=True)
+            await self._end()
 
     async def aclose(self) -> None:
         """Stop background work (status edits, typing); used at shutdown."""
@@ -164,23 +183,80 @@ class DiscordSink:
         self._opened = True
         return channel
 
-    async def _send(self, channel: discord.abc.Messageable, out: Outgoing) -> None:
+    async def _end(self) -> None:
+        await self._typing.stop()
+        await self._status.delete()
+        for step in self._steps.values():  # a step still waiting for its result says it stopped
+            if step.view.open:
+                step.view = replace(step.view, stopped=True)
+                await self._show_step(await self._open(), step)
+
+    # ---- steps ---------------------------------------------------------------------------------
+
+    async def _step(
+        self, channel: discord.abc.Messageable, reply: CodeReply | VerdictReply | ResultReply
+    ) -> None:
+        step = self._steps.get(reply.step)
+        if isinstance(reply, CodeReply) or step is None:
+            code = reply.code if isinstance(reply, CodeReply) else ""
+            step = self._steps[reply.step] = _StepMessage(StepView(reply.step, code))
+        if isinstance(reply, VerdictReply):
+            step.view = replace(step.view, verdict=reply.verdict)
+        elif isinstance(reply, ResultReply):
+            step.view = replace(step.view, result=reply.result)
+        await self._show_step(channel, step)
+
+    async def _show_step(self, channel: discord.abc.Messageable, step: _StepMessage) -> None:
+        first, *more = render_step(step.view, self._target.upload_limit)
+        if step.message is None:
+            step.message = await self._send(channel, first)
+        else:
+            step.message = await self._edit(step.message, first, step.attached) or step.message
+        step.attached.update(a.name for a in first.files)
+        if more and not step.overflow_sent:
+            step.overflow_sent = True
+            for out in more:
+                await self._send(channel, out)
+
+    async def _edit(
+        self, message: discord.Message, out: Outgoing, attached: set[str]
+    ) -> discord.Message | None:
+        """Edit a step's message in place, adding the files it did not carry yet."""
+        new = [discord.File(io.BytesIO(a.data), filename=a.name) for a in out.files if a.name not in attached]
+        try:
+            if new:
+                keep: list[discord.Attachment | discord.File] = [*message.attachments, *new]
+                return await message.edit(content=out.content, attachments=keep, allowed_mentions=NO_MENTIONS)
+            return await message.edit(content=out.content, allowed_mentions=NO_MENTIONS)
+        except SEND_ERRORS as exc:
+            log.warning("could not edit step message %s: %s", message.id, exc)
+        if not new:
+            return None
+        names = ", ".join(a.name for a in out.files if a.name not in attached)
+        note = "\n" + clip(f"*(could not attach {names})*", 300)
+        content = clip_markdown(out.content, MAX_CHARS - len(note)) + note
+        try:
+            return await message.edit(content=content, allowed_mentions=NO_MENTIONS)
+        except SEND_ERRORS as exc:
+            log.warning("could not edit step message %s: %s", message.id, exc)
+            return None
+
+    async def _send(self, channel: discord.abc.Messageable, out: Outgoing) -> discord.Message | None:
         files = [discord.File(io.BytesIO(a.data), filename=a.name) for a in out.files]
         try:
             if files:
-                await channel.send(out.content, files=files, allowed_mentions=NO_MENTIONS)
-            else:
-                await channel.send(out.content, allowed_mentions=NO_MENTIONS)
-            return
+                return await channel.send(out.content, files=files, allowed_mentions=NO_MENTIONS)
+            return await channel.send(out.content, allowed_mentions=NO_MENTIONS)
         except SEND_ERRORS as exc:
             if not files:
                 log.warning("could not post in %s: %s", getattr(channel, "id", "?"), exc)
-                return
+                return None
             log.warning("upload failed in %s: %s", getattr(channel, "id", "?"), exc)
         # A failed upload still leaves the text, with a short note.
         note = "\n" + clip(f"*(could not attach {', '.join(a.name for a in out.files)})*", 300)
         content = clip_markdown(out.content, MAX_CHARS - len(note)) + note
         try:
-            await channel.send(content, allowed_mentions=NO_MENTIONS)
+            return await channel.send(content, allowed_mentions=NO_MENTIONS)
         except SEND_ERRORS as exc:
             log.warning("could not post in %s: %s", getattr(channel, "id", "?"), exc)
+            return None
