@@ -11,6 +11,7 @@ from typing import Literal, Protocol
 
 import discord
 
+from bot.discord.draft import DiscordDraft
 from bot.discord.render import (
     DEFAULT_UPLOAD_LIMIT,
     MAX_CHARS,
@@ -23,7 +24,16 @@ from bot.discord.render import (
     render_step,
 )
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS, StatusLine, TypingLoop
-from core.types import CodeReply, NoticeReply, Progress, Reply, ResultReply, StepView, VerdictReply
+from core.types import (
+    AnswerReply,
+    CodeReply,
+    NoticeReply,
+    Progress,
+    Reply,
+    ResultReply,
+    StepView,
+    VerdictReply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +142,7 @@ class DiscordSink:
         status_interval_s: float = 1.0,
         typing_interval_s: float = 8.0,
         on_finish: Callable[[bool], Awaitable[None]] | None = None,
+        draft_interval_s: float = 1.0,
     ) -> None:
         self._target = target
         self._status = StatusLine(status_interval_s)
@@ -139,6 +150,7 @@ class DiscordSink:
         self._opened = False
         self._on_finish = on_finish  # told once whether the turn ended well (marks the question)
         self._steps: dict[int, _StepMessage] = {}
+        self._draft = DiscordDraft(self._send, draft_interval_s)
 
     async def progress(self, state: Progress, detail: str = "") -> None:
         """Keep the typing indicator going until the end; a queue position shows as a status message."""
@@ -167,11 +179,21 @@ class DiscordSink:
         if isinstance(reply, CodeReply | VerdictReply | ResultReply):
             await self._step(channel, reply)
         else:
-            for message in render_reply(reply, self._target.upload_limit):
+            outs = render_reply(reply, self._target.upload_limit)
+            if isinstance(reply, AnswerReply):
+                outs = await self._draft.finish(outs)  # the draft becomes the answer's first message
+            elif reply.kind in _ENDING_NOTICES:
+                await self._draft.interrupt()
+            for message in outs:
                 await self._send(channel, message)
         self._typing.touch()
         if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
             await self._end()
+
+    async def answer_draft(self, text: str) -> None:
+        """Show the answer as the model writes it: one message, edited at most once a second."""
+        await self._draft.draft(await self._open(), text)
+        self._typing.touch()
 
     async def aclose(self) -> None:
         """Stop background work (status edits, typing); used at shutdown."""
@@ -186,6 +208,7 @@ class DiscordSink:
     async def _end(self) -> None:
         await self._typing.stop()
         await self._status.delete()
+        await self._draft.interrupt()  # only a draft that never became an answer
         for step in self._steps.values():  # a step still waiting for its result says it stopped
             if step.view.open:
                 step.view = replace(step.view, stopped=True)

@@ -135,6 +135,7 @@ class SlackBot:
             limits=self._limits,
             min_update_interval_s=self._status_interval,
             marks=marks,
+            recipient=(incoming.key.workspace, incoming.author.id),
         )
         if incoming.text.strip().lower() == "reset":
             await self._reset(incoming, sink)

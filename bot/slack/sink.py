@@ -14,6 +14,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.answer import SlackAnswer
 from bot.slack.events import Target
 from bot.slack.markup import escape
 from bot.slack.render import (
@@ -28,7 +29,16 @@ from bot.slack.render import (
 )
 from bot.slack.status import SLACK_FAILURES, SlackStatus, slack_error
 from bot.status import QuestionMarks
-from core.types import CodeReply, NoticeReply, Progress, Reply, ResultReply, StepView, VerdictReply
+from core.types import (
+    AnswerReply,
+    CodeReply,
+    NoticeReply,
+    Progress,
+    Reply,
+    ResultReply,
+    StepView,
+    VerdictReply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +88,7 @@ class SlackSink:
         clock: Callable[[], float] = time.monotonic,
         marks: QuestionMarks | None = None,
         native_status: bool = True,
+        recipient: tuple[str, str] | None = None,
     ) -> None:
         self._client = client
         self._target = target
@@ -88,6 +99,10 @@ class SlackSink:
         # Without marks from the adapter (a notice for an interrupted turn), :eyes: is assumed present.
         self._marks = marks or slack_marks(client, target, started=True)
         self._steps: dict[int, _StepMessage] = {}
+        # The asker (team id, user id) is who Slack streams the answer to; without one it is updated.
+        self._answer = SlackAnswer(
+            client, target, self._limits, recipient=recipient, interval_s=min_update_interval_s, clock=clock
+        )
 
     @property
     def target(self) -> Target:
@@ -104,6 +119,7 @@ class SlackSink:
             return
         await self._status.end()
         await self._close_steps()
+        await self._answer.interrupt()  # after a good answer there is no draft left to interrupt
         await self._marks.finish(state is Progress.DONE)
 
     async def post(self, reply: Reply) -> None:
@@ -111,12 +127,20 @@ class SlackSink:
         if isinstance(reply, CodeReply | VerdictReply | ResultReply):
             await self._step(reply)
             return
+        if isinstance(reply, AnswerReply) and await self._answer.finish(reply.text, self._upload):
+            return
+        if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
+            await self._answer.interrupt()
         for message in render(reply, self._limits):
             if await self._post_message(message) and message.attachments:
                 await self._upload(message.attachments)
         if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
             await self._status.end()
             await self._close_steps()
+
+    async def answer_draft(self, text: str) -> None:
+        """Show the answer as the model writes it (streamed, or one message updated in place)."""
+        await self._answer.draft(text)
 
     async def aclose(self) -> None:
         """Apply a coalesced status update that is still waiting, then stop."""

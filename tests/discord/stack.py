@@ -61,6 +61,11 @@ class DiscordStack:
         return self.fake.calls_to("POST", rf"/channels/{channel_id}/messages")
 
     def contents(self, channel_id: int | str) -> list[str]:
+        """What the bot's messages in a channel or thread read now (drafts and steps are edited)."""
+        return self.live(channel_id)
+
+    def posted(self, channel_id: int | str) -> list[str]:
+        """The content each message had when it was first posted, in order."""
         return [c.json["content"] for c in self.posts(channel_id)]
 
 

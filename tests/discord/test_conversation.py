@@ -33,11 +33,12 @@ async def test_mention_creates_a_thread_and_posts_every_step_there_in_order(tmp_
         assert "allowed" in step and "1.4142135623730951" in step
         assert step.startswith("**Step 1**\n")  # its state line is gone once the result is in
         assert answer == "The square root of 2 is about 1.41421."
-        first = s.contents(mid)[0]
+        first = s.posted(mid)[0]
         assert first.startswith("**Step 1** · 🔎")  # posted with the code while it was reviewed ...
-        edits = s.fake.calls_to("PATCH", rf"/channels/{mid}/messages/\d+")
-        assert len(edits) == 2 and edits[-1].json["content"] == step  # ... and edited in place
-        assert not any("Done" in c for c in s.contents(mid))
+        step_id = s.fake.live(mid)[0]["id"]  # ... and edited in place
+        edits = s.fake.calls_to("PATCH", rf"/channels/{mid}/messages/{step_id}")
+        assert len(edits) == 2 and edits[-1].json["content"] == step
+        assert not any("Done" in c for c in s.posted(mid))
         assert not s.posts(s.fake.channel_id)  # nothing landed in the channel itself
 
 

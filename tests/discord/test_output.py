@@ -46,7 +46,7 @@ async def test_long_output_is_cut_to_2000_chars_and_attached_in_full(tmp_path):
         [(_, name, data)] = result.files
         assert name == "output-step1.txt"
         assert "row 0" in data.decode() and "row 2999" in data.decode()
-        answer_parts = [c.json["content"] for c in posts if "point" in c.json["content"]]
+        answer_parts = [c for c in s.live(msg["id"]) if "point" in c]
         assert len(answer_parts) >= 2  # split across messages, nothing lost
         assert all(f"point {i}:" in "\n".join(answer_parts) for i in range(80))
 

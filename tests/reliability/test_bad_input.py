@@ -119,7 +119,7 @@ async def test_lone_surrogates_from_the_model_break_neither_slack_nor_the_store(
         await s.event(mention("and now?", ts="1700000206.000200", thread_ts=root))
         await s.slack.wait_for(lambda: "still here" in s.thread("C1", root))
     texts = [m.text for m in slack.thread_messages("C1", root)]  # as the thread reads now
-    assert "Code (step 1)" in s.thread("C1", root) and any(t.startswith("Result (step 1)") for t in texts)
+    assert any(t.startswith("Result (step 1)") for t in texts)
     assert not any("went wrong" in t for t in texts)
     assert "surrogates \ufffd in and out" in said(s) and "Here \ufffd it is." in said(s)  # stored, reloaded
 
