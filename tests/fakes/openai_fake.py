@@ -113,6 +113,14 @@ class FakeOpenAI:
         """Answer with one execute_code call; returns the call id."""
         return self.enqueue_tool_calls(code, ids=[call_id] if call_id else None)[0]
 
+    def enqueue_tool_call_with_text(self, text: str, code: str) -> str:
+        """Answer with some words and then one execute_code call (a model thinking aloud)."""
+        call_id = self.enqueue_tool_call(code)
+        answer = self._agent.pop()
+        assert isinstance(answer, _Answer) and answer.message is not None
+        self._agent.append(_Answer(message={**answer.message, "content": text}, finish="tool_calls"))
+        return call_id
+
     def enqueue_tool_calls(self, *codes: str, ids: list[str] | None = None) -> list[str]:
         """Answer with several execute_code calls in one assistant message."""
         calls = [("execute_code", json.dumps({"code": c})) for c in codes]
