@@ -51,6 +51,11 @@ class Coalescer(Generic[T]):
     def shown_any(self) -> bool:
         return self._last != float("-inf")
 
+    def mark_shown(self, value: T) -> None:
+        """Note that `value` was just shown by other means (posted): the interval runs from now."""
+        self._shown = self._wanted = value
+        self._last = self._clock()
+
     async def update(self, value: T, *, final: bool = False) -> None:
         """Show `value` now, or as soon as the interval allows (final: now, dropping what is pending)."""
         self._wanted = value

@@ -79,6 +79,8 @@ class SlackAnswer:
             await self.withdraw()
             return
         self._latest = text
+        if self._streaming and text.startswith(self._sent) and "\n" not in text[len(self._sent) :]:
+            return  # no new complete line to stream: keep the interval for when there is one
         await self._drafts.update(text)
 
     async def finish(self, text: str, upload: Upload) -> bool:

@@ -28,7 +28,7 @@ from bot.slack.render import (
     within_limits,
 )
 from bot.slack.status import SLACK_FAILURES, SlackStatus, slack_error
-from bot.status import QuestionMarks
+from bot.status import Coalescer, QuestionMarks
 from core.types import (
     AnswerReply,
     CodeReply,
@@ -68,9 +68,18 @@ def slack_marks(client: AsyncWebClient, target: Target, *, started: bool = False
     )
 
 
+def _grown(view: StepView, reply: CodeReply | VerdictReply | ResultReply) -> StepView:
+    if isinstance(reply, VerdictReply):
+        return replace(view, verdict=reply.verdict)
+    if isinstance(reply, ResultReply):
+        return replace(view, result=reply.result)
+    return view
+
+
 @dataclass
 class _StepMessage:
     view: StepView
+    edits: Coalescer[StepView]
     ts: str | None = None
     uploaded: set[str] = field(default_factory=set)  # attachment file names already in the thread
 
@@ -93,6 +102,8 @@ class SlackSink:
         self._client = client
         self._target = target
         self._limits = limits or RenderLimits()
+        self._interval = min_update_interval_s
+        self._clock = clock
         self._status = SlackStatus(
             client, target, interval_s=min_update_interval_s, clock=clock, native=native_status
         )
@@ -143,24 +154,33 @@ class SlackSink:
         await self._answer.draft(text)
 
     async def aclose(self) -> None:
-        """Apply a coalesced status update that is still waiting, then stop."""
+        """Apply coalesced updates (status, steps) that are still waiting, then stop."""
         await self._status.flush()
+        for step in self._steps.values():
+            await step.edits.flush()
 
     # ---- steps ---------------------------------------------------------------------------------
 
     async def _step(self, reply: CodeReply | VerdictReply | ResultReply) -> None:
         step = self._steps.get(reply.step)
-        if isinstance(reply, CodeReply) or step is None:
-            code = reply.code if isinstance(reply, CodeReply) else ""
-            step = self._steps[reply.step] = _StepMessage(StepView(reply.step, code))
-        if isinstance(reply, VerdictReply):
-            step.view = replace(step.view, verdict=reply.verdict)
-        elif isinstance(reply, ResultReply):
-            step.view = replace(step.view, result=reply.result)
-        await self._show_step(step)
+        if isinstance(reply, CodeReply) or step is None:  # the step's first message
+            view = StepView(reply.step, reply.code if isinstance(reply, CodeReply) else "")
+            step = self._new_step(_grown(view, reply))
+            await self._show_step(step, step.view)
+            step.edits.mark_shown(step.view)
+            return
+        step.view = _grown(step.view, reply)
+        # A verdict that lets the code run is shown with the result when that comes within the interval
+        # (one edit instead of two); a refusal or a result is shown at once.
+        await step.edits.update(step.view, final=not step.view.open)
 
-    async def _show_step(self, step: _StepMessage) -> None:
-        message = render_step(step.view, self._limits)
+    def _new_step(self, view: StepView) -> _StepMessage:
+        step = _StepMessage(view, Coalescer(lambda v: self._show_step(step, v), self._interval, self._clock))
+        self._steps[view.step] = step
+        return step
+
+    async def _show_step(self, step: _StepMessage, view: StepView) -> None:
+        message = render_step(view, self._limits)
         if step.ts is None:
             step.ts = await self._post_message(message)
         else:
@@ -175,7 +195,7 @@ class SlackSink:
         for step in self._steps.values():
             if step.view.open:
                 step.view = replace(step.view, stopped=True)
-                await self._show_step(step)
+                await step.edits.update(step.view, final=True)
 
     # ---- Web API -------------------------------------------------------------------------------
 

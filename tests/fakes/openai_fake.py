@@ -67,6 +67,8 @@ class FakeOpenAI:
         self.stream_piece_chars = 8
         self.stream_delay_s = 0.0
         self.stream_sent_at: list[float] = []  # monotonic time each streamed text piece was written
+        # When the first piece of each agent text reply was "generated" (streamed or not), for benches.
+        self.first_token_at: list[float] = []
         self.requests: list[dict[str, Any]] = []  # parsed bodies, in arrival order
         self.headers: list[dict[str, str]] = []  # request headers, parallel to `requests`
         self.raw_bodies: list[bytes] = []  # exact bytes received, parallel to `requests`
@@ -232,7 +234,18 @@ class FakeOpenAI:
             answer = _Answer(message={"role": "assistant", "content": self.default_text})
         if body.get("stream") and answer.status == 200:
             return await self._stream(request, body, answer)
+        if kind == "agent":
+            await self._generate(answer)
         return self._respond(answer)
+
+    async def _generate(self, answer: _Answer) -> None:
+        """Take as long to answer in one piece as streaming the same reply would (stream_delay_s)."""
+        text = (answer.message or {}).get("content") or ""
+        if not (self.stream_delay_s and text):
+            return
+        pieces = -(-len(text) // self.stream_piece_chars)
+        self.first_token_at.append(asyncio.get_running_loop().time() + self.stream_delay_s)
+        await asyncio.sleep(self.stream_delay_s * pieces)
 
     def _refusal(self, body: dict[str, Any]) -> str | None:
         """The error text a real server answers 500 with for this request, if it refuses it."""
@@ -314,6 +327,8 @@ class FakeOpenAI:
         message = answer.message or {}
         await send(delta({"role": "assistant", "content": ""}))
         text, n = message.get("content") or "", self.stream_piece_chars
+        if text:
+            self.first_token_at.append(asyncio.get_running_loop().time() + self.stream_delay_s)
         for i, start in enumerate(range(0, len(text), n)):
             if answer.cut_after is not None and i >= answer.cut_after:
                 assert request.transport is not None

@@ -22,7 +22,7 @@ ALLOWED = Verdict(allowed=True, risk="low", checks=("static",))
 
 
 async def test_a_step_is_one_message_that_grows_in_place(slack, web_client):
-    sink = SlackSink(web_client, THREAD)
+    sink = SlackSink(web_client, THREAD, min_update_interval_s=0)  # every stage shown
     await sink.post(CodeReply(1, "print(6 * 7)"))
     [step] = slack.thread_messages("C1", "100.000001")
     assert "print(6 * 7)" in str(step.blocks) and "Reviewing the code" in str(step.blocks)
@@ -39,6 +39,16 @@ async def test_a_step_is_one_message_that_grows_in_place(slack, web_client):
     await sink.post(AnswerReply("It is 42."))
     texts = [m.text for m in slack.thread_messages("C1", "100.000001") if not m.files]
     assert len(texts) == 2 and texts[0].startswith("Result (step 1): Ran OK") and texts[1] == "It is 42."
+
+
+async def test_a_quick_run_shows_its_verdict_with_the_result_in_one_edit(slack, web_client):
+    sink = SlackSink(web_client, THREAD, min_update_interval_s=30)
+    await sink.post(CodeReply(1, "print(6 * 7)"))
+    await sink.post(VerdictReply(1, ALLOWED))  # within the interval: held back ...
+    await sink.post(ResultReply(1, RunResult(stdout="42\n")))  # ... and shown with the result, at once
+    [step] = slack.thread_messages("C1", "100.000001")
+    assert step.edits == 1
+    assert "Safety review: Allowed" in str(step.blocks) and "42" in str(step.blocks)
 
 
 async def test_a_refused_step_shows_its_verdict_and_no_running_line(slack, web_client):
