@@ -68,3 +68,20 @@ async def test_a_reply_cut_at_max_tokens_is_not_posted_as_the_answer(llm_fake: F
     assert sink.answers == [] and sink.drafts  # it was shown as a draft ...
     assert "cut off" in sink.notices[-1].text  # ... and the turn ended with a notice saying why
     assert sink.of(AnswerReply) == []
+
+
+async def test_with_streaming_off_the_model_is_asked_in_one_piece(llm_fake: FakeOpenAI, sandbox):
+    from core.llm import LLMClient
+    from core.review.reviewer import Reviewer
+    from tests.core.conftest import make_settings
+
+    settings = make_settings(llm_fake.base_url, stream=False)
+    client = LLMClient(settings, backoff_s=0.01)
+    try:
+        agent = Agent(client, Reviewer(client), sandbox, stream=settings.stream)
+        llm_fake.enqueue_text(ANSWER)
+        _, sink = await ask(agent, "hello")
+    finally:
+        await client.aclose()
+    assert sink.answers == [ANSWER] and sink.drafts == []
+    assert "stream" not in llm_fake.agent_requests[-1]
