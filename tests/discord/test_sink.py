@@ -39,7 +39,6 @@ async def test_a_queue_position_is_a_status_message_coalesced_and_deleted_when_t
         sink = DiscordSink(ChannelTarget(channel), status_interval_s=0.2, typing_interval_s=0.1)
         for i in range(20, 0, -1):  # the queue moves quickly
             await sink.progress(Progress.QUEUED, f"position {i}")
-            await asyncio.sleep(0.01)
         [status] = s.fake.calls_to("POST", rf"/channels/{s.fake.channel_id}/messages")
         assert status.json["content"] == "⏳ Queued · position 20"
         await s.fake.wait_for("PATCH", rf"/channels/{s.fake.channel_id}/messages/\d+")
