@@ -112,7 +112,7 @@ async def open_core(
                 runner if runner is not None else await stack.enter_async_context(Sandbox(cfg)), ops.metrics
             )
             limits = limits_engine(store, environ)
-            agent = Agent(llm_client, Reviewer(llm_client), sandbox)
+            agent = Agent(llm_client, Reviewer(llm_client), sandbox, stream=settings.stream)
             deps = TurnDeps(
                 settings=settings,
                 store=store,
