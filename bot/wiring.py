@@ -126,7 +126,7 @@ async def open_core(
                 owner=owner,
                 gate=gate if isinstance(gate, StoreGate) else None,
             )
-            agent = Agent(llm_client, Reviewer(llm_client), sandbox)
+            agent = Agent(llm_client, Reviewer(llm_client), sandbox, stream=settings.stream)
             deps = TurnDeps(
                 settings=settings,
                 store=store,

@@ -125,6 +125,11 @@ class _GuardedSink:
     async def progress(self, state: Progress, detail: str = "") -> None:
         await self._call(self._sink.progress, state, detail)
 
+    async def answer_draft(self, text: str) -> None:
+        draft = getattr(self._sink, "answer_draft", None)  # optional: not every sink streams
+        if draft is not None:
+            await self._call(draft, text)
+
     async def _call(self, fn: Any, *args: Any) -> None:
         if self._broken:
             return
@@ -212,6 +217,25 @@ def _user_error(exc: Exception, *, log_it: bool = True) -> str:
     return INTERNAL_ERROR_TEXT
 
 
+async def _consume_stream(sink: _GuardedSink, start: Any) -> Any:
+    """Read a streamed reply to its end, showing its text as a draft answer as it arrives.
+
+    A reply that turns out to call tools was not the answer: its draft is withdrawn. A retry of the
+    whole call starts the draft again from its first word, which sinks handle (the text is whole).
+    """
+    response = await start()
+    drafted = False
+    async for chunk in response.chunk_stream():
+        if chunk.type == "text_chunk":
+            text = scrub_surrogates(response.text(sep="").lstrip())
+            if text:
+                drafted = True
+                await sink.answer_draft(text)
+    if drafted and response.tool_calls:
+        await sink.answer_draft("")
+    return response
+
+
 def _output(call: llm.ToolCall, text: str) -> llm.ToolOutput:
     return llm.ToolOutput(id=call.id, name=call.name, result=text)
 
@@ -220,12 +244,19 @@ class Agent:
     """Runs turns; one instance per process, shared by all threads."""
 
     def __init__(
-        self, llm: LLMClient, reviewer: Reviewer, runner: Runner, system_prompt: str | None = None
+        self,
+        llm: LLMClient,
+        reviewer: Reviewer,
+        runner: Runner,
+        system_prompt: str | None = None,
+        *,
+        stream: bool = True,
     ) -> None:
         self._llm = llm
         self._reviewer = reviewer
         self._runner = runner
         self._system_prompt = system_prompt or SYSTEM_PROMPT
+        self._stream = stream  # stream the model's replies, showing the answer as it is written
 
     @property
     def reviewer(self) -> Reviewer:
@@ -280,7 +311,10 @@ class Agent:
         """Call the model until it answers in text; `messages` is kept valid for the error path."""
         model = self._llm.model("agent")
         ctx = llm.Context(deps=turn)
-        first = partial(model.context_call_async, list(messages), ctx=ctx, tools=[execute_code])
+        call, resume_call = model.context_call_async, model.context_resume_async
+        if self._stream:
+            call, resume_call = model.context_stream_async, model.context_resume_stream_async
+        first = partial(call, list(messages), ctx=ctx, tools=[execute_code])
         response = await self._think(turn, first)
         told_limit = False
         for _ in range(turn.limits.max_steps + 2):  # each round spends budget or ends; this is a backstop
@@ -293,7 +327,7 @@ class Agent:
             told_limit = any(hit for _, hit in outputs)
             content = [out for out, _ in outputs]
             messages.append(llm.messages.user(content))
-            resume = partial(model.context_resume_async, ctx=ctx, response=response, content=content)
+            resume = partial(resume_call, ctx=ctx, response=response, content=content)
             response = await self._think(turn, resume)
         else:
             return self._give_up(turn, response)
@@ -321,6 +355,8 @@ class Agent:
 
     async def _think(self, turn: _Turn, fn: Any) -> Any:
         await turn.sink.progress(Progress.THINKING)
+        if self._stream:
+            fn = partial(_consume_stream, turn.sink, fn)
         response = await self._llm.call(fn, deadline=turn.deadline)
         turn.ledger.tokens += usage_tokens(response)
         return response

@@ -222,5 +222,10 @@ class _GuardedSink:
         else:
             log.warning("not posting %s for turn %s: its lease is gone", type(reply).__name__, self._event_id)
 
+    async def answer_draft(self, text: str) -> None:
+        draft = getattr(self._sink, "answer_draft", None)  # optional (core.sink.DraftSink)
+        if draft is not None and self._leases.may_post(self._event_id):
+            await draft(text)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sink, name)  # anything else an adapter's sink offers

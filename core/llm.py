@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import httpx
+import openai
 from mirascope import llm
 from mirascope.llm.providers import BaseOpenAICompletionsProvider, OpenAIProvider
 from mirascope.llm.providers.openai.completions._utils import (
@@ -162,6 +163,16 @@ def retry_after_s(exc: BaseException, now: float | None = None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, parsed.timestamp() - (now if now is not None else time.time()))
+
+
+def _stream_failure(exc: Exception) -> _Failure:
+    if isinstance(exc, llm.Error):
+        return classify(exc)
+    if isinstance(exc, json.JSONDecodeError):
+        return _GARBLED
+    if isinstance(exc, openai.APIStatusError) and exc.status_code < 500:
+        return _BAD_REQUEST
+    return _CONNECT  # the connection broke mid-stream: asking again may work
 
 
 def usage_tokens(response: Any) -> int:
@@ -315,9 +326,10 @@ class LLMClient:
                 result = await asyncio.wait_for(fn(), remaining)
             except TimeoutError:
                 raise LLMFailure(DEADLINE_MESSAGE, retryable=True, kind="busy") from None
-            except (llm.Error, json.JSONDecodeError) as exc:
-                # The SDK lets a 200 with a non-JSON body escape as a bare JSONDecodeError.
-                failure = classify(exc) if isinstance(exc, llm.Error) else _GARBLED
+            except (llm.Error, json.JSONDecodeError, httpx.TransportError, openai.APIError) as exc:
+                # The SDK lets a 200 with a non-JSON body escape as a bare JSONDecodeError, and a stream
+                # that breaks after its first chunk escapes mirascope's error mapping as the SDK's own.
+                failure = _stream_failure(exc)
                 status = getattr(exc, "status_code", None)
                 log.warning(
                     "LLM call failed: %s (status %s, attempt %d, %s): %s",

@@ -54,6 +54,11 @@ class MeteredSink:
             self._m.turn_running(1)
         await self._forward(self._sink.progress(state, detail))
 
+    async def answer_draft(self, text: str) -> None:
+        draft = getattr(self._sink, "answer_draft", None)  # optional (core.sink.DraftSink)
+        if draft is not None:
+            await self._forward(draft(text))
+
     async def post(self, reply: Reply) -> None:
         self._note(reply)
         try:

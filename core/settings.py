@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
     llm_timeout_s: float = Field(60.0, alias="CODEBOT_LLM_TIMEOUT_S", gt=0)
     llm_retries: int = Field(2, alias="CODEBOT_LLM_RETRIES", ge=0, le=10)
+    stream: bool = Field(True, alias="CODEBOT_STREAM")  # stream replies: the answer shows as it is written
     turn_deadline_s: float = Field(300.0, alias="CODEBOT_TURN_DEADLINE_S", gt=0)
     temperature: float | None = Field(None, alias="CODEBOT_TEMPERATURE", ge=0, le=2)
     max_tokens: int = Field(2048, alias="CODEBOT_MAX_TOKENS", ge=16, le=200_000)

@@ -21,3 +21,17 @@ class ReplySink(Protocol):
     async def post(self, reply: Reply) -> None:
         """Post one reply (code, verdict, result with files, answer, notice) in the thread."""
         ...
+
+
+class DraftSink(ReplySink, Protocol):
+    """A sink that can show the answer while the model writes it (Slack, Discord)."""
+
+    async def answer_draft(self, text: str) -> None:
+        """Show the answer as the model writes it: the whole text so far each time ("" withdraws it).
+
+        Called often (every few characters); the sink throttles what it shows. The final `AnswerReply`
+        follows with the complete text, or a `NoticeReply` when the turn failed mid-answer, after which
+        the draft must read as clearly unfinished. The core calls it only where the adapter's sink
+        defines it, so sinks without a live view need nothing.
+        """
+        ...

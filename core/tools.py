@@ -9,6 +9,7 @@ from typing import Protocol
 
 from mirascope import llm
 
+from core.outcome import view
 from core.text import scrub_surrogates
 from core.types import Verdict
 from sandbox.types import RunResult
@@ -78,20 +79,17 @@ def _clip(text: str, limit: int) -> str:
 
 def format_run(result: RunResult, limit: int = MAX_TOOL_OUTPUT_CHARS) -> str:
     """Describe a run for the model: status, stdout, result, error, stderr, limits hit, files."""
-    status = "ok" if result.ok else "failed"
-    lines = [f"exit code: {result.exit_code} ({status}), {result.duration_ms:.0f} ms"]
+    v = view(result)
+    lines = [f"exit code: {v.exit_code} ({'ok' if v.ok else 'failed'}), {result.duration_ms:.0f} ms"]
     if result.killed_reason:
         lines.append(f"killed: the run hit its {result.killed_reason} limit")
-    if result.truncated:
+    if v.truncated:
         lines.append("output was truncated: print less")
-    if result.stdout:
-        lines.append(f"stdout:\n{result.stdout.rstrip()}")
-    if result.result is not None:
-        lines.append(f"result = {result.result}")
-    if result.error:
-        lines.append(f"error:\n{result.error.rstrip()}")
-    if result.stderr and result.stderr.strip() != (result.error or "").strip():
-        lines.append(f"stderr:\n{result.stderr.rstrip()}")
+    for part in v.parts:
+        if part.label == "result":
+            lines.append(f"result = {part.text}")
+        else:
+            lines.append(f"{part.label}:\n{part.text.rstrip()}")
     if result.files:
         lines.append(
             "files shown to the user: " + ", ".join(f"{f.name} ({f.size} bytes)" for f in result.files)

@@ -117,6 +117,39 @@ class ResultReply:
         return self.result.files
 
 
+StepState = Literal["reviewing", "running", "refused", "done", "stopped"]
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One step as its single message shows it so far: the code, then the verdict, then the result.
+
+    Sinks assemble it from the CodeReply, VerdictReply and ResultReply of a step and edit the step's
+    message in place each time it grows.
+    """
+
+    step: int
+    code: str
+    verdict: Verdict | None = None
+    result: RunResult | None = None
+    stopped: bool = False  # the turn ended before this step's result came (sandbox failure, deadline)
+
+    @property
+    def state(self) -> StepState:
+        if self.result is not None:
+            return "done"
+        if self.verdict is not None and not self.verdict.allowed:
+            return "refused"
+        if self.stopped:
+            return "stopped"
+        return "reviewing" if self.verdict is None else "running"
+
+    @property
+    def open(self) -> bool:
+        """The step still waits for its verdict or its result."""
+        return self.state in ("reviewing", "running")
+
+
 @dataclass(frozen=True)
 class AnswerReply:
     text: str

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-from core.text import duration, escape_controls
+from core.outcome import view
+from core.text import escape_controls
 from core.types import AnswerReply, CodeReply, NoticeReply, Reply, ResultReply, Verdict, VerdictReply
 from sandbox.types import RunResult
 
@@ -29,21 +30,16 @@ def render_verdict(step: int, v: Verdict) -> str:
     return "\n".join(lines)
 
 
+_STATUS = {"ok": "ok", "exit": "failed, exit {code}", "error": "failed, exit {code}", "timeout": "timeout"}
+
+
 def render_result(step: int, r: RunResult) -> str:
-    status = {"ok": "ok", "error": f"failed, exit {r.exit_code}"}.get(r.outcome, r.outcome)
-    lines = [f"[step {step}] result: {status} in {duration(r.duration_ms)}"]
-    if r.stdout:
-        lines += ["  stdout:", _indent(_clip(r.stdout))]
-    if r.result is not None:
-        lines += ["  result:", _indent(_clip(r.result))]
-    if r.error:
-        lines += ["  error:", _indent(_clip(r.error))]
-    elif r.stderr:
-        lines += ["  stderr:", _indent(_clip(r.stderr))]
-    if r.truncated:
-        lines.append("  (output truncated)")
-    if r.isolation != "full":
-        lines.append(f"  (isolation: {r.isolation})")
+    v = view(r)
+    status = _STATUS.get(v.status, f"killed:{v.killed_reason}").format(code=v.exit_code)
+    lines = [f"[step {step}] result: {status} in {v.took}"]
+    for part in v.parts:
+        lines += [f"  {part.label}:", _indent(_clip(part.text))]
+    lines += [f"  ({note})" for note in v.notes]
     return "\n".join(lines)
 
 

@@ -19,7 +19,7 @@ from bot.discord.commands import (
     stale_command_text,
 )
 from bot.discord.components import ButtonActions, StepButtons
-from bot.discord.messages import MessageHandler, MessageOptions
+from bot.discord.messages import MessageHandler, MessageOptions, question_marks
 from bot.discord.sink import ChannelTarget, DiscordSink, Target
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS
 from bot.discord.sync import CommandSync
@@ -27,6 +27,7 @@ from core.settings import ConfigError, DiscordShards, Settings
 from core.types import ThreadKey
 
 if TYPE_CHECKING:
+    from bot.status import QuestionMarks
     from core.service import Codebot
 
 log = logging.getLogger(__name__)
@@ -175,17 +176,26 @@ class DiscordBot:
         assert self._settings.discord_token is not None
         return self._settings.discord_token.get_secret_value()
 
-    def _question_sink(self, target: Target, key: ThreadKey, event_id: str) -> DiscordSink:
-        """The sink of a question asked by clicking an example (tracked for shutdown like the others)."""
+    def _question_sink(
+        self, target: Target, key: ThreadKey, event_id: str, question: discord.Message | None
+    ) -> tuple[DiscordSink, QuestionMarks | None]:
+        """The sink of a question asked by clicking an example (tracked for shutdown like the others).
+
+        The message posted for the question (when the click started a thread) gets the reactions that
+        show how the turn ended, the way a typed question does: there is no "Done" message any more.
+        """
         opt = self.messages.options
+        me = self.client.user
+        marks = question_marks(question, opt, me) if question is not None and me is not None else None
         sink = DiscordSink(
             target,
             status_interval_s=opt.status_interval_s,
             typing_interval_s=opt.typing_interval_s,
+            on_finish=marks.finish if marks is not None else None,
             buttons=StepButtons(self.buttons, key, event_id),
         )
         self.messages.sinks.add(sink)
-        return sink
+        return sink, marks
 
     def sink_for(self, key: ThreadKey) -> DiscordSink:
         """A sink for a conversation known only by its key (its thread or DM channel id)."""

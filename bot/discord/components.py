@@ -14,7 +14,7 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -25,13 +25,17 @@ from bot.discord.status import NO_MENTIONS, SEND_ERRORS
 from core.commands import EXAMPLE_QUESTIONS
 from core.control import step_ref
 from core.service import EMPTY_TEXT
-from core.types import Author, CodeReply, Incoming, NoticeReply, Reply, ResultReply, ThreadKey
+from core.types import Author, Incoming, NoticeReply, Reply, StepView, ThreadKey
 
 if TYPE_CHECKING:
     from bot.discord.sink import DiscordSink, Target
+    from bot.status import QuestionMarks
     from core.service import Codebot
 
-SinkFactory = Callable[["Target", ThreadKey, str], "DiscordSink"]
+# (target, key, event id, the message standing for the question) -> the sink and its question marks
+SinkFactory = Callable[
+    ["Target", ThreadKey, str, "discord.Message | None"], "tuple[DiscordSink, QuestionMarks | None]"
+]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +120,7 @@ class ButtonActions:
             return
         question, channel = EXAMPLE_QUESTIONS[int(ref)], interaction.channel
         target: Target
+        posted: discord.Message | None = None
         if interaction.guild_id is None or isinstance(channel, discord.Thread):
             target = ChannelTarget(channel)  # type: ignore[arg-type]
         else:
@@ -131,7 +136,10 @@ class ButtonActions:
             target = NewThreadTarget(posted, thread_name(question))
             key = ThreadKey(key.platform, key.workspace, key.channel, str(posted.id))
         incoming = Incoming(key, author, question, f"ask-{interaction.id}")
-        submitted = await self.core.submit(incoming, self._question_sink(target, key, incoming.event_id))
+        sink, marks = self._question_sink(target, key, incoming.event_id, posted)
+        submitted = await self.core.submit(incoming, sink)
+        if marks is not None:  # 👀, then ✅ / ❌ on the posted question, as on a typed one
+            await marks.start(submitted.accepted)
         await _followup(
             interaction, f"Asking: {question}" if submitted.accepted else "I could not take that now."
         )
@@ -216,12 +224,15 @@ async def _followup(interaction: discord.Interaction, text: str) -> None:
 
 @dataclass
 class StepButtons:
-    """Per turn: Stop for the status message, Re-run / Show full output for each result message."""
+    """Per turn: the buttons on its messages, decided from what each message shows.
+
+    A step message carries Stop while its step runs and Re-run / Show full output once its result is in
+    (the same edits that show the step); a queue position's status message carries Stop until deleted.
+    """
 
     actions: ButtonActions
     key: ThreadKey
     turn_ref: str  # the turn's event id (the question's message id); "" for a re-run
-    _code: dict[int, str] = field(default_factory=dict)
 
     def status_view(self) -> discord.ui.View | None:
         if not self.turn_ref or not re.fullmatch(r"[A-Za-z0-9._-]{1,80}", self.turn_ref):
@@ -234,14 +245,13 @@ class StepButtons:
             return self.actions.examples_view()
         return None
 
-    def result_view(self, reply: Reply, outs: list[Outgoing]) -> discord.ui.View | None:
-        if (view := self.notice_view(reply)) is not None:
-            return view
-        if isinstance(reply, CodeReply):
-            self._code[reply.step] = reply.code
-        if not isinstance(reply, ResultReply) or not outs or reply.step not in self._code:
+    def step_view(self, step: StepView, outs: list[Outgoing]) -> discord.ui.View | None:
+        """Stop while the step runs; Re-run (and Show full output when cut) once its result is in."""
+        if step.result is None:
+            return self.status_view() if step.open else None
+        if not step.code:
             return None
-        ref = step_ref(reply.step, self._code[reply.step])
+        ref = step_ref(step.step, step.code)
         items = [("rerun", ref)]
         full = next((a for o in outs for a in o.files if a.name.startswith("output-step")), None)
         if full is not None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +13,7 @@ from bot.discord.components import ButtonActions, StepButtons
 from bot.discord.events import Action, ChannelKind, MessageFacts, Route, route, thread_name, to_incoming
 from bot.discord.sink import ArchiveMinutes, ChannelTarget, DiscordSink, NewThreadTarget, Target
 from bot.discord.status import SEND_ERRORS
+from bot.status import QuestionMarks
 
 if TYPE_CHECKING:
     from core.service import Codebot
@@ -41,34 +39,18 @@ class MessageOptions:
     auto_archive_min: ArchiveMinutes = 1440  # new threads archive after a day without activity
 
 
-class QuestionMarks:
+def question_marks(
+    message: discord.Message, options: MessageOptions, me: discord.ClientUser
+) -> QuestionMarks:
     """The reactions on a question: 👀 once accepted, then ✅ or ❌ when the answer is done."""
 
-    def __init__(self, message: discord.Message, options: MessageOptions, me: discord.ClientUser) -> None:
-        self._message = message
-        self._opt = options
-        self._me = me
-        self._started = asyncio.Event()  # the 👀 was attempted (the turn may finish before that)
+    async def add(emoji: str) -> None:
+        await message.add_reaction(emoji)
 
-    async def start(self, accepted: bool) -> None:
-        try:
-            if accepted and self._opt.reaction:
-                await self._react(self._message.add_reaction, self._opt.reaction)
-        finally:
-            self._started.set()
+    async def remove(emoji: str) -> None:
+        await message.remove_reaction(emoji, me)
 
-    async def finish(self, ok: bool) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._started.wait(), 5)
-        if self._opt.reaction:
-            await self._react(self._message.remove_reaction, self._opt.reaction, self._me)
-        await self._react(self._message.add_reaction, "✅" if ok else "❌")
-
-    async def _react(self, call: Callable[..., Awaitable[None]], *args: object) -> None:
-        try:
-            await call(*args)
-        except SEND_ERRORS as exc:  # cosmetic: never fatal
-            log.info("could not react to %s: %s", self._message.id, exc)
+    return QuestionMarks(add, remove, errors=SEND_ERRORS, working=options.reaction, done="✅", failed="❌")
 
 
 class MessageHandler:
@@ -95,7 +77,7 @@ class MessageHandler:
         if decision.needs_owner_check and not await self._core.has_conversation(decision.key):
             return
         incoming = to_incoming(facts, decision.key, me.id)
-        marks = QuestionMarks(message, self._opt, me)
+        marks = question_marks(message, self._opt, me)
         sink = DiscordSink(
             self._target(decision, message, incoming.text),
             status_interval_s=self._opt.status_interval_s,

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from bot.discord.answer import answer_markdown
-from core.text import duration
+from core.outcome import view
 from core.types import (
     AnswerReply,
     CodeReply,
@@ -15,6 +15,7 @@ from core.types import (
     Progress,
     Reply,
     ResultReply,
+    StepView,
     VerdictReply,
 )
 from sandbox.types import RunResult
@@ -43,12 +44,6 @@ _STATUS = {
     Progress.FAILED: "❌ Failed",
 }
 _NOTICE_ICON = {"error": "⚠️", "limit": "⛔", "refused": "🚫", "queued": "⏳", "info": "ℹ️", "abandoned": "⚠️"}
-_KILLED = {
-    "timeout": "time limit",
-    "cpu": "CPU time limit",
-    "memory": "memory limit",
-    "output": "output limit",
-}
 
 
 @dataclass(frozen=True)
@@ -193,46 +188,92 @@ def _verdict(reply: VerdictReply) -> str:
 
 
 def _result_head(step: int, r: RunResult) -> str:
-    secs = duration(r.duration_ms)
-    if r.timed_out or r.killed_reason == "timeout":
-        head = f"⏱️ **Timed out** after {secs}"
-    elif r.killed_reason:
-        head = f"💥 **Stopped**: hit the {_KILLED.get(r.killed_reason, r.killed_reason)} after {secs}"
-    elif r.error:
-        head = f"❌ **Error** after {secs} (exit {r.exit_code})"
-    elif r.exit_code:
-        head = f"❌ **Exited with code {r.exit_code}** after {secs}"
+    v = view(r)
+    if v.status == "timeout":
+        head = f"⏱️ **Timed out** after {v.took}"
+    elif v.status == "killed":
+        head = f"💥 **Stopped**: hit the {v.limit_name} after {v.took}"
+    elif v.status == "error":
+        head = f"❌ **Error** after {v.took} (exit {v.exit_code})"
+    elif v.status == "exit":
+        head = f"❌ **Exited with code {v.exit_code}** after {v.took}"
     else:
-        head = f"✅ **Ran** in {secs}"
-    if r.truncated:
+        head = f"✅ **Ran** in {v.took}"
+    if v.truncated:
         head += " · output truncated at the limit"
-    if r.isolation != "full":
-        head += f" · ⚠️ isolation: {r.isolation}"
+    if v.isolation != "full":
+        head += f" · ⚠️ isolation: {v.isolation}"
     return f"**Step {step}** · {head}"
+
+
+_TITLES = {"stdout": "Output", "result": "result", "error": "Error", "stderr": "stderr"}
 
 
 def _sections(r: RunResult) -> list[tuple[str, str, bool]]:
     """(title, body, keep_tail) for each non-empty part of the output."""
-    parts = [("Output", r.stdout, False), ("result", r.result or "", False)]
-    parts += [("Error", r.error or "", True), ("stderr", r.stderr if not r.error else "", True)]
-    return [p for p in parts if p[1].strip()]
+    return [(_TITLES[p.label], p.text, p.keep_tail) for p in view(r).parts]
 
 
 def _result(step: int, r: RunResult, upload_limit: int) -> list[Outgoing]:
-    head = _result_head(step, r)
+    text, files = _result_text(_result_head(step, r), step, r, MAX_CHARS)
+    return pack_files(text, files, upload_limit)
+
+
+def _result_text(head: str, step: int, r: RunResult, budget: int) -> tuple[str, list[Attachment]]:
+    """The result under `head` within `budget` characters, and its files (the full output when cut)."""
     sections = _sections(r)
     full = "\n".join([head] + [f"**{t}**\n{code_block(b)}" for t, b, _ in sections])
     if not sections:
         full += "\n*(no output)*"
     files = [Attachment(f.name, f.data) for f in r.files]
     notes = list(_skipped_notes(r))
-    if len(full) + sum(len(n) + 1 for n in notes) > MAX_CHARS:
+    if len(full) + sum(len(n) + 1 for n in notes) > budget:
         name = f"output-step{step}.txt"
         files.insert(0, Attachment(name, _plain_output(r).encode()))
         notes.insert(0, f"*(output shortened; the full output is attached as `{name}`)*")
-        full = _shortened(head, sections, MAX_CHARS - sum(len(n) + 1 for n in notes))
-    text = "\n".join([full, *notes])
-    return pack_files(text, files, upload_limit)
+        full = _shortened(head, sections, budget - sum(len(n) + 1 for n in notes))
+    return "\n".join([full, *notes]), files
+
+
+STEP_CODE_CHARS = 900  # of a step message's 2,000: longer code is shortened there and attached in full
+STEP_VERDICT_CHARS = 500
+_STEP_STATE = {
+    "reviewing": "🔎 reviewing the code…",
+    "running": "⚙️ running the code…",
+    "stopped": "⚠️ stopped before a result",
+}
+
+
+def render_step(step: StepView, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> list[Outgoing]:
+    """Render one step's message as it stands: its state line, the code, the verdict, the result.
+
+    The message is posted with the code and edited as the step grows; this is the one function that lays
+    it out (buttons for the step belong here too). Files that do not fit the message's attachment limits
+    come as further messages after it.
+    """
+    state = _STEP_STATE.get(step.state)
+    head = f"**Step {step.step}**" + (f" · {state}" if state else "")
+    code, files = _step_code(step)
+    lines = [head, code]
+    if step.verdict is not None:
+        lines.append(clip(_verdict(VerdictReply(step.step, step.verdict)), STEP_VERDICT_CHARS))
+    if step.result is not None:
+        used = sum(len(x) + 1 for x in lines)
+        run_head = _result_head(step.step, step.result).split(" · ", 1)[1]
+        text, result_files = _result_text(run_head, step.step, step.result, MAX_CHARS - used)
+        lines.append(text)
+        files += result_files
+    return [_checked(out) for out in pack_files("\n".join(lines), files, upload_limit)]
+
+
+def _step_code(step: StepView) -> tuple[str, list[Attachment]]:
+    block = code_block(step.code, "py")
+    if len(block) <= STEP_CODE_CHARS:
+        return block, []
+    name = f"step{step.step}.py"
+    note = f"\n*(code shortened; the full code is attached as `{name}`)*"
+    shown = code_block(step.code, "py", STEP_CODE_CHARS - len(note))
+    return shown + note, [Attachment(name, step.code.encode())]
 
 
 def _shortened(head: str, sections: list[tuple[str, str, bool]], budget: int) -> str:

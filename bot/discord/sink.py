@@ -6,10 +6,12 @@ import asyncio
 import io
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import discord
 
+from bot.discord.draft import DiscordDraft
 from bot.discord.render import (
     DEFAULT_UPLOAD_LIMIT,
     MAX_CHARS,
@@ -19,9 +21,19 @@ from bot.discord.render import (
     render_notice,
     render_reply,
     render_status,
+    render_step,
 )
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS, StatusLine, TypingLoop
-from core.types import NoticeReply, Progress, Reply
+from core.types import (
+    AnswerReply,
+    CodeReply,
+    NoticeReply,
+    Progress,
+    Reply,
+    ResultReply,
+    StepView,
+    VerdictReply,
+)
 
 if TYPE_CHECKING:
     from bot.discord.components import StepButtons
@@ -113,8 +125,21 @@ class NewThreadTarget:
         return True
 
 
+@dataclass
+class _StepMessage:
+    view: StepView
+    message: discord.Message | None = None
+    attached: set[str] = field(default_factory=set)  # file names already on the message
+    overflow_sent: bool = False  # files beyond one message's limits went out in further messages
+
+
 class DiscordSink:
-    """Implements core.sink.ReplySink for one Discord conversation."""
+    """Implements core.sink.ReplySink for one Discord conversation.
+
+    Each step is one message edited as it grows (code, verdict, result, with its own state line); while
+    the model thinks, the typing indicator shows it. A status message appears only for a queue position
+    and is deleted once the turn starts or ends.
+    """
 
     def __init__(
         self,
@@ -123,29 +148,34 @@ class DiscordSink:
         status_interval_s: float = 1.0,
         typing_interval_s: float = 8.0,
         on_finish: Callable[[bool], Awaitable[None]] | None = None,
+        draft_interval_s: float = 1.0,
         buttons: StepButtons | None = None,
     ) -> None:
         self._target = target
         self._status = StatusLine(status_interval_s)
-        self._buttons = buttons  # Stop on the status, Re-run / Show full output on results
+        self._buttons = buttons  # Stop on a running step (and a queue position), Re-run on results
         if buttons is not None:
             self._status.view = buttons.status_view()
         self._typing = TypingLoop(typing_interval_s)
         self._opened = False
         self._on_finish = on_finish  # told once whether the turn ended well (marks the question)
+        self._steps: dict[int, _StepMessage] = {}
+        self._draft = DiscordDraft(self._send, draft_interval_s)
 
     async def progress(self, state: Progress, detail: str = "") -> None:
-        """Edit the status message (posting it first) and keep the typing indicator going until the end."""
+        """Keep the typing indicator going until the end; a queue position shows as a status message."""
         channel = await self._open()
-        final = state in _FINAL
-        await self._status.update(channel, render_status(state, detail), final=final)
-        if final:
-            await self._typing.stop()
+        if state in _FINAL:
+            await self._end()
             if self._on_finish is not None:
                 on_finish, self._on_finish = self._on_finish, None
                 await on_finish(state is Progress.DONE)
-        else:
-            self._typing.start(channel)
+            return
+        if state is Progress.QUEUED:
+            await self._status.update(channel, render_status(state, detail))
+            return
+        await self._status.delete()  # out of the queue: the steps and typing tell the rest
+        self._typing.start(channel)
 
     async def post(self, reply: Reply) -> None:
         """Post a reply in the thread; platform failures are logged, never raised."""
@@ -157,15 +187,25 @@ class DiscordSink:
             if not self._opened and await self._target.early_notice(render_notice(reply), view):
                 return
         channel = await self._open()
-        outs = render_reply(reply, self._target.upload_limit)
-        view = self._buttons.result_view(reply, outs) if self._buttons is not None else None
-        for i, message in enumerate(outs):
-            await self._send(channel, message, view if i == len(outs) - 1 else None)
+        if isinstance(reply, CodeReply | VerdictReply | ResultReply):
+            await self._step(channel, reply)
+        else:
+            outs = render_reply(reply, self._target.upload_limit)
+            if isinstance(reply, AnswerReply):
+                outs = await self._draft.finish(outs)  # the draft becomes the answer's first message
+            elif reply.kind in _ENDING_NOTICES:
+                await self._draft.interrupt()
+            view = self._buttons.notice_view(reply) if self._buttons is not None else None
+            for i, message in enumerate(outs):
+                await self._send(channel, message, view if i == len(outs) - 1 else None)
         self._typing.touch()
         if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
-            await self._typing.stop()
-            if self._status.text and not self._status.text.startswith(("✅", "❌")):
-                await self._status.update(channel, "⚠️ Stopped · see below", final=True)
+            await self._end()
+
+    async def answer_draft(self, text: str) -> None:
+        """Show the answer as the model writes it: one message, edited at most once a second."""
+        await self._draft.draft(await self._open(), text)
+        self._typing.touch()
 
     async def aclose(self) -> None:
         """Stop background work (status edits, typing); used at shutdown."""
@@ -177,28 +217,96 @@ class DiscordSink:
         self._opened = True
         return channel
 
+    async def _end(self) -> None:
+        await self._typing.stop()
+        await self._status.delete()
+        await self._draft.interrupt()  # only a draft that never became an answer
+        for step in self._steps.values():  # a step still waiting for its result says it stopped
+            if step.view.open:
+                step.view = replace(step.view, stopped=True)
+                await self._show_step(await self._open(), step)
+
+    # ---- steps ---------------------------------------------------------------------------------
+
+    async def _step(
+        self, channel: discord.abc.Messageable, reply: CodeReply | VerdictReply | ResultReply
+    ) -> None:
+        step = self._steps.get(reply.step)
+        if isinstance(reply, CodeReply) or step is None:
+            code = reply.code if isinstance(reply, CodeReply) else ""
+            step = self._steps[reply.step] = _StepMessage(StepView(reply.step, code))
+        if isinstance(reply, VerdictReply):
+            step.view = replace(step.view, verdict=reply.verdict)
+        elif isinstance(reply, ResultReply):
+            step.view = replace(step.view, result=reply.result)
+        await self._show_step(channel, step)
+
+    async def _show_step(self, channel: discord.abc.Messageable, step: _StepMessage) -> None:
+        first, *more = render_step(step.view, self._target.upload_limit)
+        buttons = self._buttons.step_view(step.view, [first, *more]) if self._buttons is not None else None
+        if step.message is None:
+            step.message = await self._send(channel, first, buttons)
+        else:
+            edited = await self._edit(step.message, first, step.attached, buttons)
+            step.message = edited or step.message
+        step.attached.update(a.name for a in first.files)
+        if more and not step.overflow_sent:
+            step.overflow_sent = True
+            for out in more:
+                await self._send(channel, out)
+
+    async def _edit(
+        self, message: discord.Message, out: Outgoing, attached: set[str], view: discord.ui.View | None
+    ) -> discord.Message | None:
+        """Edit a step's message in place, adding the files it did not carry yet; with buttons, the
+        message shows `view` (None takes its buttons away)."""
+        new = [discord.File(io.BytesIO(a.data), filename=a.name) for a in out.files if a.name not in attached]
+        extra: dict[str, Any] = {"view": view} if self._buttons is not None else {}
+        try:
+            if new:
+                keep: list[discord.Attachment | discord.File] = [*message.attachments, *new]
+                extra["attachments"] = keep
+            edited = await message.edit(content=out.content, allowed_mentions=NO_MENTIONS, **extra)
+            if view is not None:
+                view.stop()  # dynamic items dispatch the presses; the client need not keep the view
+            return edited
+        except SEND_ERRORS as exc:
+            log.warning("could not edit step message %s: %s", message.id, exc)
+        if not new:
+            return None
+        names = ", ".join(a.name for a in out.files if a.name not in attached)
+        note = "\n" + clip(f"*(could not attach {names})*", 300)
+        content = clip_markdown(out.content, MAX_CHARS - len(note)) + note
+        extra.pop("attachments", None)
+        try:
+            return await message.edit(content=content, allowed_mentions=NO_MENTIONS, **extra)
+        except SEND_ERRORS as exc:
+            log.warning("could not edit step message %s: %s", message.id, exc)
+            return None
+
     async def _send(
         self, channel: discord.abc.Messageable, out: Outgoing, view: discord.ui.View | None = None
-    ) -> None:
+    ) -> discord.Message | None:
         files = [discord.File(io.BytesIO(a.data), filename=a.name) for a in out.files]
         extra: dict[str, Any] = {"view": view} if view is not None else {}
         try:
             if files:
-                await channel.send(out.content, files=files, allowed_mentions=NO_MENTIONS, **extra)
+                sent = await channel.send(out.content, files=files, allowed_mentions=NO_MENTIONS, **extra)
             else:
-                await channel.send(out.content, allowed_mentions=NO_MENTIONS, **extra)
+                sent = await channel.send(out.content, allowed_mentions=NO_MENTIONS, **extra)
             if view is not None:
                 view.stop()  # dynamic items dispatch the presses; the client need not keep the view
-            return
+            return sent
         except SEND_ERRORS as exc:
             if not files:
                 log.warning("could not post in %s: %s", getattr(channel, "id", "?"), exc)
-                return
+                return None
             log.warning("upload failed in %s: %s", getattr(channel, "id", "?"), exc)
         # A failed upload still leaves the text, with a short note.
         note = "\n" + clip(f"*(could not attach {', '.join(a.name for a in out.files)})*", 300)
         content = clip_markdown(out.content, MAX_CHARS - len(note)) + note
         try:
-            await channel.send(content, allowed_mentions=NO_MENTIONS)
+            return await channel.send(content, allowed_mentions=NO_MENTIONS, **extra)
         except SEND_ERRORS as exc:
             log.warning("could not post in %s: %s", getattr(channel, "id", "?"), exc)
+            return None

@@ -1,4 +1,4 @@
-"""The status message edited in place (coalesced) and the typing indicator of one thread."""
+"""The status message edited in place (coalesced, deleted at the end) and the typing indicator."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 import discord
 
+from bot.status import Coalescer
+
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 # What a call to Discord can raise that the bot absorbs: API errors, and the network being away.
@@ -19,81 +21,57 @@ SEND_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError)
 
 
 class StatusLine:
-    """One message showing where the turn is; edits at most once per `min_interval_s`, final ones at once."""
+    """A message showing where the turn stands while nothing else does (a queue position), deleted after.
+
+    Edits are coalesced by bot.status.Coalescer: at most one per `min_interval_s`, final ones at once.
+    """
 
     def __init__(self, min_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval = min_interval_s
-        self._clock = clock
+        self._coalescer: Coalescer[str] = Coalescer(self._show, min_interval_s, clock)
+        self._channel: discord.abc.Messageable | None = None
         self._message: discord.Message | None = None
-        self._shown = ""
-        self._wanted = ""
-        self._last = 0.0
-        self._lock = asyncio.Lock()
-        self._flush: asyncio.Task[None] | None = None
-        self.view: discord.ui.View | None = None  # buttons on the status (Stop), removed when final
+        self.view: discord.ui.View | None = None  # buttons on the status (Stop); gone with the message
 
     @property
     def text(self) -> str:
         """The text the status message shows (or will show after the pending edit)."""
-        return self._wanted
+        return self._coalescer.wanted or ""
+
+    @property
+    def posted(self) -> bool:
+        return self._message is not None
 
     async def update(self, channel: discord.abc.Messageable, text: str, *, final: bool = False) -> None:
         """Show `text`; intermediate states are coalesced so a busy turn never floods the channel."""
-        self._wanted = text
-        if self._message is None:
-            async with self._lock:
-                if self._message is None:
-                    await self._post(channel)
-                    return
-        if final:
-            await self._cancel_flush()
-            await self._apply(final=True)
+        self._channel = channel
+        await self._coalescer.update(text, final=final)
+
+    async def delete(self) -> None:
+        """Remove the status message: the thread keeps only the steps and the answer."""
+        await self._coalescer.cancel()
+        message, self._message = self._message, None
+        if message is None:
             return
-        if self._flush is not None and not self._flush.done():
-            return  # the pending edit will pick up the newest text
-        delay = self._last + self._interval - self._clock()
-        if delay <= 0:
-            await self._apply()
-        else:
-            self._flush = asyncio.create_task(self._apply_later(delay), name="discord status edit")
+        try:
+            await message.delete()
+        except SEND_ERRORS as exc:
+            log.warning("could not delete the status message: %s", exc)
 
     async def aclose(self) -> None:
         """Drop a pending edit (shutdown)."""
-        await self._cancel_flush()
+        await self._coalescer.cancel()
 
-    async def _post(self, channel: discord.abc.Messageable) -> None:
-        extra: dict[str, Any] = {"view": self.view} if self.view is not None else {}
+    async def _show(self, text: str) -> None:
         try:
-            self._message = await channel.send(self._wanted, allowed_mentions=NO_MENTIONS, **extra)
-            if self.view is not None:
-                self.view.stop()  # its buttons are dynamic items: the client need not keep the view
+            if self._message is None and self._channel is not None:
+                extra: dict[str, Any] = {"view": self.view} if self.view is not None else {}
+                self._message = await self._channel.send(text, allowed_mentions=NO_MENTIONS, **extra)
+                if self.view is not None:
+                    self.view.stop()  # its buttons are dynamic items: the client need not keep the view
+            elif self._message is not None:
+                await self._message.edit(content=text, allowed_mentions=NO_MENTIONS)
         except SEND_ERRORS as exc:
-            log.warning("could not post the status message: %s", exc)
-            return
-        self._shown, self._last = self._wanted, self._clock()
-
-    async def _apply_later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        await self._apply()
-
-    async def _apply(self, final: bool = False) -> None:
-        async with self._lock:
-            if self._message is None or self._wanted == self._shown:
-                return
-            text = self._wanted
-            extra: dict[str, Any] = {"view": None} if final and self.view is not None else {}
-            try:
-                await self._message.edit(content=text, allowed_mentions=NO_MENTIONS, **extra)
-            except SEND_ERRORS as exc:
-                log.warning("could not edit the status message: %s", exc)
-            self._shown, self._last = text, self._clock()
-
-    async def _cancel_flush(self) -> None:
-        task, self._flush = self._flush, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            log.warning("could not show the status message: %s", exc)
 
 
 class TypingLoop:

@@ -25,13 +25,14 @@ from bot.slack.sink import SLACK_FAILURES, slack_error
 from core.commands import EXAMPLE_QUESTIONS
 from core.control import step_ref
 from core.service import EMPTY_TEXT
-from core.types import Author, CodeReply, Incoming, NoticeReply, Progress, Reply, ResultReply, ThreadKey
+from core.types import Author, Incoming, NoticeReply, Progress, Reply, StepView, ThreadKey
+from sandbox.types import RunResult
 
 if TYPE_CHECKING:
     from bot.slack.sink import SlackSink
     from core.service import Codebot
 
-SinkFactory = Callable[[events.Target, ThreadKey, str], "SlackSink"]
+SinkFactory = Callable[[events.Target, Incoming], "SlackSink"]
 
 log = logging.getLogger(__name__)
 
@@ -93,36 +94,47 @@ class FullOutputs:
 
 @dataclass
 class StepButtons:
-    """Per turn: adds Stop to the status message and Re-run / Show full output to each result."""
+    """Per turn: the buttons on its messages, decided from what each message shows.
+
+    A step message carries Stop while its step runs and Re-run / Show full output once its result is in
+    (so a result costs no extra edit); the fallback status message carries Stop until it is deleted.
+    """
 
     key: ThreadKey
     turn_ref: str  # the turn's event id, for Stop; "" when the turn cannot be stopped (a re-run)
     outputs: FullOutputs
     limits: RenderLimits
 
-    def __post_init__(self) -> None:
-        self._code: dict[int, str] = {}
+    def _stop(self) -> dict[str, Any] | None:
+        if not self.turn_ref or len(self.turn_ref) > MAX_VALUE:
+            return None
+        return button("Stop", STOP, self.turn_ref, style="danger")
 
     def status(self, message: SlackMessage, state: Progress) -> SlackMessage:
-        if state in FINAL or not self.turn_ref or len(self.turn_ref) > MAX_VALUE:
+        stop = self._stop()
+        if state in FINAL or stop is None:
             return message
-        stop = button("Stop", STOP, self.turn_ref, style="danger")
         return _with_block(message, actions("codebot_status", stop), self.limits)
 
-    def result(self, reply: Reply, messages: tuple[SlackMessage, ...]) -> tuple[SlackMessage, ...]:
-        if isinstance(reply, NoticeReply) and reply.text == EMPTY_TEXT and messages:  # an empty mention
+    def step(self, view: StepView, message: SlackMessage) -> SlackMessage:
+        """The step message with its buttons: Stop while it runs, Re-run (+ full output) after."""
+        if view.result is not None and view.code:
+            ref = step_ref(view.step, view.code)
+            elements = [button("Re-run", RERUN, ref)]
+            if any(a.filename.startswith("output_step") for a in message.attachments):
+                self.outputs.put(self.key, ref, _full_text(view.result))
+                elements.append(button("Show full output", FULL, ref))
+            return _with_block(message, actions(f"codebot_step_{view.step}", *elements), self.limits)
+        stop = self._stop()
+        if view.open and stop is not None:
+            return _with_block(message, actions(f"codebot_stop_{view.step}", stop), self.limits)
+        return message
+
+    def notice(self, reply: Reply, messages: tuple[SlackMessage, ...]) -> tuple[SlackMessage, ...]:
+        """An empty mention is answered with the example questions to click."""
+        if isinstance(reply, NoticeReply) and reply.text == EMPTY_TEXT and messages:
             return (*messages[:-1], _with_block(messages[-1], examples_block(), self.limits))
-        if isinstance(reply, CodeReply):
-            self._code[reply.step] = reply.code
-        if not isinstance(reply, ResultReply) or not messages or reply.step not in self._code:
-            return messages
-        ref = step_ref(reply.step, self._code[reply.step])
-        elements = [button("Re-run", RERUN, ref)]
-        if any(a.filename.startswith("output_step") for a in messages[-1].attachments):
-            self.outputs.put(self.key, ref, _full_text(reply))
-            elements.append(button("Show full output", FULL, ref))
-        block = actions(f"codebot_step_{reply.step}", *elements)
-        return (*messages[:-1], _with_block(messages[-1], block, self.limits))
+        return messages
 
 
 def _with_block(message: SlackMessage, block: Block, limits: RenderLimits) -> SlackMessage:
@@ -130,8 +142,7 @@ def _with_block(message: SlackMessage, block: Block, limits: RenderLimits) -> Sl
     return SlackMessage(message.text, (*blocks, block), message.attachments)
 
 
-def _full_text(reply: ResultReply) -> str:
-    r = reply.result
+def _full_text(r: RunResult) -> str:
     parts = [("stdout", r.stdout), ("result", r.result or ""), ("error", r.error or ""), ("stderr", r.stderr)]
     return "\n\n".join(f"== {label} ==\n{text}" for label, text in parts if text)
 
@@ -221,8 +232,9 @@ class ButtonHandlers:
                 return
             key = ThreadKey(key.platform, key.workspace, key.channel, target.message_ts)
         incoming = Incoming(key, author, question, f"ask:{key.channel}:{press.press_id}")
-        sink = self._question_sink(target, key, incoming.event_id)
+        sink = self._question_sink(target, incoming)
         submitted = await self._core.submit(incoming, sink)
+        await sink.marks.start(submitted.accepted)
         if not submitted.accepted and submitted.reason != "duplicate":
             await _tell(respond, "I could not take that question right now; please try again.")
 

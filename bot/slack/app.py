@@ -26,7 +26,7 @@ from bot.slack.actions import ButtonHandlers, FullOutputs, StepButtons
 from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
 from bot.slack.render import RenderLimits
-from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error
+from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error, slack_marks
 from core.command_specs import thread_command
 from core.settings import ConfigError, Settings
 from core.types import Author, CommandRequest, Incoming, NoticeReply, ThreadKey
@@ -135,24 +135,26 @@ class SlackBot:
         info = await self.users.lookup(str(event.get("user", "")))
         incoming = events.to_incoming(body, event, bot_user_id, Author(info.id, info.name, info.is_admin))
         target = events.reply_target(event)
-        sink = self._question_sink(target, incoming.key, incoming.event_id)
+        sink = self._question_sink(target, incoming)
         command = thread_command(incoming.text)
         if command is not None:  # `@codebot reset` inside the thread it is about
             await self._thread_command(incoming, sink, command.name)
             return
         submitted = await self._core.submit(incoming, sink)
-        if submitted.accepted:
-            await self._react(target.channel, target.message_ts, "eyes")
+        await sink.marks.start(submitted.accepted)
 
-    def _question_sink(self, target: events.Target, key: ThreadKey, event_id: str) -> SlackSink:
-        """The sink of one question's turn, with its buttons (Stop carries the turn's event id)."""
-        buttons = StepButtons(key, event_id, self._outputs, self._limits)
+    def _question_sink(self, target: events.Target, incoming: Incoming) -> SlackSink:
+        """The sink of one question's turn: its buttons (Stop carries the turn's event id), the :eyes: on
+        the question, and the asker the answer is streamed to."""
+        key = incoming.key
         return SlackSink(
             self.client,
             target,
             limits=self._limits,
             min_update_interval_s=self._status_interval,
-            buttons=buttons,
+            buttons=StepButtons(key, incoming.event_id, self._outputs, self._limits),
+            marks=slack_marks(self.client, target),
+            recipient=(key.workspace, incoming.author.id),
         )
 
     def sink_for(self, key: ThreadKey) -> SlackSink:
@@ -174,12 +176,6 @@ class SlackBot:
         req = CommandRequest(key.platform, key.workspace, key.channel, incoming.author, name, (), key)
         result = await self._core.command(req)
         await sink.post(NoticeReply("info" if result.ok else "error", result.text))
-
-    async def _react(self, channel: str, ts: str, name: str) -> None:
-        try:
-            await self.client.reactions_add(channel=channel, timestamp=ts, name=name)
-        except SLACK_FAILURES as exc:  # already_reacted, missing scope: cosmetic, never fatal
-            log.info("reactions.add failed: %s", slack_error(exc))
 
     # ---- serving -------------------------------------------------------------------------------
 

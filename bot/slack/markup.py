@@ -201,3 +201,37 @@ def answer_chunks(markdown: str, budget: int, section_chars: int) -> tuple[list[
         in_fence = False
         close()
     return chunks, False
+
+
+_SLACK_SYNTAX = re.compile(r"<(?=[@#!])")
+
+
+def markdown_line(line: str, in_fence: bool) -> tuple[str, bool]:
+    """One line of the model's Markdown made safe for Slack's markdown block and streams.
+
+    Returns the line and whether a code fence is open after it. Slack's own syntax (<@U1>, <!here>) and
+    bare broadcasts are broken everywhere, also in code; outside code a line dressed up as the bot's
+    verdict or result is quoted plainly and a link whose label names another address shows both.
+    """
+    if line.lstrip().startswith(FENCE):
+        return line, not in_fence
+    line = neutralise(_SLACK_SYNTAX.sub("<" + ZWSP, line))
+    if in_fence:
+        return line, True
+    if mimics_bot_line(line):
+        return f"“{plain_words(line)}”", False
+    return _LINK.sub(_markdown_link, line), False
+
+
+def _markdown_link(m: re.Match[str]) -> str:
+    label, url = m.group(1), m.group(2)
+    return f"{label} ({url})" if deceptive_link(label, url) else m.group(0)
+
+
+def to_markdown(text: str) -> str:
+    """The model's whole answer as safe standard Markdown (see markdown_line)."""
+    lines, in_fence = [], False
+    for line in text.split("\n"):
+        shown, in_fence = markdown_line(line, in_fence)
+        lines.append(shown)
+    return "\n".join(lines)

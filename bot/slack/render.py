@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.slack import markup
 from bot.slack.markup import code_safe, escape, fenced_sections, prose
-from core.text import duration
+from core.outcome import view
 from core.types import (
     AnswerReply,
     CodeReply,
@@ -17,6 +17,7 @@ from core.types import (
     Progress,
     Reply,
     ResultReply,
+    StepView,
     VerdictReply,
 )
 from sandbox.types import RunResult
@@ -122,32 +123,28 @@ def _one_line(text: str) -> str:
 
 
 def status_line(r: RunResult) -> str:
-    """Summarise how a run ended, for a person."""
-    took = duration(r.duration_ms)
-    if r.timed_out or r.killed_reason == "timeout":
-        line = f":stopwatch: *Timed out* · {took}"
-    elif r.killed_reason:
-        line = f":boom: *Killed* ({escape(r.killed_reason)} limit) · exit {r.exit_code} · {took}"
-    elif r.error is not None or r.exit_code != 0:
-        line = f":x: *Failed* · exit {r.exit_code} · {took}"
+    """Summarise how a run ended, for a person (the facts come from core.outcome)."""
+    v = view(r)
+    if v.status == "timeout":
+        line = f":stopwatch: *Timed out* · {v.took}"
+    elif v.status == "killed":
+        line = f":boom: *Killed* ({escape(v.killed_reason or '')} limit) · exit {v.exit_code} · {v.took}"
+    elif not v.ok:
+        line = f":x: *Failed* · exit {v.exit_code} · {v.took}"
     else:
-        line = f":white_check_mark: *Ran OK* · exit 0 · {took}"
-    if r.truncated:
-        line += " · output truncated at the sandbox's limit"
-    if r.isolation != "full":
-        line += f" · isolation: {escape(r.isolation)}"
-    return line
+        line = f":white_check_mark: *Ran OK* · exit 0 · {v.took}"
+    return "".join([line, *(f" · {escape(note)}" for note in v.notes)])
 
 
 def _result_parts(r: RunResult) -> list[tuple[str, str]]:
-    parts = [("stdout", r.stdout), ("result", r.result or ""), ("error", r.error or "")]
-    if r.stderr and r.stderr.strip() != (r.error or "").strip():
-        parts.append(("stderr", r.stderr))
-    return [(label, text) for label, text in parts if text]
+    return [(p.label, p.text) for p in view(r).parts]
 
 
-def render_result(reply: ResultReply, limits: RenderLimits) -> SlackMessage:
-    """Render a run's outcome: status, stdout, result, error; files and overflow become attachments."""
+def render_result(reply: ResultReply, limits: RenderLimits, room: int | None = None) -> SlackMessage:
+    """Render a run's outcome: status, stdout, result, error; files and overflow become attachments.
+
+    `room` is how many blocks the result may use (less than a message when it shares one with its code).
+    """
     r = reply.result
     blocks: list[Block] = [section(status_line(r))]
     budget, cut = limits.message_chars, False
@@ -163,7 +160,9 @@ def render_result(reply: ResultReply, limits: RenderLimits) -> SlackMessage:
         full = "\n\n".join(f"== {label} ==\n{text}" for label, text in _result_parts(r))
         attachments.append(Attachment(name, full.encode(), f"Full output, step {reply.step}"))
         blocks.append(context(f"Output truncated here; the full output is attached as `{name}`."))
-    blocks = blocks[: limits.max_blocks - 2] + _file_notes(r, limits)
+    notes = _file_notes(r, limits)
+    room = limits.max_blocks if room is None else room
+    blocks = blocks[: max(room - 2, 1)] + notes
     summary = re.sub(r":[a-z_]+:\s*", "", status_line(r)).replace("*", "")
     return SlackMessage(
         fallback(f"Result (step {reply.step}): {summary}", limits), tuple(blocks), tuple(attachments)
@@ -182,6 +181,36 @@ def _file_notes(r: RunResult, limits: RenderLimits) -> list[Block]:
         names = name_list(r.skipped_files, limits.names_chars)
         notes.append(context(f"Not returned ({count:,} over a limit or not regular files): {names}"))
     return notes
+
+
+_STEP_STATE = {
+    "reviewing": ":mag: Reviewing the code for safety…",
+    "running": ":gear: Running the code in the sandbox…",
+    "stopped": ":octagonal_sign: Stopped before this step produced a result",
+}
+
+
+def render_step(step: StepView, limits: RenderLimits | None = None) -> SlackMessage:
+    """Render one step's message as it stands: code, then the verdict, then the result or a state line.
+
+    The step's message is posted with the code and edited in place as the step grows; this is the one
+    function that lays it out (buttons for the step belong here too).
+    """
+    limits = limits or RenderLimits()
+    code = render_code(CodeReply(step.step, step.code), limits)
+    blocks, attachments, text = list(code.blocks), list(code.attachments), code.text
+    if step.verdict is not None:
+        verdict = render_verdict(VerdictReply(step.step, step.verdict), limits)
+        blocks += verdict.blocks
+        text = verdict.text
+    if step.result is not None:
+        result = render_result(ResultReply(step.step, step.result), limits, limits.max_blocks - len(blocks))
+        blocks += result.blocks
+        attachments += result.attachments
+        text = result.text
+    elif step.state in _STEP_STATE:
+        blocks.append(context(_STEP_STATE[step.state]))
+    return within_limits(SlackMessage(text, tuple(blocks), tuple(attachments)), limits)
 
 
 def render_answer(reply: AnswerReply, limits: RenderLimits) -> tuple[SlackMessage, ...]:

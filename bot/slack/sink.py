@@ -1,17 +1,22 @@
-"""SlackSink: the core's ReplySink bound to one Slack thread."""
+"""SlackSink: the core's ReplySink bound to one Slack thread.
+
+A step is one message that grows (code, then the verdict, then the result), edited in place; the live
+status is the thread's own status line (bot/slack/status.py); the answer is posted at the end. The
+buttons ride on those messages (bot/slack/actions.py): Stop on a running step (and on the fallback
+status message), Re-run / Show full output on a step once its result is in.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.answer import SlackAnswer
 from bot.slack.events import Target
 from bot.slack.markup import escape
 from bot.slack.render import (
@@ -20,31 +25,72 @@ from bot.slack.render import (
     SlackMessage,
     name_list,
     render,
-    render_progress,
+    render_step,
     section,
     within_limits,
 )
-from core.types import Progress, Reply
+from bot.slack.status import SLACK_FAILURES, SlackStatus, slack_error
+from bot.status import Coalescer, QuestionMarks
+from core.types import (
+    AnswerReply,
+    CodeReply,
+    NoticeReply,
+    Progress,
+    Reply,
+    ResultReply,
+    StepView,
+    VerdictReply,
+)
 
 if TYPE_CHECKING:
     from bot.slack.actions import StepButtons
 
 log = logging.getLogger(__name__)
 
+__all__ = ["SLACK_FAILURES", "SlackSink", "slack_error", "slack_marks"]
+
 FINAL_STATES = frozenset({Progress.DONE, Progress.FAILED})
-# Failures the sink absorbs: the turn's bookkeeping must go on even when Slack misbehaves.
-SLACK_FAILURES = (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+_ENDING_NOTICES = ("error", "abandoned")  # the turn may stop after these without a final progress
 
 
-def slack_error(exc: BaseException) -> str:
-    """Name a Slack failure briefly, without request details (which could carry tokens)."""
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error") or exc.response.status_code)
-    return type(exc).__name__
+def slack_marks(client: AsyncWebClient, target: Target, *, started: bool = False) -> QuestionMarks:
+    """The :eyes: -> :white_check_mark: / :x: reactions on the question of `target`."""
+
+    async def add(name: str) -> None:
+        await client.reactions_add(channel=target.channel, timestamp=target.message_ts, name=name)
+
+    async def remove(name: str) -> None:
+        await client.reactions_remove(channel=target.channel, timestamp=target.message_ts, name=name)
+
+    return QuestionMarks(
+        add,
+        remove,
+        errors=SLACK_FAILURES,
+        working="eyes",
+        done="white_check_mark",
+        failed="x",
+        started=started,
+    )
+
+
+def _grown(view: StepView, reply: CodeReply | VerdictReply | ResultReply) -> StepView:
+    if isinstance(reply, VerdictReply):
+        return replace(view, verdict=reply.verdict)
+    if isinstance(reply, ResultReply):
+        return replace(view, result=reply.result)
+    return view
+
+
+@dataclass
+class _StepMessage:
+    view: StepView
+    edits: Coalescer[StepView]
+    ts: str | None = None
+    uploaded: set[str] = field(default_factory=set)  # attachment file names already in the thread
 
 
 class SlackSink:
-    """Posts a turn's replies into one thread and keeps one status message updated in place."""
+    """Posts a turn's replies into one thread: one message per step, edited as the step goes."""
 
     def __init__(
         self,
@@ -54,95 +100,121 @@ class SlackSink:
         limits: RenderLimits | None = None,
         min_update_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        marks: QuestionMarks | None = None,
+        native_status: bool = True,
+        recipient: tuple[str, str] | None = None,
         buttons: StepButtons | None = None,
     ) -> None:
         self._client = client
-        self._buttons = buttons  # Stop on the status, Re-run / Show full output on results
+        self._buttons = buttons
         self._target = target
         self._limits = limits or RenderLimits()
         self._interval = min_update_interval_s
         self._clock = clock
-        self._status_ts: str | None = None
-        self._last_update = float("-inf")
-        self._pending: SlackMessage | None = None
-        self._flush: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        self._status = SlackStatus(
+            client,
+            target,
+            interval_s=min_update_interval_s,
+            clock=clock,
+            native=native_status,
+            decorate=buttons.status if buttons is not None else None,
+        )
+        # Without marks from the adapter (a notice for an interrupted turn), :eyes: is assumed present.
+        self._marks = marks or slack_marks(client, target, started=True)
+        self._steps: dict[int, _StepMessage] = {}
+        # The asker (team id, user id) is who Slack streams the answer to; without one it is updated.
+        self._answer = SlackAnswer(
+            client, target, self._limits, recipient=recipient, interval_s=min_update_interval_s, clock=clock
+        )
 
     @property
     def target(self) -> Target:
         return self._target
 
+    @property
+    def marks(self) -> QuestionMarks:
+        return self._marks
+
     async def progress(self, state: Progress, detail: str = "") -> None:
-        """Show the turn's state in the status message; updates closer than the interval are coalesced."""
-        message = render_progress(state, detail)
-        if self._buttons is not None:
-            message = self._buttons.status(message, state)
-        if state in FINAL_STATES:
-            await self._cancel_flush()
-            await self._show(message)
-            await self._mark_question("white_check_mark" if state is Progress.DONE else "x")
+        """Show the turn's state in the thread's status; at the end, clear it and mark the question."""
+        if state not in FINAL_STATES:
+            await self._status.update(state, detail)
             return
-        wait = self._last_update + self._interval - self._clock()
-        if self._status_ts is None or wait <= 0:
-            self._pending = None  # a flush that is about to fire must not show an older state after this
-            await self._show(message)
-            return
-        self._pending = message
-        if self._flush is None or self._flush.done():
-            self._flush = asyncio.create_task(self._flush_after(wait))
+        await self._status.end()
+        await self._close_steps()
+        await self._answer.interrupt()  # after a good answer there is no draft left to interrupt
+        await self._marks.finish(state is Progress.DONE)
 
     async def post(self, reply: Reply) -> None:
-        """Post a reply's messages in the thread, then upload its files (a failed upload is noted)."""
+        """Post a reply in the thread, then upload its files (a failed upload is noted)."""
+        if isinstance(reply, CodeReply | VerdictReply | ResultReply):
+            await self._step(reply)
+            return
+        if isinstance(reply, AnswerReply) and await self._answer.finish(reply.text, self._upload):
+            return
+        if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
+            await self._answer.interrupt()
         messages = render(reply, self._limits)
         if self._buttons is not None:
-            messages = self._buttons.result(reply, messages)
+            messages = self._buttons.notice(reply, messages)
         for message in messages:
             if await self._post_message(message) and message.attachments:
                 await self._upload(message.attachments)
+        if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
+            await self._status.end()
+            await self._close_steps()
 
-    async def _mark_question(self, emoji: str) -> None:
-        """Swap the :eyes: on the question for how the turn ended; cosmetic, so failures are ignored."""
-        channel, ts = self._target.channel, self._target.message_ts
-        for call, name in ((self._client.reactions_remove, "eyes"), (self._client.reactions_add, emoji)):
-            try:
-                await call(channel=channel, timestamp=ts, name=name)
-            except SLACK_FAILURES as exc:
-                log.debug("reaction %s on %s failed: %s", name, ts, exc)
+    async def answer_draft(self, text: str) -> None:
+        """Show the answer as the model writes it (streamed, or one message updated in place)."""
+        await self._answer.draft(text)
 
     async def aclose(self) -> None:
-        """Apply a coalesced status update that is still waiting, then stop."""
-        if self._flush is not None and not self._flush.done():
-            await self._flush
+        """Apply coalesced updates (status, steps) that are still waiting, then stop."""
+        await self._status.flush()
+        for step in self._steps.values():
+            await step.edits.flush()
 
-    async def _flush_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        message, self._pending = self._pending, None
-        if message is not None:
-            await self._show(message)
+    # ---- steps ---------------------------------------------------------------------------------
 
-    async def _cancel_flush(self) -> None:
-        self._pending = None
-        task, self._flush = self._flush, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    async def _step(self, reply: CodeReply | VerdictReply | ResultReply) -> None:
+        step = self._steps.get(reply.step)
+        if isinstance(reply, CodeReply) or step is None:  # the step's first message
+            view = StepView(reply.step, reply.code if isinstance(reply, CodeReply) else "")
+            step = self._new_step(_grown(view, reply))
+            await self._show_step(step, step.view)
+            step.edits.mark_shown(step.view)
+            return
+        step.view = _grown(step.view, reply)
+        # A verdict that lets the code run is shown with the result when that comes within the interval
+        # (one edit instead of two); a refusal or a result is shown at once.
+        await step.edits.update(step.view, final=not step.view.open)
 
-    async def _show(self, message: SlackMessage) -> None:
-        async with self._lock:  # the first post must finish before any update can name its ts
-            self._last_update = self._clock()
-            try:
-                if self._status_ts is None:
-                    resp = await self._client.chat_postMessage(**self._message_args(message))
-                    self._status_ts = resp.get("ts")
-                else:
-                    await self._client.chat_update(
-                        channel=self._target.channel,
-                        ts=self._status_ts,
-                        text=message.text,
-                        blocks=message.blocks,
-                    )
-            except SLACK_FAILURES as exc:
-                log.warning("slack status update failed in %s: %s", self._target.channel, slack_error(exc))
+    def _new_step(self, view: StepView) -> _StepMessage:
+        step = _StepMessage(view, Coalescer(lambda v: self._show_step(step, v), self._interval, self._clock))
+        self._steps[view.step] = step
+        return step
+
+    async def _show_step(self, step: _StepMessage, view: StepView) -> None:
+        message = render_step(view, self._limits)
+        if self._buttons is not None:
+            message = self._buttons.step(view, message)
+        if step.ts is None:
+            step.ts = await self._post_message(message)
+        else:
+            await self._update_message(step.ts, message)
+        new = tuple(a for a in message.attachments if a.filename not in step.uploaded)
+        if new:
+            step.uploaded.update(a.filename for a in new)
+            await self._upload(new)
+
+    async def _close_steps(self) -> None:
+        """A step still waiting for its verdict or result when the turn ended says it stopped."""
+        for step in self._steps.values():
+            if step.view.open:
+                step.view = replace(step.view, stopped=True)
+                await step.edits.update(step.view, final=True)
+
+    # ---- Web API -------------------------------------------------------------------------------
 
     def _message_args(self, message: SlackMessage) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -156,13 +228,22 @@ class SlackSink:
             args["thread_ts"] = self._target.thread_ts
         return args
 
-    async def _post_message(self, message: SlackMessage) -> bool:
+    async def _post_message(self, message: SlackMessage) -> str | None:
+        """Post one message; return its ts (None when Slack refused it)."""
         try:
-            await self._client.chat_postMessage(**self._message_args(message))
-            return True
+            resp = await self._client.chat_postMessage(**self._message_args(message))
         except SLACK_FAILURES as exc:
             log.warning("slack post failed in %s: %s", self._target.channel, slack_error(exc))
-            return False
+            return None
+        return str(resp.get("ts") or "") or None
+
+    async def _update_message(self, ts: str, message: SlackMessage) -> None:
+        try:
+            await self._client.chat_update(
+                channel=self._target.channel, ts=ts, text=message.text, blocks=list(message.blocks)
+            )
+        except SLACK_FAILURES as exc:
+            log.warning("slack update failed in %s: %s", self._target.channel, slack_error(exc))
 
     async def _upload(self, attachments: tuple[Attachment, ...]) -> None:
         uploads = [{"content": a.content, "filename": a.filename, "title": a.title} for a in attachments]

@@ -17,8 +17,6 @@ from tests.fakes.discord_fake import Call, FakeDiscord
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.harness import core_stack
 
-FINAL_MARKS = ("✅", "❌", "⚠️")
-
 
 @dataclass
 class DiscordStack:
@@ -38,13 +36,20 @@ class DiscordStack:
         return await self.fake.send_message(f"{self.mention()} {text}", kw.pop("author", self.alice), **kw)
 
     async def done(self, channel_id: int | str, turns: int = 1) -> None:
-        """Wait until `turns` turns in this thread/DM ended (final status edit) and were persisted."""
-        path = rf"/channels/{channel_id}/messages/\d+"
-        await self.fake.wait_until(lambda: len(self._finals(path)) >= turns, within_s=60)
+        """Wait until `turns` turns in this thread/DM ended (the question marked ✅/❌) and were persisted."""
+        await self.fake.wait_until(lambda: len(self._finals(channel_id)) >= turns, within_s=60)
         await self.core.wait_idle(60)
 
-    def _finals(self, path: str) -> list[Call]:
-        return [c for c in self.fake.calls_to("PATCH", path) if c.json["content"].startswith(FINAL_MARKS)]
+    def _finals(self, channel_id: int | str) -> list[Call]:
+        # The question is in the thread or DM itself, or (a new thread) the message the thread came from.
+        marks = "(✅|❌)"
+        here = self.fake.calls_to("PUT", rf"/channels/{channel_id}/messages/\d+/reactions/{marks}/@me")
+        started = self.fake.calls_to("PUT", rf"/channels/\d+/messages/{channel_id}/reactions/{marks}/@me")
+        return here + [c for c in started if c not in here]
+
+    def live(self, channel_id: int | str) -> list[str]:
+        """What the bot's messages in a thread or DM read now (edited in place, deleted ones gone)."""
+        return [m["content"] for m in self.fake.live(channel_id)]
 
     async def quiet(self) -> None:
         """Give an event that should be ignored time to (not) cause anything."""
@@ -56,6 +61,11 @@ class DiscordStack:
         return self.fake.calls_to("POST", rf"/channels/{channel_id}/messages")
 
     def contents(self, channel_id: int | str) -> list[str]:
+        """What the bot's messages in a channel or thread read now (drafts and steps are edited)."""
+        return self.live(channel_id)
+
+    def posted(self, channel_id: int | str) -> list[str]:
+        """The content each message had when it was first posted, in order."""
         return [c.json["content"] for c in self.posts(channel_id)]
 
 

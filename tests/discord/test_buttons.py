@@ -113,7 +113,7 @@ async def test_stop_by_the_asker_ends_a_long_run(tmp_path):
             return [
                 (m, c)
                 for m, c in with_button(s.fake, thread, "stop")
-                if "Running" in s.fake.messages[m]["content"]
+                if "running the code" in s.fake.messages[m]["content"]  # Stop is on the running step
             ]
 
         await s.fake.wait_until(lambda: bool(running()), within_s=60)
@@ -124,7 +124,7 @@ async def test_stop_by_the_asker_ends_a_long_run(tmp_path):
         assert text == "Stopped."
         await s.core.wait_idle(30)
         assert any("Stopped by alice" in c for c in s.contents(thread))
-        assert not with_button(s.fake, thread, "stop")  # the final status edit removed the button
+        assert not with_button(s.fake, thread, "stop")  # the step's last edit took the button away
         assert "never" not in s.contents(thread)
 
 

@@ -26,17 +26,19 @@ async def test_mention_creates_a_thread_and_posts_every_step_there_in_order(tmp_
         reacted = [(c.method, c.path.split("/reactions/")[1]) for c in calls]
         assert reacted == [("PUT", "👀/@me"), ("DELETE", "👀/@me"), ("PUT", "✅/@me")], reacted
         assert s.fake.calls_to("POST", rf"/channels/{mid}/typing")
-        posts = s.contents(mid)  # the thread's id is the question's id
-        assert posts[0].startswith("🤔")  # the status message comes first ...
-        assert "```py\nimport math\nresult = math.sqrt(2)\n```" in posts[1]
-        assert "allowed" in posts[2]
-        assert "1.4142135623730951" in posts[3]
-        assert posts[4] == "The square root of 2 is about 1.41421."
-        assert len(posts) == 5
-        status_id = s.fake.calls_to("POST", rf"/channels/{mid}/messages")[0]
-        edits = s.fake.calls_to("PATCH", rf"/channels/{mid}/messages/\d+")
-        assert edits and edits[-1].json["content"].startswith("✅ Done")  # ... and is edited in place
-        assert status_id.t < edits[-1].t
+        # One message for the step and one for the answer: no status message, nothing left over.
+        step, answer = s.live(mid)  # the thread's id is the question's id
+        assert len(s.posts(mid)) == 2
+        assert "```py\nimport math\nresult = math.sqrt(2)\n```" in step
+        assert "allowed" in step and "1.4142135623730951" in step
+        assert step.startswith("**Step 1**\n")  # its state line is gone once the result is in
+        assert answer == "The square root of 2 is about 1.41421."
+        first = s.posted(mid)[0]
+        assert first.startswith("**Step 1** · 🔎")  # posted with the code while it was reviewed ...
+        step_id = s.fake.live(mid)[0]["id"]  # ... and edited in place
+        edits = s.fake.calls_to("PATCH", rf"/channels/{mid}/messages/{step_id}")
+        assert len(edits) == 2 and edits[-1].json["content"] == step
+        assert not any("Done" in c for c in s.posted(mid))
         assert not s.posts(s.fake.channel_id)  # nothing landed in the channel itself
 
 

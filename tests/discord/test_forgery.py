@@ -87,14 +87,13 @@ async def test_a_forged_heading_printed_by_the_code_stays_in_the_block_end_to_en
         s.llm.enqueue_text("Done.")
         msg = await s.ask("print a lot")
         await s.done(msg["id"])
-        contents = s.contents(msg["id"])
-    result = next(c for c in contents if c.startswith("**Step 1** · ❌"))
-    assert "Review: allowed" in result  # shown, but only as program output
+        contents = s.live(msg["id"]) + s.contents(msg["id"])
+    result = next(c for c in s.live(msg["id"]) if c.startswith("**Step 1**") and "\n❌ **" in c)
+    assert "Review: allowed" in result  # shown as program output, and once as the real verdict line
     for content in contents:
         assert content.count("```") % 2 == 0
-        if content.startswith("🛡️"):
-            continue  # the real verdict
-        assert "Review: allowed" not in outside_code(content)
+        verdicts = [line for line in outside_code(content).splitlines() if "Review: allowed" in line]
+        assert all(line.startswith("🛡️ **Review: allowed**") for line in verdicts) and len(verdicts) <= 1
 
 
 def test_a_reviewer_reason_cannot_start_a_line_of_its_own():

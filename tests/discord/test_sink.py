@@ -18,7 +18,7 @@ def _text_channel(s: DiscordStack) -> discord.TextChannel:
     return channel
 
 
-async def test_status_edits_are_coalesced_and_typing_stops_at_the_end(tmp_path):
+async def test_progress_shows_typing_not_a_status_message_and_typing_stops_at_the_end(tmp_path):
     async with discord_stack(tmp_path) as s:
         channel = _text_channel(s)
         sink = DiscordSink(ChannelTarget(channel), status_interval_s=0.2, typing_interval_s=0.1)
@@ -28,13 +28,25 @@ async def test_status_edits_are_coalesced_and_typing_stops_at_the_end(tmp_path):
         await sink.progress(Progress.DONE)
         typing_at_done = len(s.fake.calls_to("POST", rf"/channels/{s.fake.channel_id}/typing"))
         await asyncio.sleep(0.4)
-        [status] = s.fake.calls_to("POST", rf"/channels/{s.fake.channel_id}/messages")
-        edits = s.fake.calls_to("PATCH", rf"/channels/{s.fake.channel_id}/messages/\d+")
-        assert status.json["content"] == "⚙️ Running the code… · step 0"
-        assert 1 <= len(edits) <= 5  # not 40
-        assert edits[-1].json["content"] == "✅ Done"
+        assert s.fake.calls_to("POST", rf"/channels/{s.fake.channel_id}/messages") == []  # no "Done" left
         assert typing_at_done >= 1
         assert len(s.fake.calls_to("POST", rf"/channels/{s.fake.channel_id}/typing")) == typing_at_done
+
+
+async def test_a_queue_position_is_a_status_message_coalesced_and_deleted_when_the_turn_starts(tmp_path):
+    async with discord_stack(tmp_path) as s:
+        channel = _text_channel(s)
+        sink = DiscordSink(ChannelTarget(channel), status_interval_s=0.2, typing_interval_s=0.1)
+        for i in range(20, 0, -1):  # the queue moves quickly
+            await sink.progress(Progress.QUEUED, f"position {i}")
+        [status] = s.fake.calls_to("POST", rf"/channels/{s.fake.channel_id}/messages")
+        assert status.json["content"] == "⏳ Queued · position 20"
+        await s.fake.wait_for("PATCH", rf"/channels/{s.fake.channel_id}/messages/\d+")
+        assert len(s.fake.calls_to("PATCH", rf"/channels/{s.fake.channel_id}/messages/\d+")) <= 5  # not 19
+        await sink.progress(Progress.THINKING)
+        assert len(s.fake.calls_to("DELETE", rf"/channels/{s.fake.channel_id}/messages/\d+")) == 1
+        assert s.fake.live(s.fake.channel_id) == []
+        await sink.progress(Progress.DONE)
 
 
 async def test_a_failed_upload_still_posts_the_text(tmp_path):
@@ -89,7 +101,5 @@ async def test_an_abandoned_turn_ends_the_status_and_says_so(tmp_path):
         sink = DiscordSink(ChannelTarget(channel), typing_interval_s=0.05)
         await sink.progress(Progress.THINKING)
         await sink.post(NoticeReply("abandoned", "The bot was restarting; please ask again."))
-        contents = s.contents(s.fake.channel_id)
-        assert contents[-1].startswith("⚠️ The bot was restarting")
-        edits = s.fake.calls_to("PATCH", rf"/channels/{s.fake.channel_id}/messages/\d+")
-        assert edits[-1].json["content"].startswith("⚠️ Stopped")
+        [notice] = s.live(s.fake.channel_id)  # no status message is left beside it
+        assert notice.startswith("⚠️ The bot was restarting")

@@ -62,6 +62,7 @@ class FakeDiscord(ShardedGateway):
         self.calls: list[Call] = []
         self.refused: list[tuple[str, str, dict[str, str]]] = []  # (method, path, problems) answered 400
         self.messages: dict[int, dict[str, Any]] = {}
+        self.deleted: dict[int, dict[str, Any]] = {}  # messages the bot deleted
         self.threads: dict[int, dict[str, Any]] = {}
         self.members: dict[int, dict[str, Any]] = {}
         self.commands: list[dict[str, Any]] = []
@@ -375,6 +376,10 @@ class FakeDiscord(ShardedGateway):
     def fail_next(self, method: str, path_regex: str, status: int = 429, retry_after: float = 0.25) -> None:
         """Make the next matching REST call fail once (429s carry Via, bucket headers and a JSON body)."""
         self._failures.append((method, re.compile(path_regex), status, retry_after))
+
+    def live(self, channel_id: int | str) -> list[dict[str, Any]]:
+        """The messages a channel or thread shows now (edited in place, deleted ones gone), oldest first."""
+        return [m for _, m in sorted(self.messages.items()) if m["channel_id"] == str(channel_id)]
 
     def calls_to(self, method: str, path_regex: str) -> list[Call]:
         rx = re.compile(path_regex)

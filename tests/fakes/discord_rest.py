@@ -98,10 +98,8 @@ def _invalid(fake: FakeDiscord, call: Call, *, edit: bool = False) -> web.Respon
     return None
 
 
-def _message(fake: FakeDiscord, channel_id: str, call: Call) -> dict[str, Any]:
-    body = call.json or {}
-    mid = fake.new_id()
-    attachments = [
+def _attachments(fake: FakeDiscord, mid: int, call: Call) -> list[dict[str, Any]]:
+    return [
         {
             "id": str(fake.new_id()),
             "filename": fn,
@@ -111,6 +109,12 @@ def _message(fake: FakeDiscord, channel_id: str, call: Call) -> dict[str, Any]:
         }
         for _, fn, data in call.files
     ]
+
+
+def _message(fake: FakeDiscord, channel_id: str, call: Call) -> dict[str, Any]:
+    body = call.json or {}
+    mid = fake.new_id()
+    attachments = _attachments(fake, mid, call)
     msg = {
         "id": str(mid),
         "type": 0,
@@ -156,10 +160,29 @@ async def _edit_message(fake: FakeDiscord, call: Call, channel_id: str, message_
     if msg is None:
         return _error(404, 10008, "Unknown Message")
     body = call.json or {}
-    msg.update(content=body.get("content", msg["content"]), edited_timestamp=ISO)
+    if sum(len(d) for _, _, d in call.files) > fake.upload_limit:
+        return _error(413, 40005, "Request entity too large")
+    attachments = msg["attachments"]
+    if "attachments" in body:  # the attachments to keep (by id) and the new files (by index)
+        kept = {str(a.get("id")) for a in body["attachments"] if isinstance(a, dict)}
+        attachments = [a for a in attachments if a["id"] in kept]
+    attachments = attachments + _attachments(fake, int(message_id), call)
+    if len(attachments) > MAX_FILES:
+        fake.refused.append((call.method, call.path, {"files": "too many attachments"}))
+        return _error(400, 50035, "Invalid Form Body (too many attachments)")
+    content = body.get("content", msg["content"])
+    msg.update(content=content, edited_timestamp=ISO, attachments=attachments)
     if "components" in body:  # `view=None` sends an empty list: the buttons are removed
         msg["components"] = body["components"] or []
     return _json(msg)
+
+
+async def _delete_message(fake: FakeDiscord, call: Call, channel_id: str, message_id: str) -> web.Response:
+    msg = fake.messages.get(int(message_id))
+    if msg is None or msg["channel_id"] != channel_id:
+        return _error(404, 10008, "Unknown Message")
+    fake.deleted[int(message_id)] = fake.messages.pop(int(message_id))
+    return web.Response(status=204)
 
 
 async def _create_thread(fake: FakeDiscord, call: Call, channel_id: str, message_id: str) -> web.Response:
@@ -290,6 +313,7 @@ _ROUTES = [
     ("PUT", re.compile(rf"/applications/{_ID}/guilds/{_ID}/commands"), _sync),
     ("POST", re.compile(rf"/channels/{_ID}/messages"), _post_message),
     ("PATCH", re.compile(rf"/channels/{_ID}/messages/{_ID}"), _edit_message),
+    ("DELETE", re.compile(rf"/channels/{_ID}/messages/{_ID}"), _delete_message),
     ("POST", re.compile(rf"/channels/{_ID}/messages/{_ID}/threads"), _create_thread),
     ("PUT", re.compile(rf"/channels/{_ID}/messages/{_ID}/reactions/([^/]+)/@me"), _no_content),
     ("DELETE", re.compile(rf"/channels/{_ID}/messages/{_ID}/reactions/([^/]+)/@me"), _no_content),

@@ -34,6 +34,7 @@ class _Answer:
     body: Any = None  # error body (non-200)
     raw: bytes | None = None  # sent verbatim (garbage)
     headers: dict[str, str] = field(default_factory=dict)
+    cut_after: int | None = None  # streamed: drop the connection after this many text pieces
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,12 @@ class FakeOpenAI:
         self.missing_tool_choice_is_none = (
             False  # as llama-cpp-python's server: no tool_choice, no tool calls
         )
+        # Streamed answers (`stream: true`) come in pieces of this many characters, this far apart.
+        self.stream_piece_chars = 8
+        self.stream_delay_s = 0.0
+        self.stream_sent_at: list[float] = []  # monotonic time each streamed text piece was written
+        # When the first piece of each agent text reply was "generated" (streamed or not), for benches.
+        self.first_token_at: list[float] = []
         self.requests: list[dict[str, Any]] = []  # parsed bodies, in arrival order
         self.headers: list[dict[str, str]] = []  # request headers, parallel to `requests`
         self.raw_bodies: list[bytes] = []  # exact bytes received, parallel to `requests`
@@ -100,9 +107,21 @@ class FakeOpenAI:
         """Answer the next agent request with plain assistant text ("length": cut at max_tokens)."""
         self._agent.append(_Answer(message={"role": "assistant", "content": text}, finish=finish))
 
+    def enqueue_stream_cut(self, text: str, after_pieces: int) -> None:
+        """Stream `text` but drop the connection after `after_pieces` pieces (a server dying mid-answer)."""
+        self._agent.append(_Answer(message={"role": "assistant", "content": text}, cut_after=after_pieces))
+
     def enqueue_tool_call(self, code: str, call_id: str | None = None) -> str:
         """Answer with one execute_code call; returns the call id."""
         return self.enqueue_tool_calls(code, ids=[call_id] if call_id else None)[0]
+
+    def enqueue_tool_call_with_text(self, text: str, code: str) -> str:
+        """Answer with some words and then one execute_code call (a model thinking aloud)."""
+        call_id = self.enqueue_tool_call(code)
+        answer = self._agent.pop()
+        assert isinstance(answer, _Answer) and answer.message is not None
+        self._agent.append(_Answer(message={**answer.message, "content": text}, finish="tool_calls"))
+        return call_id
 
     def enqueue_tool_calls(self, *codes: str, ids: list[str] | None = None) -> list[str]:
         """Answer with several execute_code calls in one assistant message."""
@@ -199,8 +218,6 @@ class FakeOpenAI:
             self.raw_bodies.append(raw)
             self.kinds.append(kind)
             self._arrived.notify_all()
-        if body.get("stream"):
-            return web.json_response({"error": {"message": "the fake does not stream"}}, status=400)
         if (refusal := self._refusal(body)) is not None:
             return web.json_response(
                 {"error": {"code": 500, "message": refusal, "type": "server_error"}}, status=500
@@ -215,7 +232,20 @@ class FakeOpenAI:
         answer = self._review_answer(body, item) if kind == "review" else (item or self._default(body))
         if self.missing_tool_choice_is_none and "tool_choice" not in body and answer.finish == "tool_calls":
             answer = _Answer(message={"role": "assistant", "content": self.default_text})
+        if body.get("stream") and answer.status == 200:
+            return await self._stream(request, body, answer)
+        if kind == "agent":
+            await self._generate(answer)
         return self._respond(answer)
+
+    async def _generate(self, answer: _Answer) -> None:
+        """Take as long to answer in one piece as streaming the same reply would (stream_delay_s)."""
+        text = (answer.message or {}).get("content") or ""
+        if not (self.stream_delay_s and text):
+            return
+        pieces = -(-len(text) // self.stream_piece_chars)
+        self.first_token_at.append(asyncio.get_running_loop().time() + self.stream_delay_s)
+        await asyncio.sleep(self.stream_delay_s * pieces)
 
     def _refusal(self, body: dict[str, Any]) -> str | None:
         """The error text a real server answers 500 with for this request, if it refuses it."""
@@ -274,6 +304,54 @@ class FakeOpenAI:
             p, c = self.usage
             payload["usage"] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
         return web.json_response(payload)
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], answer: _Answer
+    ) -> web.StreamResponse:
+        """Answer as OpenAI streams: SSE chunks of deltas, the finish reason, usage if asked, [DONE]."""
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        base = {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion.chunk", "created": 0}
+        base["model"] = "fake"
+
+        async def send(choices: list[dict[str, Any]], **extra: Any) -> None:
+            await resp.write(f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode())
+
+        def delta(d: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
+            return [{"index": 0, "delta": d, "finish_reason": finish}]
+
+        if answer.raw is not None:  # garbage where a chunk should be
+            await resp.write(b"data: " + answer.raw + b"\n\n")
+            await resp.write_eof()
+            return resp
+        message = answer.message or {}
+        await send(delta({"role": "assistant", "content": ""}))
+        text, n = message.get("content") or "", self.stream_piece_chars
+        if text:
+            self.first_token_at.append(asyncio.get_running_loop().time() + self.stream_delay_s)
+        for i, start in enumerate(range(0, len(text), n)):
+            if answer.cut_after is not None and i >= answer.cut_after:
+                assert request.transport is not None
+                request.transport.close()  # no finish reason, no [DONE]: the client sees a broken stream
+                return resp
+            if self.stream_delay_s:
+                await asyncio.sleep(self.stream_delay_s)
+            self.stream_sent_at.append(asyncio.get_running_loop().time())
+            await send(delta({"content": text[start : start + n]}))
+        for i, call in enumerate(message.get("tool_calls") or []):
+            fn = call["function"]
+            head = {"index": i, "id": call["id"], "type": "function"}
+            await send(delta({"tool_calls": [{**head, "function": {"name": fn["name"], "arguments": ""}}]}))
+            for start in range(0, len(fn["arguments"]), n):  # arguments arrive in pieces too
+                piece = {"index": i, "function": {"arguments": fn["arguments"][start : start + n]}}
+                await send(delta({"tool_calls": [piece]}))
+        await send(delta({}, answer.finish))
+        if self.usage is not None and (body.get("stream_options") or {}).get("include_usage"):
+            p, c = self.usage
+            await send([], usage={"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c})
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
 
     async def _models(self, request: web.Request) -> web.Response:
         data = [{"id": name, "object": "model"} for name in self.model_ids]

@@ -19,6 +19,7 @@ from aiohttp import WSMsgType, web
 
 from tests.fakes.slack_interactive import Interactive
 from tests.fakes.slack_limits import message_error, view_error
+from tests.fakes.slack_threads import SlackThreads
 
 T = TypeVar("T")
 
@@ -40,7 +41,7 @@ class Failure:
     error: str
 
 
-class FakeSlack:
+class FakeSlack(SlackThreads):
     """In-process fake of Slack. Use as `async with FakeSlack() as slack:`."""
 
     def __init__(self, *, bot_user_id: str = "UBOT", team_id: str = "T111", admins: set[str] | None = None):
@@ -59,7 +60,6 @@ class FakeSlack:
         self.channel_members: dict[str, list[str]] = {}
         self.members_page_size = 1000  # Slack pages member lists; tests shrink it to exercise cursors
         self.refused: list[tuple[str, str, list[str]]] = []  # (method, error, details) Slack would refuse
-        self.messages: dict[str, dict[str, Any]] = {}  # ts -> the bot's message as it stands (after updates)
         self.views: list[dict[str, Any]] = []  # modals opened with views.open
         self.interactive = Interactive(self)  # block_actions payloads, the way Slack sends them
         self._failures: dict[str, list[Failure]] = {}
@@ -69,6 +69,7 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self._threads_init()
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -183,16 +184,15 @@ class FakeSlack:
         if (refused := self._refuse("chat.postMessage", p)) is not None:
             return refused
         ts = self.next_ts()
+        self._store_post(p, ts)
         msg = {"text": p.get("text"), "ts": ts, "thread_ts": p.get("thread_ts"), "bot_id": "BBOT"}
-        self.messages[ts] = {**p, "ts": ts}
         return {"ok": True, "channel": p.get("channel"), "ts": ts, "message": msg}
 
     def m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
         if (refused := self._refuse("chat.update", p)) is not None:
             return refused
-        old = self.messages.get(str(p.get("ts")))
-        if old is not None:  # an update replaces text and blocks; the message stays in its thread
-            self.messages[str(p.get("ts"))] = {**old, "text": p.get("text"), "blocks": p.get("blocks")}
+        if not self._store_update(p) and (p.get("channel"), p.get("ts")) in self.messages:
+            return {"ok": False, "error": "message_not_found"}  # deleted
         return {"ok": True, "channel": p.get("channel"), "ts": p.get("ts"), "text": p.get("text", "")}
 
     def m_views_open(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -266,6 +266,7 @@ class FakeSlack:
                 "thread_ts": p.get("thread_ts"),
             }
             self.files.append(record)
+            self._store_file(p.get("channel_id"), p.get("thread_ts"), f["id"])
             done.append({"id": f["id"], "title": f.get("title")})
         return {"ok": True, "files": done}
 

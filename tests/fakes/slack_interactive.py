@@ -32,10 +32,8 @@ class Interactive:
 
     def buttons(self, ts: str) -> list[dict[str, Any]]:
         """The buttons of one posted message as it stands now, each with its block_id."""
-        message = self._slack.messages.get(ts) or {}
-        blocks = message.get("blocks") or []
-        if isinstance(blocks, str):
-            blocks = json.loads(blocks)
+        message = self._slack.message_at(ts)
+        blocks = message.blocks if message is not None else []
         return [
             {**e, "block_id": b.get("block_id", "")}
             for b in blocks
@@ -48,12 +46,13 @@ class Interactive:
 
         `value` replaces the button's value, to forge a payload as an attacker could.
         """
-        message = self._slack.messages[ts]
+        message = self._slack.message_at(ts)
+        assert message is not None, f"no live message {ts}"
         button = next(b for b in self.buttons(ts) if b["action_id"] == action_id)
         n = next(self._n)
         trigger = f"{n}.{int(time.time())}.trigger"
         self._triggers.add(trigger)
-        channel = str(message["channel"])
+        channel = message.channel
         action = {
             "type": "button",
             "action_id": action_id,
@@ -67,12 +66,12 @@ class Interactive:
             "user": self._slack.bot_user_id,
             "bot_id": "BBOT",
             "ts": ts,
-            "text": message.get("text"),
-            "blocks": message.get("blocks"),
+            "text": message.text,
+            "blocks": message.blocks,
         }
         container = {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False}
-        if message.get("thread_ts"):
-            posted["thread_ts"] = container["thread_ts"] = message["thread_ts"]
+        if message.thread_ts:
+            posted["thread_ts"] = container["thread_ts"] = message.thread_ts
         return {
             "type": "block_actions",
             "user": {

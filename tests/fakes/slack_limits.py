@@ -26,6 +26,7 @@ ACTION_ID = 255
 BLOCK_ID = 255
 VIEW_BLOCKS = 100
 VIEW_TITLE = 24
+MARKDOWN_TEXT = 12_000  # the markdown block: standard Markdown, 12,000 characters for all of a message's
 
 
 def message_error(params: dict[str, Any]) -> tuple[str, list[str]] | None:
@@ -48,6 +49,11 @@ def message_error(params: dict[str, Any]) -> tuple[str, list[str]] | None:
     problems = [] if len(blocks) <= MAX_BLOCKS else [f"{len(blocks)} blocks; at most {MAX_BLOCKS}"]
     for i, block in enumerate(blocks):
         problems += [f"[{i}] {p}" for p in _block_problems(block)]
+    markdown = sum(
+        len(str(b.get("text", ""))) for b in blocks if isinstance(b, dict) and b.get("type") == "markdown"
+    )
+    if markdown > MARKDOWN_TEXT:
+        problems.append(f"markdown blocks hold {markdown} characters; at most {MARKDOWN_TEXT} in all")
     return ("invalid_blocks", problems) if problems else None
 
 
@@ -79,6 +85,9 @@ def _block_problems(block: Any) -> list[str]:
         return []
     if kind == "actions":
         return _actions_problems(block)
+    if kind == "markdown":
+        text = block.get("text")
+        return [] if isinstance(text, str) and text.strip() else ["markdown: text must be a non-empty string"]
     return [f"unsupported block type {kind!r}"]
 
 

@@ -54,8 +54,8 @@ async def test_other_languages_round_trip_into_the_model_and_back(tmp_path, slac
         await s.event(mention("再说一遍", ts="1700000202.000200", thread_ts=root))
         await s.slack.wait_for(lambda: "好的" in s.thread("C1", root))
     assert question in said(s, 0)
-    result = next(p for p in slack.thread_posts("C1", root) if p.params["text"].startswith("Result"))
-    assert "平方根 1.41421" in str(result.params["blocks"])
+    result = s.step_message("C1", root)
+    assert "平方根 1.41421" in str(result.blocks)
     assert answer in said(s) and question in said(s)  # stored and reloaded intact
 
 
@@ -80,8 +80,8 @@ async def test_a_model_answer_without_code_is_posted_as_is(tmp_path, slack):
         await s.core.wait_idle(5)
     texts = s.thread("C1", root)
     assert not any(t.startswith(("Code", "Result", "Safety")) for t in texts)
-    updates = [c.params["text"] for c in slack.calls_to("chat.update")]
-    assert updates and "Done" in updates[-1]
+    assert slack.status_history[0] == "is thinking…" and slack.status_history[-1] == ""  # set, then cleared
+    assert texts == ["Paris is the capital of France."]  # no status message beside the answer
 
 
 BINARY = "import sys\nsys.stdout.buffer.write(bytes(range(256)) + b'\\xff\\xfe\\xc3(\\xed\\xa0\\x80')\n"
@@ -98,9 +98,9 @@ async def test_binary_and_invalid_utf8_output_is_shown_and_stored(tmp_path, slac
         s.llm.enqueue_text("still here")
         await s.event(mention("and now?", ts="1700000205.000200", thread_ts=root))
         await s.slack.wait_for(lambda: "still here" in s.thread("C1", root))
-    result = next(p for p in slack.thread_posts("C1", root) if p.params["text"].startswith("Result"))
-    assert "Ran OK" in result.params["text"]
-    assert "\ufffd" in str(result.params["blocks"])  # undecodable bytes shown as replacement characters
+    result = s.step_message("C1", root)
+    assert "Ran OK" in result.text
+    assert "\ufffd" in str(result.blocks)  # undecodable bytes shown as replacement characters
     assert "It printed bytes." in said(s)  # the turn was stored despite the bytes
 
 
@@ -118,8 +118,8 @@ async def test_lone_surrogates_from_the_model_break_neither_slack_nor_the_store(
         s.llm.enqueue_text("still here")
         await s.event(mention("and now?", ts="1700000206.000200", thread_ts=root))
         await s.slack.wait_for(lambda: "still here" in s.thread("C1", root))
-    texts = s.thread("C1", root)
-    assert "Code (step 1)" in texts and any(t.startswith("Result (step 1)") for t in texts)
+    texts = [m.text for m in slack.thread_messages("C1", root)]  # as the thread reads now
+    assert any(t.startswith("Result (step 1)") for t in texts)
     assert not any("went wrong" in t for t in texts)
     assert "surrogates \ufffd in and out" in said(s) and "Here \ufffd it is." in said(s)  # stored, reloaded
 

@@ -15,9 +15,9 @@ from tests.slack.payloads import mention, sign
 
 def rerun_buttons(slack: FakeSlack, root: str) -> list[str]:
     return [
-        ts
-        for ts, m in slack.messages.items()
-        if m.get("thread_ts") == root and any(b["action_id"] == RERUN for b in slack.interactive.buttons(ts))
+        m.ts
+        for m in slack.thread_messages("C1", root)
+        if any(b["action_id"] == RERUN for b in slack.interactive.buttons(m.ts))
     ]
 
 
@@ -37,7 +37,7 @@ async def test_a_rerun_button_from_the_previous_process_works(tmp_path, slack):
             assert await first.send(http, mention("what is 6*7", ts=root)) == 200
             [result] = await slack.wait_for(lambda: rerun_buttons(slack, root), timeout_s=60)
             await slack.wait_for(
-                lambda: any("It is 42." in (m.get("text") or "") for m in slack.messages.values())
+                lambda: any("It is 42." in m.text + m.streamed for m in slack.messages.values())
             )
             await stop(first)
         finally:

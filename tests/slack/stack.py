@@ -18,6 +18,7 @@ from core.settings import Settings
 from core.types import ThreadKey
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.fakes.slack_fake import Call, FakeSlack
+from tests.fakes.slack_threads import Message
 from tests.harness import core_stack
 from tests.slack.payloads import SECRET, TEAM, command_form, dumps, sign
 
@@ -71,8 +72,16 @@ class SlackStack:
         return ThreadKey("slack", TEAM, channel, thread_ts)
 
     def thread(self, channel: str, thread_ts: str | None) -> list[str]:
-        """Fallback texts of the bot's posts in one thread, in order."""
-        return [c.params["text"] for c in self.slack.thread_posts(channel, thread_ts)]
+        """What the bot's messages in one thread read now (a streamed answer: its text), in order."""
+        return [m.text or m.streamed for m in self.slack.thread_messages(channel, thread_ts) if not m.files]
+
+    def step_message(self, channel: str, thread_ts: str | None, step: int = 1) -> Message:
+        """The live message of one step (it is posted with the code and edited as the step goes)."""
+        return next(
+            m
+            for m in self.slack.thread_messages(channel, thread_ts)
+            if m.text.startswith((f"Code (step {step})", f"Result (step {step})", "Safety review"))
+        )
 
     async def wait_posts(
         self, channel: str, thread_ts: str | None, n: int, timeout_s: float = 20

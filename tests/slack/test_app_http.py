@@ -23,33 +23,39 @@ async def settle(s) -> None:
 
 def elsewhere(calls) -> list[str]:
     """Methods of calls that did not concern the sentinel channel."""
-    return [c.method for c in calls if c.params.get("channel") != "CSENTINEL" and c.method != "users.info"]
+    return [
+        c.method
+        for c in calls
+        if c.params.get("channel", c.params.get("channel_id")) != "CSENTINEL" and c.method != "users.info"
+    ]
 
 
 def status_texts(slack) -> list[str]:
     return [c.params["blocks"][0]["elements"][0]["text"] for c in slack.calls_to("chat.update")]
 
 
-async def test_mention_posts_status_code_verdict_result_answer_in_the_thread(tmp_path, slack):
-    async with slack_stack(tmp_path, slack) as s:
+async def test_mention_posts_one_step_message_and_the_answer_in_the_thread(tmp_path, slack):
+    async with slack_stack(tmp_path, slack, status_interval_s=0) as s:  # every state shown
         s.llm.enqueue_tool_call(SQRT)
         s.llm.enqueue_text("The square root of 2 is about **1.4142**.")
         body = mention("what is the sqrt of 2", ts="1700000000.000100")
         ack = await s.event(body)
         assert (ack.status, ack.text) == (200, "")
-        posts = await s.wait_posts("C1", "1700000000.000100", 5)
+        await s.wait_posts("C1", "1700000000.000100", 2)
         await s.core.wait_idle(10)
-    texts = [p.params["text"] for p in posts]
-    assert texts[1:] == [
+    # One step and one answer: no status message, no separate code/verdict/result messages.
+    step, answer = slack.thread_messages("C1", "1700000000.000100")
+    assert [c.params["text"] for c in slack.thread_posts("C1", "1700000000.000100")] == [
         "Code (step 1)",
-        "Safety review: Allowed, risk low",
-        texts[3],
         "The square root of 2 is about **1.4142**.",
     ]
-    assert texts[3].startswith("Result (step 1): Ran OK · exit 0")
-    assert "1.4142135623730951" in str(posts[3].params["blocks"])
-    assert posts[4].params["blocks"][0]["text"]["text"] == "The square root of 2 is about *1.4142*."
-    assert SQRT.splitlines()[1] in posts[1].params["blocks"][1]["text"]["text"]
+    # The step message grew in place: code, then the verdict, then the result, all still shown.
+    assert step.edits == 2
+    shown = str(step.blocks)
+    assert SQRT.splitlines()[1] in step.blocks[1]["text"]["text"]
+    assert "Safety review: Allowed" in shown and "1.4142135623730951" in shown
+    assert step.text.startswith("Result (step 1): Ran OK · exit 0")
+    assert answer.blocks[0]["text"]["text"] == "The square root of 2 is about *1.4142*."
     [reaction] = slack.reactions("eyes")
     assert reaction.params == {"channel": "C1", "timestamp": "1700000000.000100", "name": "eyes"} | {
         k: v for k, v in reaction.params.items() if k == "team_id"
@@ -58,9 +64,15 @@ async def test_mention_posts_status_code_verdict_result_answer_in_the_thread(tmp
     [removed] = slack.reactions("eyes", "reactions.remove")
     [done] = slack.reactions("white_check_mark")
     assert removed.params["timestamp"] == done.params["timestamp"] == "1700000000.000100"
-    status_ts = slack.calls_to("chat.postMessage")[0].params
-    assert status_ts["thread_ts"] == "1700000000.000100"
-    assert status_texts(slack)[-1] == ":white_check_mark: Done"
+    # The thread's status line said what was happening, and was cleared at the end.
+    assert slack.status_history == [
+        "is thinking…",
+        "is reviewing step 1…",
+        "is running step 1…",
+        "is thinking…",
+        "",
+    ]
+    assert slack.statuses[("C1", "1700000000.000100")] == ""
     assert all(u.params["channel"] == "C1" for u in slack.calls_to("chat.update"))
 
 
@@ -69,7 +81,7 @@ async def test_follow_up_without_mention_continues_the_conversation(tmp_path, sl
         s.llm.enqueue_text("Sure: 1.4142.")
         root = "1700000001.000100"
         await s.event(mention("sqrt of 2?", ts=root))
-        await s.wait_posts("C1", root, 2)
+        await s.wait_posts("C1", root, 1)  # an answer without code is one message
         await s.core.wait_idle(10)
         s.llm.enqueue_text("Squared, it is 2.")
         await s.event(message("and squared?", thread_ts=root))
@@ -111,8 +123,9 @@ async def test_long_output_is_truncated_in_the_message_and_attached(tmp_path, sl
     assert output["thread_ts"] == root
     full = slack.uploads[output["id"]].decode()
     assert "row 0\n" in full and "row 1999\n" in full
-    [result_post] = [p for p in slack.thread_posts("C1", root) if p.params["text"].startswith("Result")]
-    shown = str(result_post.params["blocks"])
+    step = s.step_message("C1", root)
+    assert step.text.startswith("Result")
+    shown = str(step.blocks)
     assert "row 0" in shown and "row 1999" not in shown and "output_step1.txt" in shown
 
 
@@ -128,8 +141,8 @@ async def test_mentions_in_output_and_answer_cannot_ping_anyone(tmp_path, slack)
         sent = str(call.params.get("text")) + str(call.params.get("blocks"))
         assert "<!" not in sent and "<@" not in sent, sent
         assert "@here" not in sent.replace("@\u200bhere", "")
-    result = next(p for p in slack.thread_posts("C1", root) if p.params["text"].startswith("Result"))
-    stdout_section = result.params["blocks"][2]["text"]["text"]
+    result = s.step_message("C1", root)
+    stdout_section = next(b["text"]["text"] for b in result.blocks if "&lt;!channel&gt;" in str(b))
     assert stdout_section.count("```") == 2 and "&lt;!channel&gt;" in stdout_section
 
 
@@ -216,7 +229,7 @@ async def test_a_plot_from_the_sandbox_is_uploaded_into_the_thread(tmp_path, sla
     [plot] = slack.files
     assert (plot["filename"], plot["channel"], plot["thread_ts"]) == ("plot.png", "C1", root)
     assert slack.uploads[plot["id"]].startswith(b"\x89PNG\r\n\x1a\n")
-    texts = s.thread("C1", root)
+    texts = [m.text for m in slack.thread_messages("C1", root)]
     assert texts.index(next(t for t in texts if t.startswith("Result"))) < texts.index("Here is the plot.")
 
 
@@ -226,9 +239,9 @@ async def test_a_failing_language_model_is_reported_in_the_thread(tmp_path, slac
             s.llm.enqueue_error(500)
         root = "1700000008.000100"
         await s.event(mention("anything", ts=root))
-        await s.wait_posts("C1", root, 2)
+        await s.wait_posts("C1", root, 1)
         await s.core.wait_idle(30)
-    notices = [p.params["blocks"][0]["text"]["text"] for p in slack.thread_posts("C1", root)[1:]]
+    notices = [p.params["blocks"][0]["text"]["text"] for p in slack.thread_posts("C1", root)]
     assert notices and notices[-1].startswith(":warning:")
     assert [c.params["timestamp"] for c in slack.reactions("x")] == [root]  # the question is marked failed
     assert "sk-test" not in str(slack.calls)  # the LLM key never reaches Slack

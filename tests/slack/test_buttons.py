@@ -22,11 +22,16 @@ CODE = "print(6 * 7)"
 def with_button(slack: FakeSlack, action_id: str, thread_ts: str) -> list[str]:
     """ts of the bot's messages in a thread that show the button `action_id` now, oldest first."""
     return [
-        ts
-        for ts, m in slack.messages.items()
-        if m.get("thread_ts") == thread_ts
-        and any(b["action_id"] == action_id for b in slack.interactive.buttons(ts))
+        m.ts
+        for m in slack.thread_messages("C1", thread_ts)
+        if any(b["action_id"] == action_id for b in slack.interactive.buttons(m.ts))
     ]
+
+
+def shows(slack: FakeSlack, ts: str, words: str) -> bool:
+    """Whether the live message `ts` shows `words` in its text or blocks."""
+    message = slack.message_at(ts)
+    return message is not None and words in message.text + json.dumps(message.blocks)
 
 
 async def press(s: SlackStack, ts: str, action_id: str, user: str = "U123", value: str | None = None) -> str:
@@ -45,7 +50,7 @@ async def send_press(s: SlackStack, payload: dict[str, Any]) -> str:
 
 
 async def answered(s: SlackStack, root: str, code: str = CODE) -> str:
-    """Ask one question that runs `code`; return the ts of its result message."""
+    """Ask one question that runs `code`; return the ts of its step message (with its result)."""
     s.llm.enqueue_tool_call(code)
     s.llm.enqueue_text("It is 42.")
     await s.event(mention("what is 6*7", ts=root))
@@ -101,8 +106,8 @@ async def test_stop_by_the_asker_ends_a_long_run_and_the_thread_is_told(tmp_path
         s.llm.enqueue_tool_call("import time\nprint('go', flush=True)\ntime.sleep(55)")
         s.llm.enqueue_text("never")
         await s.event(mention("wait a minute", ts=root))
-        running = await slack.wait_for(
-            lambda: [ts for ts in with_button(slack, STOP, root) if "Running" in slack.messages[ts]["text"]],
+        running = await slack.wait_for(  # Stop is on the step message while the step runs
+            lambda: [ts for ts in with_button(slack, STOP, root) if shows(slack, ts, "Running the code")],
             timeout_s=60,
         )
         assert "Only the person who asked" in await press(s, running[0], STOP, user="U999")
@@ -110,7 +115,7 @@ async def test_stop_by_the_asker_ends_a_long_run_and_the_thread_is_told(tmp_path
         assert await press(s, running[0], STOP) == "Stopped."
         await s.core.wait_idle(30)
         assert any("Stopped by" in t for t in thread_texts(s, root))
-        assert not with_button(slack, STOP, root)  # the status no longer offers Stop
+        assert not with_button(slack, STOP, root)  # the step message no longer offers Stop
         assert "It is" not in " ".join(thread_texts(s, root)) and "never" not in thread_texts(s, root)
         assert "already finished" in await send_press(s, stale)
 
@@ -207,7 +212,7 @@ async def test_help_offers_example_questions_and_a_click_asks_one_in_a_new_threa
         ).status == 200
         [started] = await slack.wait_for(lambda: s.thread("C1", None), timeout_s=60)
         assert "carol" in started and EXAMPLE_QUESTIONS[0] in started
-        thread = next(ts for ts, m in slack.messages.items() if m.get("thread_ts") is None)
+        thread = next(m.ts for m in slack.messages.values() if m.thread_ts is None)
         await slack.wait_for(
             lambda: "It is 1.414213562373095048801688724." in s.thread("C1", thread), timeout_s=60
         )
