@@ -15,7 +15,7 @@ import discord
 import pytest
 
 from core.settings import ConfigError, DiscordShards, Settings, load_settings
-from tests.discord.stack import FINAL_MARKS, running_bot
+from tests.discord.stack import running_bot
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.harness import core_stack
@@ -230,8 +230,12 @@ async def test_one_process_running_both_shards_answers_in_every_guild_and_its_th
 
 
 def finals(fake: FakeDiscord, thread_id: int) -> int:
-    """How many turns in this thread ended (their status message edited to a final mark)."""
-    return sum(1 for s in said(fake, thread_id) if s.startswith(FINAL_MARKS))
+    """How many turns in this thread ended: their question marked ✅/❌ (in the thread, or the message
+    the thread was started from)."""
+    marks = "(✅|❌)"
+    here = fake.calls_to("PUT", rf"/channels/{thread_id}/messages/\d+/reactions/{marks}/@me")
+    started = fake.calls_to("PUT", rf"/channels/\d+/messages/{thread_id}/reactions/{marks}/@me")
+    return len(here) + len([c for c in started if c not in here])
 
 
 async def test_codebot_discord_with_a_bad_shards_setting_stops_at_start_naming_it(tmp_path: Path) -> None:
