@@ -5,8 +5,9 @@ non-dumpable, so /proc/1/mem, /proc/1/fd and /proc/1/environ give the code nothi
 of the report fd inside the sandbox; no secret or nonce is involved at all.
 
 Protocol:
-1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD WORKSPACE_SOURCE (the
-   source of sandbox/workspace_box.py, compiled on first use; warm slots compile it before READY).
+1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD. The host puts the source of
+   sandbox/workspace_box.py in front of this file as a string, compiled on first use (warm slots: before
+   READY).
 2. It imports PREIMPORT (failures ignored) and forks the child that will run the code, then writes
    b"READY\\n" on REPORT_FD. The child closes the report fd (and the supervisor's other fds) at once.
 3. The child reads one header line (space-separated integers: its rlimits and the file caps) from stdin,
@@ -149,14 +150,19 @@ def _run(code, box=None):
 
 
 def _workspace():
-    """The workspace helpers (sandbox/workspace_box.py, passed as argv[4]), compiled on first use only."""
+    """The workspace helpers (sandbox/workspace_box.py), compiled on first use only.
+
+    The host puts their source in front of this file as the string _WORKSPACE_SOURCE (see
+    sandbox/workspace.py supervisor_source).
+    """
     if _WS:
         return _WS[0]
-    if __name__ != "__main__":  # imported as a module (tests, tools)
+    source = globals().get("_WORKSPACE_SOURCE")
+    if source is None:  # imported as a module (tests, tools)
         from sandbox import workspace_box as mod
     else:
         mod = type(sys)("workspace_box")
-        exec(compile(sys.argv[4], "<workspace>", "exec"), mod.__dict__)
+        exec(compile(source, "<workspace>", "exec"), mod.__dict__)
     _WS.append(mod)
     return mod
 

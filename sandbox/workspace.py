@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from sandbox.report import Report
 from sandbox.types import MiB, RunLimits, RunResult, RunWorkspace
@@ -97,6 +98,17 @@ def _b64(name: str) -> bytes:
     import binascii
 
     return binascii.b2a_base64(name.encode("utf-8", "surrogateescape"), newline=False)
+
+
+def supervisor_source() -> str:
+    """Return supervisor.py with workspace_box.py in front of it as a string, compiled on first use only.
+
+    A string constant costs a cold start next to nothing to parse (and nothing in a precompiled code
+    object); the supervisor compiles it when a run has a workspace, a warm slot before READY.
+    """
+    here = Path(__file__).parent
+    box = (here / "workspace_box.py").read_text()
+    return f"_WORKSPACE_SOURCE = {box!r}\n" + (here / "supervisor.py").read_text()
 
 
 def refused(prep: Prepared, isolation: str, layers: dict[str, str | bool]) -> RunResult:

@@ -1,7 +1,8 @@
 """The workspace half of the supervisor, run inside the sandbox (stdlib only; see sandbox/supervisor.py).
 
-The host passes this file's source as the supervisor's argv[4]; the supervisor compiles it only when a run
-has a workspace (warm slots do so before READY), so plain cold runs do not pay for it.
+The host puts this file's source in front of the supervisor's as a string (workspace.supervisor_source);
+the supervisor compiles it only when a run has a workspace (warm slots do so before READY), so plain cold
+runs do not pay for it.
 
 Files in: the child reads a manifest and the files' bytes from stdin (after the header line) and writes
 each file into the working directory before any user code runs, never following a link, hashing as it
