@@ -13,7 +13,7 @@ import signal
 import time
 from typing import Any
 
-from sandbox import cpuwatch, report, runner
+from sandbox import cpuwatch, process, report, runner
 from sandbox.capture import Capture
 from sandbox.types import KilledReason, RunLimits, RunResult
 
@@ -84,7 +84,7 @@ async def _supervise(
     return stop, parsed or report.Report()
 
 
-async def _send(proc: asyncio.subprocess.Process, payload: bytes) -> None:
+async def _send(proc: process.Process, payload: bytes) -> None:
     assert proc.stdin is not None
     try:
         proc.stdin.write(payload)

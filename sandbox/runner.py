@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox import bootstrap, cgroups, command, hostfs
+from sandbox import bootstrap, cgroups, command, hostfs, process
 from sandbox.capture import Output
 from sandbox.locate import Identity
 from sandbox.types import MiB, RunLimits, SandboxUnavailable
@@ -55,7 +55,7 @@ class ReportPipe:
 class Slot:
     """A started sandbox waiting for code; used once, then destroyed."""
 
-    proc: asyncio.subprocess.Process
+    proc: process.Process
     report: ReportPipe  # the supervisor's own channel: READY, then the report
     output: Output  # the code's stdout and stderr, counted from the start of the run
     run_dir: hostfs.RunDir | None  # a host working directory, weak mode only (else a tmpfs inside)
@@ -176,7 +176,7 @@ def _make_cgroup(env: Env, limits: RunLimits, pid: int | None) -> cgroups.RunCgr
 
 async def _exec(
     env: Env, ident: Identity, run_dir: hostfs.RunDir | None, limits: RunLimits, preimport: str
-) -> tuple[asyncio.subprocess.Process, ReportPipe, Output]:
+) -> tuple[process.Process, ReportPipe, Output]:
     layout = env.layout
     seccomp_fd = _seccomp_pipe(layout.seccomp) if layout.bwrap is not None and layout.seccomp else None
     code_fd = bootstrap.code_fd(layout.supervisor_code) if layout.supervisor_code is not None else None
@@ -191,26 +191,17 @@ async def _exec(
             assert run_dir is not None
             argv = command.weak_argv(layout, preimport, report_w, code_fd)
             proc_env, cwd = command.weak_env(run_dir), run_dir.out
-        kwargs: dict[str, Any] = {}
+        user = None
         if ident.drop and env.setpriv is not None:
             # setpriv switches uid; the bot itself then spawns with vfork (Popen's user= forces a full
             # fork, which costs ~12 ms for a 200 MB bot).
             ids = [f"--reuid={ident.uid}", f"--regid={ident.gid}", "--clear-groups"]
             argv = [str(env.setpriv), *ids, *argv]
         elif ident.drop:  # done in C between fork and exec: no Python runs in the child
-            kwargs.update(user=ident.uid, group=ident.gid, extra_groups=[])
+            user = (ident.uid, ident.gid)
         passed = tuple(fd for fd in (report_w, seccomp_fd, code_fd) if fd is not None)
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=out_w,
-            stderr=err_w,
-            env=dict(proc_env),
-            cwd=cwd,
-            close_fds=True,
-            pass_fds=passed,
-            start_new_session=True,  # one process group to kill
-            **kwargs,
+        proc = process.start(
+            argv, stdout=out_w, stderr=err_w, env=proc_env, cwd=cwd, pass_fds=passed, user=user
         )
     except BaseException:
         for fd in (report_r, out_r, err_r):
@@ -286,7 +277,7 @@ def explain_start_failure(stderr: str) -> str:
     return f"sandbox failed to start: {text[:1000]} ({hint})"
 
 
-def kill(proc: asyncio.subprocess.Process) -> None:
+def kill(proc: process.Process) -> None:
     """SIGKILL the sandbox's process group; the kernel takes down the rest of the tree."""
     # The outer bwrap dies; --die-with-parent then kills the sandbox's pid 1, and with it the whole pid
     # namespace, double-forked daemons included. Not proc.kill(): Popen.send_signal() polls first and so
