@@ -280,8 +280,8 @@ def explain_start_failure(stderr: str) -> str:
 def kill(proc: process.Process) -> None:
     """SIGKILL the sandbox's process group; the kernel takes down the rest of the tree."""
     # The outer bwrap dies; --die-with-parent then kills the sandbox's pid 1, and with it the whole pid
-    # namespace, double-forked daemons included. Not proc.kill(): Popen.send_signal() polls first and so
-    # reaps the child behind asyncio's watcher, which then reports exit code 255.
+    # namespace, double-forked daemons included. The process group too: it takes whatever else the outer
+    # process started in its session (weak mode has no pid namespace to do it).
     if proc.returncode is not None:
         return
     for send in (os.killpg, os.kill):
