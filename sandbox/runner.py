@@ -66,6 +66,7 @@ class Slot:
     tmp_mb: int
     cgroup_caps: tuple[int, int] | None = None  # (memory bytes, pids) already written to the cgroups
     uid: int | None = None  # the slot's own host uid (uidpool), None = env.ident's
+    born_inside: bool = False  # every process of the sandbox was created inside its cgroups
 
 
 Background = Callable[[Coroutine[Any, Any, None]], object]  # runs a clean-up that nobody awaits, tracked
@@ -95,7 +96,7 @@ async def spawn(
         raise
     try:
         await _wait_ready(slot)
-        if slot.cgroup is not None:
+        if slot.cgroup is not None and not slot.born_inside:
             # Before any user code runs, the interpreter must be inside (a no-op when it was born there).
             await asyncio.to_thread(cgroups.attach_tree, slot.cgroup, slot.proc.pid)
         return slot
@@ -134,7 +135,7 @@ async def _start(env: Env, preimport: str, limits: RunLimits, uid: int | None, e
             # Each cgroup.procs write waits for an RCU grace period (several ms): overlap it with start-up.
             # bwrap usually has not forked yet, so its whole tree is born inside.
             pid = proc.pid if early_attach else None
-            slot.cgroup = await asyncio.to_thread(_make_cgroup, env, limits, pid)
+            slot.cgroup, slot.born_inside = await asyncio.to_thread(_make_cgroup, env, limits, pid)
         except BaseException:
             await destroy(slot)
             raise
@@ -160,18 +161,31 @@ def _prepare(env: Env, ident: Identity) -> hostfs.RunDir:
     return run_dir
 
 
-def _make_cgroup(env: Env, limits: RunLimits, pid: int | None) -> cgroups.RunCgroup:
-    """Create a run's cgroups with its limits, and move pid in (when given)."""
+def _make_cgroup(env: Env, limits: RunLimits, pid: int | None) -> tuple[cgroups.RunCgroup, bool]:
+    """Create a run's cgroups with its limits and move pid in (when given); return the groups and whether
+    pid's whole tree is sure to be born inside (it had no child yet once it was in every group)."""
     group = cgroups.create(env.cgroup, uuid.uuid4().hex)
     try:
-        # set now, off the reply path; a run with other limits rewrites them before its code starts
-        group.set_limits(*cgroup_caps(limits), env.cpu_quota)
-        if pid is not None:
+        inside = False
+        if pid is not None:  # first: the sooner bwrap is in, the likelier its children are born inside
             group.attach([pid])
+            # fork and cgroup migration exclude each other in the kernel: a child that does not exist
+            # after the last move is created inside every group
+            inside = _childless(pid)
+        # set now, off the reply path, and before any code arrives; a run with other limits rewrites them
+        group.set_limits(*cgroup_caps(limits), env.cpu_quota)
     except BaseException:
         group.remove()
         raise
-    return group
+    return group, inside
+
+
+def _childless(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return not f.read().strip()
+    except OSError:  # gone, or no children file (kernel without it): not sure
+        return False
 
 
 async def _exec(
