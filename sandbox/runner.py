@@ -118,7 +118,7 @@ async def _destroy_when_started(start: asyncio.Future[Slot]) -> None:
 async def _start(env: Env, preimport: str, limits: RunLimits, uid: int | None, early_attach: bool) -> Slot:
     ident = env.ident if uid is None else Identity(uid, uid, drop=True)  # no group entry: gid = uid
     # Only weak mode needs something on the host before the exec (its working directory). The cgroups are
-    # made while the sandbox starts (bwrap takes ~10 ms to reach READY; they take ~1 ms), not before it.
+    # made while the sandbox starts (bwrap takes ~10 ms to reach READY; they take under 1 ms), not before it.
     needs_dir = env.layout.bwrap is None
     run_dir = await asyncio.to_thread(_prepare, env, ident) if needs_dir else None
     try:
@@ -132,8 +132,8 @@ async def _start(env: Env, preimport: str, limits: RunLimits, uid: int | None, e
     )
     if env.use_cgroups:
         try:
-            # Each cgroup.procs write waits for an RCU grace period (several ms): overlap it with start-up.
-            # bwrap usually has not forked yet, so its whole tree is born inside.
+            # A cgroup.procs write can wait for an RCU grace period: overlap it with start-up. When bwrap
+            # has not forked yet, its whole tree is born inside and the move at READY is skipped.
             pid = proc.pid if early_attach else None
             slot.cgroup, slot.born_inside = await asyncio.to_thread(_make_cgroup, env, limits, pid)
         except BaseException:
