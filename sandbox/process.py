@@ -11,6 +11,7 @@ readable pidfd, and its stdin is a non-blocking pipe written from the loop. Wher
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import subprocess
@@ -25,10 +26,11 @@ class Stdin:
     def __init__(self, fd: int) -> None:
         os.set_blocking(fd, False)
         self._fd: int | None = fd
-        self._pending = bytearray()
+        self._pending: collections.deque[memoryview] = collections.deque()  # not copied: written as is
 
     def write(self, data: bytes) -> None:
-        self._pending += data
+        if data:
+            self._pending.append(memoryview(data))
 
     async def drain(self) -> None:
         """Write everything buffered; BrokenPipeError if the sandbox closed its end."""
@@ -37,11 +39,18 @@ class Stdin:
             if self._fd is None:
                 raise BrokenPipeError("stdin is closed")
             try:
-                del self._pending[: os.write(self._fd, self._pending)]
+                written = os.write(self._fd, self._pending[0])
             except BlockingIOError:
                 await _writable(loop, self._fd)
+                continue
+            rest = self._pending[0][written:]
+            if rest:
+                self._pending[0] = rest
+            else:
+                self._pending.popleft()
 
     def close(self) -> None:
+        self._pending.clear()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

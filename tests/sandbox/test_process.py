@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import sys
@@ -43,6 +44,22 @@ async def run(code: str, payload: bytes = b"", pass_fds: tuple[int, ...] = ()) -
 async def test_stdin_larger_than_a_pipe_is_written_without_blocking_and_the_exit_is_seen() -> None:
     code, out = await run(COUNT_STDIN + "; raise SystemExit(3)", b"x" * (4 << 20))
     assert (code, out.strip()) == (3, b"4194304")
+
+
+async def test_pieces_written_one_after_another_arrive_whole_and_in_order() -> None:
+    out_r, out_w = os.pipe()
+    code = "import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())"
+    proc = process.start([sys.executable, "-c", code], stdout=out_w, stderr=2, env={}, cwd="/", pass_fds=())
+    os.close(out_w)
+    pieces = [b"head\n", b"", bytes(range(256)) * 5000, b"tail"]
+    for piece in pieces:
+        proc.stdin.write(piece)
+    await proc.stdin.drain()
+    proc.stdin.close()
+    assert await asyncio.wait_for(proc.wait(), 60) == 0
+    out = await asyncio.to_thread(os.read, out_r, 1000)
+    os.close(out_r)
+    assert out.strip().decode() == hashlib.sha256(b"".join(pieces)).hexdigest()
 
 
 async def test_a_signal_death_reads_as_minus_the_signal() -> None:
