@@ -142,6 +142,19 @@ def report_latency(t: Times, inside: Times, rounds: int) -> None:
         t["cold sandbox import numpy"],
         0.1,
     )
+    # On a shared machine the medians carry other processes' load (more so for the sandbox, whose start
+    # hands over between more processes); the 10th percentiles are the same ratios with less of it.
+    print("ratios (10th percentiles, less sensitive to other load on the machine):")
+    for label, num, den in (
+        ("cold sandbox print(1) / bare python", "cold sandbox print(1)", "bare python -c print(1)"),
+        ("warm sandbox print(1) / bare python", "warm sandbox print(1)", "bare python -c print(1)"),
+        (
+            "warm import numpy / cold sandbox import numpy",
+            "warm sandbox import numpy",
+            "cold sandbox import numpy",
+        ),
+    ):
+        print(f"  {label:<44} {pct(t[num], 0.1) / pct(t[den], 0.1):6.3f}x")
     cold_np = statistics.median(t["cold sandbox import numpy"])
     bare_np = statistics.median(t["bare python import numpy"])
     print(f"  (for reference: cold sandbox import numpy / bare import numpy {cold_np / bare_np:.2f}x)")

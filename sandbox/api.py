@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-from sandbox import cgroups, command, hostfs, layers, locate, runner, seccomp, sockets, uidpool
+from sandbox import bootstrap, cgroups, command, hostfs, layers, locate, runner, seccomp, sockets, uidpool
 from sandbox.config import SandboxConfig, check_limits
 from sandbox.execute import execute
 from sandbox.pool import Tracker, WarmPool
@@ -33,12 +33,14 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
     bwrap = None if weak else locate.find_bwrap(cfg, ident)
     fonts = sorted((cfg.env_dir / "mpl").glob("fontlist-*.json"))
     binds = command.interpreter_binds(cfg.python)
+    source = supervisor_source()  # with the workspace helpers in front, as a string constant
     layout = command.Layout(
         bwrap=bwrap,
         python=cfg.python,
         site_dir=cfg.site_dir,
         fontlist=fonts[-1] if fonts else None,
-        supervisor=supervisor_source(),
+        supervisor=source,
+        supervisor_code=bootstrap.compile_supervisor(cfg.python, source),
         seccomp=seccomp.program() if seccomp.supported() else None,
         ro_binds=binds,
         masked=bound_sockets(cfg, binds) if bwrap is not None else (),

@@ -7,6 +7,7 @@ cpu and cpuacct are co-mounted (`cpu,cpuacct`), one directory serves both.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import time
@@ -40,9 +41,18 @@ class V1Group:
 
     def set_limits(self, memory_bytes: int, max_pids: int, cpu_quota: float) -> None:
         """Write the run's memory (swap included where accounted), process and CPU-bandwidth caps."""
-        write(self.memory / "memory.limit_in_bytes", memory_bytes)
-        with contextlib.suppress(OSError):  # only present with swap accounting
-            write(self.memory / "memory.memsw.limit_in_bytes", memory_bytes)
+        memsw = self.memory / "memory.memsw.limit_in_bytes"  # only present with swap accounting
+        try:
+            write(self.memory / "memory.limit_in_bytes", memory_bytes)
+        except OSError as exc:
+            # EINVAL: above the current memory+swap limit (a warm slot given a bigger run), which must
+            # never be below the memory limit: raise that one first
+            if exc.errno != errno.EINVAL or not memsw.exists():
+                raise
+            write(memsw, memory_bytes)
+            write(self.memory / "memory.limit_in_bytes", memory_bytes)
+        with contextlib.suppress(OSError):
+            write(memsw, memory_bytes)
         write(self.pids / "pids.max", max_pids)
         if self.cpu is not None:
             write(self.cpu / "cpu.cfs_period_us", CFS_PERIOD_US)

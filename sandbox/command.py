@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox import bootstrap
 from sandbox.hostfs import RunDir
 from sandbox.types import RunLimits
 
@@ -35,6 +36,7 @@ class Layout:
     site_dir: Path
     fontlist: Path | None  # matplotlib font cache prebuilt by setup
     supervisor: str  # source of sandbox/supervisor.py
+    supervisor_code: bytes | None = None  # its code object, marshalled by `python` (sandbox/bootstrap.py)
     seccomp: bytes | None = None  # BPF program for --add-seccomp-fd (None: no filter on this arch)
     uid_inside: int = 65534
     ro_binds: tuple[str, ...] = ("/usr",)  # the parts of /usr bound read-only (see interpreter_binds)
@@ -55,14 +57,28 @@ def interpreter_binds(python: Path) -> tuple[str, ...]:
     return tuple(p for p in wanted if os.path.isdir(p) and not os.path.islink(p))
 
 
-def python_args(layout: Layout, site: str, preimport: str, report_fd: int) -> list[str]:
-    """Return the supervisor's argv: isolated mode, no site, no bytecode writes, unbuffered."""
-    args = [str(layout.python), "-I", "-S", "-B", "-u", "-c", layout.supervisor, site, preimport]
+def python_args(
+    layout: Layout, site: str, preimport: str, report_fd: int, code_fd: int | None = None
+) -> list[str]:
+    """Return the supervisor's argv: isolated mode, no site, no bytecode writes, unbuffered.
+
+    With `code_fd` (a memfd holding layout.supervisor_code) the interpreter loads the precompiled
+    supervisor instead of compiling its source.
+    """
+    text = layout.supervisor
+    if code_fd is not None and layout.supervisor_code is not None:
+        text = bootstrap.loader(code_fd, len(layout.supervisor_code))
+    args = [str(layout.python), "-I", "-S", "-B", "-u", "-c", text, site, preimport]
     return [*args, str(report_fd)]
 
 
 def bwrap_argv(
-    layout: Layout, limits: RunLimits, preimport: str, report_fd: int, seccomp_fd: int | None = None
+    layout: Layout,
+    limits: RunLimits,
+    preimport: str,
+    report_fd: int,
+    seccomp_fd: int | None = None,
+    code_fd: int | None = None,
 ) -> list[str]:
     """Return the full bwrap command line; it holds no secret (it is visible in /proc/1/cmdline)."""
     assert layout.bwrap is not None
@@ -102,12 +118,12 @@ def bwrap_argv(
     argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
     if seccomp_fd is not None:
         argv += ["--add-seccomp-fd", str(seccomp_fd)]
-    return argv + python_args(layout, str(layout.site_dir), preimport, report_fd)
+    return argv + python_args(layout, str(layout.site_dir), preimport, report_fd, code_fd)
 
 
-def weak_argv(layout: Layout, preimport: str, report_fd: int) -> list[str]:
+def weak_argv(layout: Layout, preimport: str, report_fd: int, code_fd: int | None = None) -> list[str]:
     """Return the command line without namespaces (weak mode: rlimits and the uid drop only)."""
-    return python_args(layout, str(layout.site_dir), preimport, report_fd)
+    return python_args(layout, str(layout.site_dir), preimport, report_fd, code_fd)
 
 
 def weak_env(run_dir: RunDir) -> dict[str, str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox import cgroups, command, hostfs
+from sandbox import bootstrap, cgroups, command, hostfs, process
 from sandbox.capture import Output
 from sandbox.locate import Identity
 from sandbox.types import MiB, RunLimits, SandboxUnavailable
@@ -55,7 +55,7 @@ class ReportPipe:
 class Slot:
     """A started sandbox waiting for code; used once, then destroyed."""
 
-    proc: asyncio.subprocess.Process
+    proc: process.Process
     report: ReportPipe  # the supervisor's own channel: READY, then the report
     output: Output  # the code's stdout and stderr, counted from the start of the run
     run_dir: hostfs.RunDir | None  # a host working directory, weak mode only (else a tmpfs inside)
@@ -66,6 +66,7 @@ class Slot:
     tmp_mb: int
     cgroup_caps: tuple[int, int] | None = None  # (memory bytes, pids) already written to the cgroups
     uid: int | None = None  # the slot's own host uid (uidpool), None = env.ident's
+    born_inside: bool = False  # every process of the sandbox was created inside its cgroups
 
 
 Background = Callable[[Coroutine[Any, Any, None]], object]  # runs a clean-up that nobody awaits, tracked
@@ -87,28 +88,19 @@ async def spawn(
     """
     # Creating the directory, cgroups and process must not be cut short by a cancel: a half-made sandbox
     # would be leaked. So it runs as its own task; a cancelled caller leaves its clean-up behind.
-    start = asyncio.ensure_future(_start(env, preimport, limits, uid))
+    start = asyncio.ensure_future(_start(env, preimport, limits, uid, early_attach))
     try:
         slot = await asyncio.shield(start)
     except asyncio.CancelledError:
         background(_destroy_when_started(start))
         raise
-    early = None
-    if slot.cgroup is not None and early_attach:
-        # Each cgroup.procs write waits for an RCU grace period (several ms): overlap it with start-up.
-        # bwrap usually has not forked yet, so its whole tree is born inside.
-        early = asyncio.ensure_future(asyncio.to_thread(slot.cgroup.attach, [slot.proc.pid]))
     try:
         await _wait_ready(slot)
-        if slot.cgroup is not None:
-            if early is not None:
-                await early
+        if slot.cgroup is not None and not slot.born_inside:
             # Before any user code runs, the interpreter must be inside (a no-op when it was born there).
             await asyncio.to_thread(cgroups.attach_tree, slot.cgroup, slot.proc.pid)
         return slot
     except BaseException:
-        if early is not None:
-            early.cancel()
         kill(slot.proc)
         background(destroy(slot))
         raise
@@ -123,26 +115,32 @@ async def _destroy_when_started(start: asyncio.Future[Slot]) -> None:
     await destroy(slot)
 
 
-async def _start(env: Env, preimport: str, limits: RunLimits, uid: int | None) -> Slot:
+async def _start(env: Env, preimport: str, limits: RunLimits, uid: int | None, early_attach: bool) -> Slot:
     ident = env.ident if uid is None else Identity(uid, uid, drop=True)  # no group entry: gid = uid
-    needs = _needs_prepare(env)
-    run_dir, group = await asyncio.to_thread(_prepare, env, limits, ident) if needs else (None, None)
+    # Only weak mode needs something on the host before the exec (its working directory). The cgroups are
+    # made while the sandbox starts (bwrap takes ~10 ms to reach READY; they take under 1 ms), not before it.
+    needs_dir = env.layout.bwrap is None
+    run_dir = await asyncio.to_thread(_prepare, env, ident) if needs_dir else None
     try:
         proc, report, output = await _exec(env, ident, run_dir, limits, preimport)
     except BaseException:
-        await asyncio.to_thread(_teardown, run_dir, group)
+        await asyncio.to_thread(_teardown, run_dir, None)
         raise
-    caps = cgroup_caps(limits) if group is not None else None
     born = time.monotonic()
-    return Slot(
-        proc, report, output, run_dir, group, born, preimport, limits.output_dir_mb, limits.tmp_mb, caps, uid
+    slot = Slot(
+        proc, report, output, run_dir, None, born, preimport, limits.output_dir_mb, limits.tmp_mb, uid=uid
     )
-
-
-def _needs_prepare(env: Env) -> bool:
-    # With bwrap and no cgroups there is nothing to make on the host: the working directory is a tmpfs
-    # inside the sandbox. Skipping the worker thread saves the cold path a thread hop.
-    return env.use_cgroups or env.layout.bwrap is None
+    if env.use_cgroups:
+        try:
+            # A cgroup.procs write can wait for an RCU grace period: overlap it with start-up. When bwrap
+            # has not forked yet, its whole tree is born inside and the move at READY is skipped.
+            pid = proc.pid if early_attach else None
+            slot.cgroup, slot.born_inside = await asyncio.to_thread(_make_cgroup, env, limits, pid)
+        except BaseException:
+            await destroy(slot)
+            raise
+        slot.cgroup_caps = cgroup_caps(limits)
+    return slot
 
 
 def cgroup_caps(limits: RunLimits) -> tuple[int, int]:
@@ -150,74 +148,83 @@ def cgroup_caps(limits: RunLimits) -> tuple[int, int]:
     return limits.memory_mb * MiB, limits.max_processes
 
 
-def _prepare(
-    env: Env, limits: RunLimits, ident: Identity
-) -> tuple[hostfs.RunDir | None, cgroups.RunCgroup | None]:
-    run_dir = hostfs.make_run_dir(ident) if env.layout.bwrap is None else None
-    group = None
+def _prepare(env: Env, ident: Identity) -> hostfs.RunDir:
+    """Make weak mode's host working directory."""
+    run_dir = hostfs.make_run_dir(ident)
     try:
-        if run_dir is not None and env.layout.fontlist is not None:
+        if env.layout.fontlist is not None:
             # weak mode has no bind mounts: give matplotlib a copy of the prebuilt font cache
             hostfs.copy_owned(env.layout.fontlist, run_dir.mpl, ident)
-        if env.use_cgroups:
-            group = cgroups.create(env.cgroup, uuid.uuid4().hex)
-            # set now, off the reply path; a run with other limits rewrites them before its code starts
-            group.set_limits(*cgroup_caps(limits), env.cpu_quota)
     except BaseException:
-        if group is not None:
-            group.remove()
-        if run_dir is not None:
-            hostfs.remove_run_dir(run_dir)
+        hostfs.remove_run_dir(run_dir)
         raise
-    return run_dir, group
+    return run_dir
+
+
+def _make_cgroup(env: Env, limits: RunLimits, pid: int | None) -> tuple[cgroups.RunCgroup, bool]:
+    """Create a run's cgroups with its limits and move pid in (when given); return the groups and whether
+    pid's whole tree is sure to be born inside (it had no child yet once it was in every group)."""
+    group = cgroups.create(env.cgroup, uuid.uuid4().hex)
+    try:
+        inside = False
+        if pid is not None:  # first: the sooner bwrap is in, the likelier its children are born inside
+            group.attach([pid])
+            # fork and cgroup migration exclude each other in the kernel: a child that does not exist
+            # after the last move is created inside every group
+            inside = _childless(pid)
+        # set now, off the reply path, and before any code arrives; a run with other limits rewrites them
+        group.set_limits(*cgroup_caps(limits), env.cpu_quota)
+    except BaseException:
+        group.remove()
+        raise
+    return group, inside
+
+
+def _childless(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return not f.read().strip()
+    except OSError:  # gone, or no children file (kernel without it): not sure
+        return False
 
 
 async def _exec(
     env: Env, ident: Identity, run_dir: hostfs.RunDir | None, limits: RunLimits, preimport: str
-) -> tuple[asyncio.subprocess.Process, ReportPipe, Output]:
+) -> tuple[process.Process, ReportPipe, Output]:
     layout = env.layout
     seccomp_fd = _seccomp_pipe(layout.seccomp) if layout.bwrap is not None and layout.seccomp else None
+    code_fd = bootstrap.code_fd(layout.supervisor_code) if layout.supervisor_code is not None else None
     report_r, report_w = os.pipe()  # only bwrap and the supervisor hold the write end
     (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
     try:
         cwd: str | Path
         if layout.bwrap is not None:
-            argv = command.bwrap_argv(layout, limits, preimport, report_w, seccomp_fd)
+            argv = command.bwrap_argv(layout, limits, preimport, report_w, seccomp_fd, code_fd)
             proc_env, cwd = command.BWRAP_ENV, "/"
         else:
             assert run_dir is not None
-            argv, proc_env = command.weak_argv(layout, preimport, report_w), command.weak_env(run_dir)
-            cwd = run_dir.out
-        kwargs: dict[str, Any] = {}
+            argv = command.weak_argv(layout, preimport, report_w, code_fd)
+            proc_env, cwd = command.weak_env(run_dir), run_dir.out
+        user = None
         if ident.drop and env.setpriv is not None:
             # setpriv switches uid; the bot itself then spawns with vfork (Popen's user= forces a full
             # fork, which costs ~12 ms for a 200 MB bot).
             ids = [f"--reuid={ident.uid}", f"--regid={ident.gid}", "--clear-groups"]
             argv = [str(env.setpriv), *ids, *argv]
         elif ident.drop:  # done in C between fork and exec: no Python runs in the child
-            kwargs.update(user=ident.uid, group=ident.gid, extra_groups=[])
-        passed = (report_w,) if seccomp_fd is None else (report_w, seccomp_fd)
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=out_w,
-            stderr=err_w,
-            env=dict(proc_env),
-            cwd=cwd,
-            close_fds=True,
-            pass_fds=passed,
-            start_new_session=True,  # one process group to kill
-            **kwargs,
+            user = (ident.uid, ident.gid)
+        passed = tuple(fd for fd in (report_w, seccomp_fd, code_fd) if fd is not None)
+        proc = process.start(
+            argv, stdout=out_w, stderr=err_w, env=proc_env, cwd=cwd, pass_fds=passed, user=user
         )
     except BaseException:
         for fd in (report_r, out_r, err_r):
             os.close(fd)
         raise
     finally:
-        for fd in (report_w, out_w, err_w):
-            os.close(fd)
-        if seccomp_fd is not None:
-            os.close(seccomp_fd)
+        for passed_fd in (report_w, out_w, err_w, seccomp_fd, code_fd):
+            if passed_fd is not None:  # the child has its copies now
+                os.close(passed_fd)
     try:
         output = await Output.open(out_r, err_r, limits.max_output_bytes)
     except BaseException:
@@ -284,11 +291,11 @@ def explain_start_failure(stderr: str) -> str:
     return f"sandbox failed to start: {text[:1000]} ({hint})"
 
 
-def kill(proc: asyncio.subprocess.Process) -> None:
+def kill(proc: process.Process) -> None:
     """SIGKILL the sandbox's process group; the kernel takes down the rest of the tree."""
     # The outer bwrap dies; --die-with-parent then kills the sandbox's pid 1, and with it the whole pid
-    # namespace, double-forked daemons included. Not proc.kill(): Popen.send_signal() polls first and so
-    # reaps the child behind asyncio's watcher, which then reports exit code 255.
+    # namespace, double-forked daemons included. The process group too: it takes whatever else the outer
+    # process started in its session (weak mode has no pid namespace to do it).
     if proc.returncode is not None:
         return
     for send in (os.killpg, os.kill):

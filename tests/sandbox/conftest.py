@@ -107,3 +107,9 @@ async def wait_pool_ready(sb: Sandbox, count: int, timeout_s: float = 60.0) -> N
     pool = sb.pool
     assert pool is not None, "this sandbox has no warm pool"
     assert await eventually(lambda: pool.ready >= count, timeout_s), "the warm pool never filled"
+
+
+def expected_isolation() -> str:
+    """Return the isolation a run gets on this host: "full" needs a root bot (per-slot uids, per-run
+    cgroups); an ordinary user's runs share the bot's uid, so they are "partial" at best (layers.py)."""
+    return "full" if os.geteuid() == 0 else "partial"

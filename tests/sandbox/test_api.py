@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from sandbox import RunLimits, Sandbox, SandboxConfig, SandboxUnavailable, seccomp
-from tests.sandbox.conftest import daemon_code, eventually, host_uids, processes_with, wait_gone
+from tests.sandbox.conftest import (
+    daemon_code,
+    eventually,
+    expected_isolation,
+    host_uids,
+    processes_with,
+    wait_gone,
+)
 
 FAST = RunLimits(timeout_s=5.0, cpu_s=5.0)
 
@@ -21,8 +28,9 @@ async def test_print_and_result_variable_come_back(cold: Sandbox) -> None:
     r = await cold.run("print('hello', 6 * 7)\nresult = {'answer': 42}")
     assert r.stdout == "hello 42\n"
     assert r.result == "{'answer': 42}"
-    assert (r.ok, r.exit_code, r.error, r.killed_reason, r.isolation) == (True, 0, None, None, "full")
-    assert cold.isolation == "full"
+    isolation = expected_isolation()
+    assert (r.ok, r.exit_code, r.error, r.killed_reason, r.isolation) == (True, 0, None, None, isolation)
+    assert cold.isolation == isolation
 
 
 async def test_stderr_is_kept_apart_from_stdout(cold: Sandbox) -> None:

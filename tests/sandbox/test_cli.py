@@ -13,6 +13,7 @@ import pytest
 
 from sandbox import RunLimits, SandboxConfig
 from sandbox.doctor import report
+from tests.sandbox.conftest import expected_isolation
 
 PROJECT = Path(__file__).resolve().parents[2]
 JSON_KEYS = {
@@ -63,7 +64,7 @@ async def test_run_json_has_the_documented_keys(cfg: SandboxConfig, script: Path
         "from file\n",
         "[1, 2]",
         0,
-        "full",
+        expected_isolation(),
     )
     assert data["files"] == [{"name": "out.txt", "size": 4}]
 
@@ -117,7 +118,7 @@ async def test_doctor_reports_every_layer(cfg: SandboxConfig) -> None:
     expected.add("packages")
     assert expected <= set(checks)
     assert all(checks[name].ok for name in expected), [c for c in checks.values() if not c.ok]
-    assert "full isolation" in checks["live run"].detail
+    assert f"{expected_isolation()} isolation" in checks["live run"].detail
     assert "lo" in checks["network"].detail
 
 
