@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack import events
 from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
+from bot.slack.files import SlackFileFetcher, file_origins
 from bot.slack.render import RenderLimits
 from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error
 from core.settings import ConfigError, Settings
@@ -81,6 +82,9 @@ class SlackBot:
             ],
         )
         self.users = UserDirectory(self.client, ttl_s=admin_ttl_s)
+        self.files = SlackFileFetcher(
+            _secret(settings, "slack_bot_token"), file_origins(settings.slack_api_url)
+        )
         bolt_log = logging.getLogger("bot.slack.bolt")
         bolt_log.addFilter(_drop_token_warning)
         self.app = AsyncApp(
@@ -134,7 +138,7 @@ class SlackBot:
         if incoming.text.strip().lower() == "reset":
             await self._reset(incoming, sink)
             return
-        submitted = await self._core.submit(incoming, sink)
+        submitted = await self._core.submit(incoming, sink, self.files)
         if submitted.accepted:
             await self._react(target.channel, target.message_ts, "eyes")
 

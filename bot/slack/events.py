@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.slack.files import incoming_files
 from core.types import Author, Incoming, ThreadKey
 
 PLATFORM = "slack"
@@ -85,6 +86,7 @@ def to_incoming(
         author=author,
         text=plain_text(str(event.get("text", "")), bot_user_id),
         event_id=str(body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"),
+        files=incoming_files(event),
     )
 
 
