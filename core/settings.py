@@ -79,6 +79,7 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
     discord_api_url: str | None = Field(None, alias="DISCORD_API_URL")
     discord_gateway_url: str | None = Field(None, alias="DISCORD_GATEWAY_URL")
+    discord_cdn_url: str | None = Field(None, alias="DISCORD_CDN_URL")
 
     # CODEBOT_DB as written when it is a PostgreSQL URL (a Path would fold its "//"); `db` then keeps
     # its default so nothing that treats it as a file path ever sees the URL or its password.

@@ -18,6 +18,7 @@ from bot.discord.commands import (
     command_path,
     stale_command_text,
 )
+from bot.discord.files import DiscordFileFetcher, cdn_origins
 from bot.discord.messages import MessageHandler, MessageOptions
 from bot.discord.sink import ChannelTarget, DiscordSink
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS
@@ -86,7 +87,8 @@ class DiscordBot:
         for group in build_groups(CommandRunner(core, defer_after_s)):
             self.tree.add_command(group)
         self.tree.on_error = self._on_command_error  # type: ignore[method-assign]
-        self.messages = MessageHandler(core, self.client, message_options)
+        files = DiscordFileFetcher(cdn_origins(settings.discord_cdn_url))
+        self.messages = MessageHandler(core, self.client, message_options, files)
         state = sync_state_path or settings.db.with_name(settings.db.name + ".discord-commands")
         self._sync = CommandSync(self.tree, state)
         self._sync_now: tuple[bool, int | None] = (False, None)

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.discord.events import Action, ChannelKind, MessageFacts, Route, route, thread_name, to_incoming
+from bot.discord.files import DISCORD_CDN_ORIGINS, DiscordFileFetcher, incoming_files
 from bot.discord.sink import ArchiveMinutes, ChannelTarget, DiscordSink, NewThreadTarget, Target
 from bot.discord.status import SEND_ERRORS
 
 if TYPE_CHECKING:
+    from core.files_in import FileFetcher
     from core.service import Codebot
 
 log = logging.getLogger(__name__)
@@ -73,10 +75,17 @@ class QuestionMarks:
 class MessageHandler:
     """Turns Discord messages into core submissions."""
 
-    def __init__(self, core: Codebot, client: discord.Client, options: MessageOptions | None = None) -> None:
+    def __init__(
+        self,
+        core: Codebot,
+        client: discord.Client,
+        options: MessageOptions | None = None,
+        fetcher: FileFetcher | None = None,
+    ) -> None:
         self._core = core
         self._client = client
         self._opt = options or MessageOptions()
+        self._fetcher = fetcher or DiscordFileFetcher(DISCORD_CDN_ORIGINS)
         self._threads: dict[int, ThreadInfo] = {}  # threads missing from discord.py's cache
         self.sinks: weakref.WeakSet[DiscordSink] = weakref.WeakSet()
 
@@ -100,7 +109,7 @@ class MessageHandler:
             on_finish=marks.finish,
         )
         self.sinks.add(sink)
-        submitted = await self._core.submit(incoming, sink)
+        submitted = await self._core.submit(incoming, sink, self._fetcher)
         await marks.start(submitted.accepted)
 
     def _target(self, decision: Route, message: discord.Message, question: str) -> Target:
@@ -130,6 +139,7 @@ class MessageHandler:
             content=message.content,
             is_system=message.is_system(),
             thread_owned_by_bot=thread is not None and thread.owner_id == me.id,
+            files=incoming_files(message.attachments),
         )
 
     async def _channel_kind(self, channel: object) -> tuple[ChannelKind, ThreadInfo | None]:
