@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.downloads import DownloadLimits, Origin, download, origin_of
 from core.files_in import FetchError
@@ -17,6 +18,9 @@ from core.types import IncomingFile
 
 SLACK_FILE_ORIGIN = Origin("https", "files.slack.com", 443)
 _DEFAULT_API_HOST = "slack.com"
+# Private file URLs live under /files-pri/; with the token, any other path on an allowed host (the
+# API host behind a proxy) could be a Web API method, so only this prefix is fetched.
+_FILE_PATH = "/files-pri/"
 MAX_FILES_PER_MESSAGE = 20  # Slack allows 10 per message today; more is not a message from Slack
 _NAME_MAX = 1024  # the core sanitises and shortens; this only bounds what we carry
 
@@ -78,7 +82,7 @@ class SlackFileFetcher:
         """Return the file's bytes; FileTooLarge past `max_bytes`, FetchError otherwise."""
         if not file.ref:
             raise FetchError(f"Slack does not let the bot download {file.name} (external or deleted file)")
-        if origin_of(file.ref) not in self._origins:
+        if origin_of(file.ref) not in self._origins or not urlsplit(file.ref).path.startswith(_FILE_PATH):
             raise FetchError(f"{file.name} is not on Slack's file host; not downloaded")
         return await download(
             file,

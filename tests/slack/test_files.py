@@ -137,10 +137,11 @@ async def test_a_file_url_on_another_host_is_never_requested(slack):
         file = IncomingFile("data.csv", f"{elsewhere}/files-pri/T111-F1/download/data.csv", 10, "text/csv")
         with pytest.raises(FetchError, match="not on Slack's file host"):
             await fetcher_for(slack).fetch(file, MB)
-        for ref in ("file:///etc/passwd", "ftp://files.slack.com/x", "files.slack.com/x", ""):
+        api_method = f"http://127.0.0.1:{slack.port}/api/chat.postMessage?channel=C1&text=hi"
+        for ref in ("file:///etc/passwd", "ftp://files.slack.com/x", "files.slack.com/x", "", api_method):
             with pytest.raises(FetchError):
                 await fetcher_for(slack).fetch(IncomingFile("x", ref), MB)
-        assert seen == []
+        assert seen == [] and slack.calls == []
 
 
 async def test_a_declared_size_over_the_cap_is_refused_before_any_download(slack):
