@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack import events
 from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
-from bot.slack.files import SlackFileFetcher, file_origins
+from bot.slack.files import SlackFileFetcher, complete_files, file_origins
 from bot.slack.render import RenderLimits
 from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error
 from core.settings import ConfigError, Settings
@@ -130,6 +130,7 @@ class SlackBot:
 
     async def _handle(self, body: dict[str, Any], event: dict[str, Any], bot_user_id: str) -> None:
         info = await self.users.lookup(str(event.get("user", "")))
+        event = dict(await complete_files(event, self.client.files_info))
         incoming = events.to_incoming(body, event, bot_user_id, Author(info.id, info.name, info.is_admin))
         target = events.reply_target(event)
         sink = SlackSink(

@@ -1,4 +1,4 @@
-"""Files shared in Slack: event file objects -> IncomingFile, and a fetcher that downloads them.
+"""Files shared in Slack: completing Slack Connect stubs, and a fetcher that downloads the files.
 
 The bot token must reach only Slack's file host. A file URL is an event field: events are signed, but
 one forged or odd URL must not make the bot send `Authorization: Bearer xoxb-…` anywhere else, so the
@@ -7,22 +7,25 @@ fetcher refuses any other origin outright and follows no redirect (bot/downloads
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from bot.downloads import DownloadLimits, Origin, download, origin_of
+from bot.slack.events import MAX_FILES_PER_MESSAGE, is_stub_file
+from bot.slack.sink import SLACK_FAILURES, slack_error
 from core.files_in import FetchError
 from core.settings import ConfigError
 from core.types import IncomingFile
+
+log = logging.getLogger(__name__)
 
 SLACK_FILE_ORIGIN = Origin("https", "files.slack.com", 443)
 _DEFAULT_API_HOST = "slack.com"
 # Private file URLs live under /files-pri/; with the token, any other path on an allowed host (the
 # API host behind a proxy) could be a Web API method, so only this prefix is fetched.
 _FILE_PATH = "/files-pri/"
-MAX_FILES_PER_MESSAGE = 20  # Slack allows 10 per message today; more is not a message from Slack
-_NAME_MAX = 1024  # the core sanitises and shortens; this only bounds what we carry
 
 LOGIN_PAGE = (
     "Slack sent a web page instead of {name}: the app needs the files:read scope (reinstall it "
@@ -44,30 +47,37 @@ def file_origins(api_url: str) -> frozenset[Origin]:
     return frozenset({SLACK_FILE_ORIGIN, api})
 
 
-def incoming_files(event: Mapping[str, Any]) -> tuple[IncomingFile, ...]:
-    """The files of a message or app_mention event, as the core should see them (untrusted, bounded).
+class FilesInfo(Protocol):
+    """The one Web API call used here (AsyncWebClient.files_info)."""
 
-    A file Slack does not let us download (external, deleted, or only a stub in this event) keeps an
-    empty ref, so the core can tell the user it was not used rather than drop it silently.
+    async def __call__(self, *, file: str) -> Any: ...
+
+
+async def complete_files(event: Mapping[str, Any], files_info: FilesInfo) -> Mapping[str, Any]:
+    """Fill in stub file objects (Slack Connect sends only an id: `file_access: check_file_info`).
+
+    Returns the event with each stub replaced by files.info's object; a stub that cannot be looked up
+    stays as it is (the core then tells the user that file was not used). At most MAX_FILES lookups.
     """
     raw = event.get("files")
-    if not isinstance(raw, list):
-        return ()
-    objects = [f for f in raw[: MAX_FILES_PER_MESSAGE * 2] if isinstance(f, Mapping)]
-    return tuple(_one(f) for f in objects[:MAX_FILES_PER_MESSAGE])
+    if not isinstance(raw, list) or not any(is_stub_file(f) for f in raw[:MAX_FILES_PER_MESSAGE]):
+        return event
+    completed = [await _look_up(f, files_info) if is_stub_file(f) else f for f in raw[:MAX_FILES_PER_MESSAGE]]
+    return {**event, "files": completed}
 
 
-def _one(f: Mapping[str, Any]) -> IncomingFile:
-    name = f.get("name") or f.get("title") or f.get("id") or "file"
-    ref = f.get("url_private_download")
-    size = f.get("size")
-    mimetype = f.get("mimetype")
-    return IncomingFile(
-        name=str(name)[:_NAME_MAX],
-        ref=ref if isinstance(ref, str) and f.get("mode") != "tombstone" else "",
-        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
-        mimetype=mimetype[:200] if isinstance(mimetype, str) else "",
-    )
+async def _look_up(stub: Mapping[str, Any], files_info: FilesInfo) -> Mapping[str, Any]:
+    fid = stub.get("id")
+    if not isinstance(fid, str) or not fid:
+        return stub
+    try:
+        resp = await files_info(file=fid)
+    except SLACK_FAILURES as exc:
+        log.info("files.info %s failed: %s", fid, slack_error(exc))
+        return stub
+    file = resp.get("file")
+    ok = isinstance(file, Mapping) and file.get("id") == fid and not is_stub_file(file)
+    return file if ok else stub
 
 
 class SlackFileFetcher:

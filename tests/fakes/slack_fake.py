@@ -64,6 +64,7 @@ class FakeSlack:
         self.bot_token = bot_token  # the only token the file host serves files to
         self.hosted: dict[str, HostedFile] = {}  # files people shared, by file id
         self.file_requests: list[Call] = []  # GETs of shared files (method = file id)
+        self.file_objects: dict[str, dict[str, Any]] = {}  # what files.info answers, by file id
         self.bot_user_id = bot_user_id
         self.team_id = team_id
         self.admins: set[str] = set(admins or ())
@@ -337,13 +338,18 @@ class FakeSlack:
         declared_size: int | None = None,
         chunked: bool = False,
         redirect_to: str | None = None,
+        connect_stub: bool = False,
     ) -> dict[str, Any]:
-        """Host a file and return its object as Slack puts it in an event's `files` list."""
+        """Host a file and return its object as Slack puts it in an event's `files` list.
+
+        `connect_stub`: return what Slack Connect channels carry instead, only the id with
+        `file_access: check_file_info`; files.info then answers the full object.
+        """
         fid = f"F{next(self._file_ids):04d}"
         self.hosted[fid] = HostedFile(data, mimetype, chunked, redirect_to)
         base = f"http://127.0.0.1:{self.port}/files-pri/{self.team_id}-{fid}"
         url_name = quote(name, safe="")
-        return {
+        full = {
             "id": fid,
             "created": 1700000000,
             "timestamp": 1700000000,
@@ -371,6 +377,16 @@ class FakeSlack:
             "has_rich_preview": False,
             "file_access": "visible",
         }
+        self.file_objects[fid] = full
+        if connect_stub:
+            return {"id": fid, "mode": "file_access", "file_access": "check_file_info", "created": 0}
+        return full
+
+    def m_files_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        obj = self.file_objects.get(str(p.get("file", "")))
+        if obj is None:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "file": obj, "comments": [], "response_metadata": {"next_cursor": ""}}
 
     async def _file_download(self, request: web.Request) -> web.StreamResponse:
         team, _, fid = request.match_info["team_file"].partition("-")

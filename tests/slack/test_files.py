@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bot.downloads import Origin
 from bot.slack import events
-from bot.slack.files import SLACK_FILE_ORIGIN, SlackFileFetcher, file_origins
+from bot.slack.files import SLACK_FILE_ORIGIN, SlackFileFetcher, complete_files, file_origins
 from core.files_in import FetchError, FileTooLarge
 from core.settings import ConfigError
 from core.types import Author, IncomingFile
@@ -88,6 +88,24 @@ def test_odd_file_objects_are_bounded_and_never_raise():
     assert (len(files[2].name), files[2].size, files[2].ref) == (1024, None, "")
     assert len(files) == 20
     assert events.incoming_files({"files": "nope"}) == events.incoming_files({}) == ()
+
+
+async def test_slack_connect_stubs_are_completed_with_files_info(slack, web_client):
+    plain = slack.share_file("a.csv", CSV)
+    assert await complete_files({"files": [plain]}, web_client.files_info) == {"files": [plain]}
+    assert await complete_files({"text": "no files"}, web_client.files_info) == {"text": "no files"}
+    assert slack.calls_to("files.info") == []  # nothing to look up: no API call
+    stub = slack.share_file("b.csv", CSV, connect_stub=True)
+    gone = {"id": "F9999", "mode": "file_access", "file_access": "check_file_info"}
+    event = await complete_files({"files": [plain, stub, gone]}, web_client.files_info)
+    _, b, missing = events.incoming_files(event)
+    assert (b.name, b.size, b.ref) == (
+        "b.csv",
+        len(CSV),
+        slack.file_objects[stub["id"]]["url_private_download"],
+    )
+    assert missing == IncomingFile("F9999", "", None, "")  # not found: the core says it was not used
+    assert [c.params["file"] for c in slack.calls_to("files.info")] == [stub["id"], "F9999"]
 
 
 def test_file_share_follow_ups_are_questions_but_other_subtypes_stay_ignored():
@@ -192,7 +210,10 @@ async def test_mentions_and_thread_file_shares_reach_the_core_with_a_working_fet
         s.core.submit = recording_submit  # type: ignore[method-assign]
         root = "1700000001.000100"
         body = mention("mean temp?", ts=root)
-        body["event"]["files"] = [slack.share_file("temps.csv", CSV)]
+        body["event"]["files"] = [
+            slack.share_file("temps.csv", CSV),
+            slack.share_file("shared.csv", CSV, connect_stub=True),  # a Slack Connect channel
+        ]
         s.llm.enqueue_text("About 11.5.")
         await s.event(body)
         await s.wait_posts("C1", root, 2)
@@ -208,7 +229,11 @@ async def test_mentions_and_thread_file_shares_reach_the_core_with_a_working_fet
         await s.event(edit)
         await s.core.wait_idle(10)
 
-    assert [[f.name for f in inc.files] for inc, _ in submitted] == [["temps.csv"], ["more.csv"]]
+    assert [[f.name for f in inc.files] for inc, _ in submitted] == [
+        ["temps.csv", "shared.csv"],
+        ["more.csv"],
+    ]
     for incoming, fetcher in submitted:
-        assert await fetcher.fetch(incoming.files[0], MB) == CSV
+        for file in incoming.files:
+            assert await fetcher.fetch(file, MB) == CSV
     assert {r.headers["Authorization"] for r in slack.file_requests} == {f"Bearer {TOKEN}"}
