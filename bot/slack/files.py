@@ -22,7 +22,11 @@ from core.types import IncomingFile
 log = logging.getLogger(__name__)
 
 SLACK_FILE_ORIGIN = Origin("https", "files.slack.com", 443)
-_DEFAULT_API_HOST = "slack.com"
+# Slack's own API hosts and where each serves files (GovSlack is a separate deployment).
+_OWN_FILE_HOSTS = {
+    "slack.com": SLACK_FILE_ORIGIN,
+    "slack-gov.com": Origin("https", "files.slack-gov.com", 443),
+}
 # Private file URLs live under /files-pri/; with the token, any other path on an allowed host (the
 # API host behind a proxy) could be a Web API method, so only this prefix is fetched.
 _FILE_PATH = "/files-pri/"
@@ -36,14 +40,17 @@ LOGIN_PAGE = (
 def file_origins(api_url: str) -> frozenset[Origin]:
     """Where the bot token may be sent for downloads: files.slack.com, or SLACK_API_URL's host.
 
+    GovSlack (https://slack-gov.com/api/) serves its files from files.slack-gov.com.
+
     SLACK_API_URL pointing elsewhere (a proxy, the tests' fake) means files are served there too.
     """
     try:
         api = Origin.of(api_url)
     except ValueError:
         raise ConfigError(f"SLACK_API_URL must be an http(s) URL, not {api_url[:80]!r}") from None
-    if api.host == _DEFAULT_API_HOST:
-        return frozenset({SLACK_FILE_ORIGIN})
+    own = _OWN_FILE_HOSTS.get(api.host)
+    if own is not None and api.scheme == "https":
+        return frozenset({own})
     return frozenset({SLACK_FILE_ORIGIN, api})
 
 

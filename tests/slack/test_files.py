@@ -187,6 +187,7 @@ async def test_a_chunked_body_without_length_is_stopped_at_the_cap(slack):
 
 def test_the_token_may_go_only_to_files_slack_com_or_the_configured_api_host():
     assert file_origins("https://slack.com/api/") == {SLACK_FILE_ORIGIN}
+    assert file_origins("https://slack-gov.com/api/") == {Origin("https", "files.slack-gov.com", 443)}
     assert file_origins("http://127.0.0.1:8080/api/") == {
         SLACK_FILE_ORIGIN,
         Origin("http", "127.0.0.1", 8080),
