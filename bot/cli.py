@@ -32,6 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("console", help="chat in the terminal (default; no chat platform needed)")
     c.add_argument("--thread", help="resume (or start) a named conversation")
     c.add_argument("--files-dir", type=Path, default=Path("codebot-output"), help="where returned files go")
+    c.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach a file to the first question (repeatable); `/attach PATH` does it later",
+    )
     s = sub.add_parser("slack", help="run the Slack bot (Socket Mode, or --http)")
     s.add_argument("--http", action="store_true", help="serve the Events API over HTTP instead")
     s.add_argument("--host", default="0.0.0.0")
@@ -120,7 +127,9 @@ async def _serve(cmd: str, args: argparse.Namespace, settings: Settings) -> int:
             if cmd == "console":
                 from bot.console.app import run_console
 
-                return await run_console(core, thread=args.thread, files_dir=args.files_dir)
+                return await run_console(
+                    core, thread=args.thread, files_dir=args.files_dir, attach=args.attach
+                )
             if cmd == "slack":
                 return await _run_slack(core, settings, args)
             return await _run_discord(core, settings, args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
 from collections.abc import AsyncIterator, Mapping
@@ -20,6 +21,7 @@ from core.service import Codebot
 from core.settings import ConfigError, Settings, read_environment
 from core.store.base import Store
 from core.store.factory import make_store
+from core.threadfiles.sweep import WorkspaceSweeper
 from core.turn import TurnDeps
 from sandbox import Sandbox, SandboxConfig
 
@@ -43,6 +45,19 @@ def limit_defaults(environ: Mapping[str, str]) -> LimitDefaults:
         return LimitDefaults.from_env(environ)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+async def _start_sweeper(stack: AsyncExitStack, store: Store, settings: Settings) -> None:
+    """Delete idle thread workspaces now, then hourly until the core closes."""
+    sweeper = WorkspaceSweeper(store, settings.workspace_retention_days)
+    await sweeper.sweep_once()
+    task = asyncio.create_task(sweeper.run_periodically(), name="workspace sweep")
+
+    async def stop() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(stop)
 
 
 def _gate(settings: Settings, store: Store) -> WorkspaceGate:
@@ -78,6 +93,7 @@ async def open_core(
     await store.open()
     try:
         async with AsyncExitStack() as stack:
+            await _start_sweeper(stack, store, settings)
             sandbox = MeteredRunner(
                 runner if runner is not None else await stack.enter_async_context(Sandbox(cfg)), ops.metrics
             )

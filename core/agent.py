@@ -222,6 +222,11 @@ class Agent:
         self._runner = runner
         self._system_prompt = system_prompt or SYSTEM_PROMPT
 
+    @property
+    def runner(self) -> Runner:
+        """The sandbox every turn runs in (a turn may wrap it, see `run_turn(runner=...)`)."""
+        return self._runner
+
     async def run_turn(
         self,
         history: Sequence[llm.Message],
@@ -231,18 +236,22 @@ class Agent:
         *,
         deadline: float,
         ledger: TurnLedger | None = None,
+        runner: Runner | None = None,
+        context: str = "",
     ) -> TurnOutcome:
         """Answer `question` in the context of `history`, reporting every step to `sink`.
 
         `ledger` is filled as the turn goes, so the caller can record the runs and tokens of a turn
-        that never returns (cancelled at shutdown).
+        that never returns (cancelled at shutdown). `runner` replaces the sandbox for this turn (the
+        thread's workspace); `context` is appended to the system prompt and never stored.
         """
         guard = _GuardedSink(sink)
         ledger = ledger if ledger is not None else TurnLedger()
-        turn = _Turn(self._reviewer, self._runner, guard, limits, deadline, ledger)
+        turn = _Turn(self._reviewer, runner or self._runner, guard, limits, deadline, ledger)
         start = len(history) + 1  # the system prompt and the history are not new
+        system = f"{self._system_prompt}\n{context}" if context else self._system_prompt
         messages: list[llm.Message] = [
-            llm.messages.system(self._system_prompt),
+            llm.messages.system(system),
             *history,
             llm.messages.user(question),
         ]

@@ -1,4 +1,4 @@
-"""The `/codebot` commands (help, limits, set, usage, reset, audit) as platform-neutral text replies."""
+"""The `/codebot` commands (help, limits, set, usage, reset, files, audit) as platform-neutral text."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from core.limits.spec import BY_NAME
 from core.limits.timefmt import day_start, stamp, week_start
 from core.store.base import AuditRecord, Store, UsageTotals, Workspace
 from core.text import duration
+from core.threadfiles.listing import OUTSIDE_THREAD_TEXT, files_text, reset_text
 from core.types import CommandRequest, CommandResult
 
 MAX_REPLY_CHARS = 1800  # under Discord's 2000 with room for the adapter's own framing
 AUDIT_PAGE = 10
-SUBCOMMANDS = ("help", "limits", "set", "usage", "reset", "audit")
+SUBCOMMANDS = ("help", "limits", "set", "usage", "reset", "files", "audit")
 
 Handler = Callable[[CommandRequest, tuple[str, ...]], Awaitable[CommandResult]]
 
@@ -27,7 +28,8 @@ USAGE_LINES = (
     "`set <limit> <value>` — change a limit (admins), e.g. `set timeout 30s`, `set channels #data`, "
     "`set memory default`",
     "`usage` — questions, runs, refusals, tokens and sandbox time, today and this week",
-    "`reset` — forget this thread's history (use it inside the thread)",
+    "`reset` — forget this thread's history, files and variables (use it inside the thread)",
+    "`files` — this thread's files and kept variables",
     "`audit [id]` — latest code runs, or one run's code (admins)",
 )
 
@@ -52,6 +54,7 @@ class Commands:
             "set": self._set,
             "usage": self._usage,
             "reset": self._reset,
+            "files": self._files,
             "audit": self._audit,
         }
 
@@ -69,15 +72,14 @@ class Commands:
         return req.author.is_admin or req.author.id in self._admin_ids
 
     async def _help(self, req: CommandRequest, args: tuple[str, ...]) -> CommandResult:
-        defaults = self._limits.defaults
         text = "\n".join(
             (
                 "*codebot* answers questions by writing Python, checking it and running it in a sandbox. "
                 "Mention me in a channel; replies in the thread continue the conversation.",
                 "*Commands* (`/codebot <command>`)",
                 *USAGE_LINES,
-                "*Limits*",
-                f"```\n{reference_table(defaults)}\n```",
+                "*Limits* (`limits` shows their values and ranges)",
+                f"```\n{reference_table()}\n```",
                 WINDOWS_TEXT,
             )
         )
@@ -148,12 +150,19 @@ class Commands:
                 "`reset` forgets one conversation: run it inside the thread you want me to forget.", ok=False
             )
         removed = await self._store.reset_conversation(req.thread)
-        if not removed:
+        cleared = reset_text(*await self._store.clear_workspace(req.thread))
+        if not removed and not cleared:
             return CommandResult("This thread has no history to forget; the next question starts fresh.")
         return CommandResult(
-            f"Forgot this thread's history ({removed} message{'s' if removed != 1 else ''}). "
+            f"Forgot this thread's history ({removed} message{'s' if removed != 1 else ''}).{cleared} "
             "The next question here starts fresh."
         )
+
+    async def _files(self, req: CommandRequest, args: tuple[str, ...]) -> CommandResult:
+        if req.thread is None:
+            return CommandResult(OUTSIDE_THREAD_TEXT, ok=False)
+        limits = await self._limits.effective(_workspace(req))
+        return CommandResult(await files_text(self._store, req.thread, limits))
 
     async def _audit(self, req: CommandRequest, args: tuple[str, ...]) -> CommandResult:
         if not self._is_admin(req):

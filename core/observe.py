@@ -25,7 +25,7 @@ from core.settings import Settings
 from core.sink import ReplySink
 from core.turn import TurnDeps, TurnRunner
 from core.types import AnswerReply, CodeReply, Incoming, NoticeReply, Progress, Reply, VerdictReply
-from sandbox.types import RunLimits, RunResult, SandboxUnavailable
+from sandbox.types import RunLimits, RunResult, RunWorkspace, SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +124,15 @@ class MeteredRunner:
         self.inner = runner
         self._m = metrics
         self.broken: str | None = None  # why the last run could not start, until one succeeds
+        # Runners standing in for the sandbox (benchmarks, test doubles) may take no workspace.
+        self._takes_workspace = "workspace" in inspect.signature(runner.run).parameters
 
-    async def run(self, code: str, limits: RunLimits | None = None) -> RunResult:
+    async def run(
+        self, code: str, limits: RunLimits | None = None, *, workspace: RunWorkspace | None = None
+    ) -> RunResult:
+        extra = {"workspace": workspace} if workspace is not None and self._takes_workspace else {}
         try:
-            result: RunResult = await self.inner.run(code, limits)
+            result: RunResult = await self.inner.run(code, limits, **extra)
         except SandboxUnavailable as exc:
             self.broken = str(exc) or "the sandbox is unavailable"
             self._m.sandbox_unavailable()

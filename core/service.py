@@ -73,7 +73,7 @@ class Codebot:
         if not fresh:
             log.info("duplicate event %s ignored", incoming.event_id)
             return Submitted(False, "duplicate")
-        rejection = self._reject(incoming.text)
+        rejection = self._reject(incoming.text, bool(incoming.files))
         if rejection is not None:
             reason, notice = rejection
             await sink.post(notice)
@@ -83,9 +83,9 @@ class Codebot:
         task.add_done_callback(self._finished)
         return Submitted(True)
 
-    def _reject(self, text: str) -> tuple[str, NoticeReply] | None:
+    def _reject(self, text: str, has_files: bool = False) -> tuple[str, NoticeReply] | None:
         stripped = text.strip()
-        if not stripped:
+        if not stripped and not has_files:  # a file on its own is a question: "what is in this?"
             return "empty", NoticeReply("info", EMPTY_TEXT)
         limit = self._settings.max_question_chars
         if len(stripped) > limit:

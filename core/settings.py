@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(30.0, alias="CODEBOT_SHUTDOWN_GRACE_S", ge=0)
     event_ttl_s: float = Field(86400.0, alias="CODEBOT_EVENT_TTL_S", gt=0)
     log_level: str = Field("INFO", alias="CODEBOT_LOG_LEVEL")
+    # a thread's workspace (files, kept variables) is deleted after this many days without a turn
+    workspace_retention_days: float = Field(30.0, alias="CODEBOT_WORKSPACE_RETENTION_DAYS", gt=0)
 
     # operations: health, readiness and metrics listener (no port = off), log line format
     http_host: str = Field("127.0.0.1", alias="CODEBOT_HTTP_HOST")

@@ -25,6 +25,10 @@ are available.
 - The code runs in an isolated sandbox: no network, no access to the host, a short time limit and little \
 memory. Files written to the current directory (for example a plot saved with plt.savefig('plot.png')) \
 are shown to the user.
+- A thread is a workspace, like a notebook: files attached to it and files earlier runs wrote are in the \
+current directory of every run, and top-level variables a run leaves behind (a DataFrame `df`, say) are \
+defined again in the next run. When the workspace holds anything it is described at the end of this \
+prompt: use its files and variables instead of asking the user to paste data or recomputing them.
 - Every program is reviewed for safety first. If one is refused, the reason is given; do not try to \
 work around the review.
 - If the code fails, read the error, fix the program and try again.
@@ -94,6 +98,14 @@ def format_run(result: RunResult, limit: int = MAX_TOOL_OUTPUT_CHARS) -> str:
         )
     if result.skipped_files:
         lines.append("files not shown (over a limit): " + ", ".join(result.skipped_files))
+    if result.unplaced:
+        lines.append(
+            "workspace files not in this run: " + "; ".join(f"{n}: {why}" for n, why in result.unplaced[:20])
+        )
+    if result.kept:
+        lines.append("kept for the next run: " + ", ".join(f"{k.name} ({k.type})" for k in result.kept[:40]))
+    if result.dropped:
+        lines.append("not kept: " + "; ".join(f"{name}: {why}" for name, why in result.dropped[:40]))
     if len(lines) == 1:
         lines.append("(no output; set `result` or print the answer)")
     return frame_untrusted(_clip("\n".join(lines), limit))

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from mirascope import llm
 
@@ -20,6 +21,8 @@ from core.locks import KeyedLocks
 from core.settings import Settings
 from core.sink import ReplySink
 from core.store.base import AuditRecord, Store, StoreError, Turn, UsageRecord, Workspace
+from core.threadfiles.runner import WorkspaceRunner
+from core.threadfiles.service import ThreadWorkspaces
 from core.types import Incoming, NoticeReply, Progress
 from sandbox.types import RunLimits
 
@@ -48,6 +51,9 @@ class TurnRunner:
         self._d = deps
         self._threads = KeyedLocks()
         self._global = asyncio.Semaphore(deps.settings.max_concurrent_turns)
+        # The agent's sandbox takes a thread's workspace (MeteredRunner passes it on to the Sandbox).
+        sandbox = cast(WorkspaceRunner, deps.agent.runner)
+        self._workspaces = ThreadWorkspaces(deps.store, sandbox, deps.clock)
 
     async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
         """Run one turn to the end; every failure becomes a notice in the thread."""
@@ -62,7 +68,7 @@ class TurnRunner:
                 incoming.key, incoming.event_id, incoming.author.id, incoming.text, self._d.clock()
             )
             started = True
-            await self._queued(incoming, sink, limits)
+            await self._queued(incoming, sink, limits, fetcher)
         except asyncio.CancelledError:
             if started:
                 await self._abandon(incoming, sink, "shutdown")
@@ -78,7 +84,9 @@ class TurnRunner:
                 await self._abandon(incoming, sink, "internal error", notify=False)
             await _safe_post(sink, NoticeReply("error", INTERNAL_ERROR_TEXT))
 
-    async def _queued(self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits) -> None:
+    async def _queued(
+        self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits, fetcher: FileFetcher | None
+    ) -> None:
         async def on_queued(position: int) -> None:
             await sink.progress(Progress.QUEUED, f"position {position}")
             await sink.post(
@@ -99,10 +107,13 @@ class TurnRunner:
             if self._global.locked():  # every slot of the whole bot is busy: say so, never stay silent
                 await sink.progress(Progress.QUEUED, "the bot is busy; waiting for a free slot")
             async with self._global:
-                await self._answer(incoming, sink, limits)
+                await self._answer(incoming, sink, limits, fetcher)
 
-    async def _answer(self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits) -> None:
+    async def _answer(
+        self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits, fetcher: FileFetcher | None
+    ) -> None:
         s = self._d.settings
+        workspace = await self._workspaces.prepare(incoming, sink, fetcher, limits)
         raw = await self._d.store.load_messages(incoming.key, s.history_max_messages)
         history = trim_history(_decode_all(incoming, raw), s.history_max_messages, s.history_max_tokens)
         turn_limits = TurnLimits(
@@ -114,7 +125,14 @@ class TurnRunner:
         ledger = TurnLedger()
         try:
             outcome = await self._d.agent.run_turn(
-                history, _question(incoming), sink, turn_limits, deadline=deadline, ledger=ledger
+                history,
+                workspace.question(_question(incoming)),
+                sink,
+                turn_limits,
+                deadline=deadline,
+                ledger=ledger,
+                runner=workspace.runner,
+                context=workspace.summary,
             )
         except BaseException:  # cancelled mid-turn: the runs that happened are still recorded
             await asyncio.shield(self._record_partial(incoming, ledger))

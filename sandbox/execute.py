@@ -13,31 +13,41 @@ import signal
 import time
 from typing import Any
 
-from sandbox import cpuwatch, report, runner
+from sandbox import cpuwatch, report, runner, workspace
 from sandbox.capture import Capture
 from sandbox.types import KilledReason, RunLimits, RunResult
 
 DRAIN_S = 5.0  # after a kill (or an end without a report), how long the sandbox may take to exit
+SEND_SLICE = 1 << 20  # the child widens its stdin pipe to this for a large workspace
 MALFORMED = "the sandbox's report was malformed and was ignored (result, error and files are missing)\n"
 
 
-async def execute(env: runner.Env, slot: runner.Slot, code: str, limits: RunLimits) -> RunResult:
+async def execute(
+    env: runner.Env,
+    slot: runner.Slot,
+    code: str,
+    limits: RunLimits,
+    prep: workspace.Prepared | None = None,
+) -> RunResult:
     """Run code once in slot (which is always destroyed afterwards) and return the outcome."""
     cap = slot.output.cap
     cap.reset(limits.max_output_bytes)
-    payload = runner.header(env, limits) + code.encode("utf-8", "surrogatepass")
+    head = runner.header(env, limits, prep.fields if prep is not None else ())
+    payload = (head, *(prep.pieces if prep is not None else ()), code.encode("utf-8", "surrogatepass"))
+    max_state = prep.max_state_bytes if prep is not None and prep.keep_state else 0
     if slot.cgroup is not None and slot.cgroup_caps != runner.cgroup_caps(limits):
         await asyncio.to_thread(slot.cgroup.set_limits, *runner.cgroup_caps(limits), env.cpu_quota)
     started = time.monotonic()
     # all of the run's processes together, polled by the host
     cpu: asyncio.Future[Any] = asyncio.ensure_future(cpuwatch.watch(_meter(slot), limits.cpu_s))
     try:
-        stop, parsed = await _supervise(slot, payload, limits, cpu)
+        stop, parsed = await _supervise(slot, payload, limits, cpu, max_state)
     finally:
         cpu.cancel()
     duration_ms = (time.monotonic() - started) * 1000
     oom = await asyncio.to_thread(slot.cgroup.oom_killed) if slot.cgroup is not None else False
-    return _result(env, slot.proc.returncode, cap, stop, oom, duration_ms, parsed)
+    result = _result(env, slot.proc.returncode, cap, stop, oom, duration_ms, parsed)
+    return result if prep is None else workspace.finish(result, parsed, prep)
 
 
 def _meter(slot: runner.Slot) -> cpuwatch.Meter:
@@ -47,11 +57,15 @@ def _meter(slot: runner.Slot) -> cpuwatch.Meter:
 
 
 async def _supervise(
-    slot: runner.Slot, payload: bytes, limits: RunLimits, cpu: asyncio.Future[Any]
+    slot: runner.Slot,
+    payload: tuple[bytes, ...],
+    limits: RunLimits,
+    cpu: asyncio.Future[Any],
+    max_state: int = 0,
 ) -> tuple[KilledReason | None, report.Report]:
     """Feed the code, wait for the supervisor's report (or the sandbox's end); say why the host stopped it."""
     proc, cap = slot.proc, slot.output.cap
-    reading = asyncio.ensure_future(report.read(slot.report.reader, limits))
+    reading = asyncio.ensure_future(report.read(slot.report.reader, limits, max_state))
     overflow = asyncio.ensure_future(cap.overflow.wait())
     exited = asyncio.ensure_future(proc.wait())
     stop: KilledReason | None = None
@@ -83,11 +97,14 @@ async def _supervise(
     return stop, parsed or report.Report()
 
 
-async def _send(proc: asyncio.subprocess.Process, payload: bytes) -> None:
+async def _send(proc: asyncio.subprocess.Process, payload: tuple[bytes, ...]) -> None:
     assert proc.stdin is not None
     try:
-        proc.stdin.write(payload)
-        await proc.stdin.drain()
+        for piece in payload:  # in slices: a large workspace is never copied whole on the event loop
+            view = memoryview(piece)
+            for start in range(0, len(view), SEND_SLICE):
+                proc.stdin.write(view[start : start + SEND_SLICE])
+                await proc.stdin.drain()
         proc.stdin.close()
     except (BrokenPipeError, ConnectionResetError):
         pass  # the sandbox died; its exit status tells the rest

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sandbox.hostfs import sanitise
-from sandbox.types import OutputFile, RunLimits
+from sandbox.types import KeptName, OutputFile, RunLimits
+from sandbox.workspace_names import parse_dropped, parse_kept
 
 LINE_MAX = 512 * 1024  # a report line: three base64 fields of at most ~40 KB of UTF-8 each
 FIELD_CHARS = 20_000  # the supervisor caps result and error at 10,000 characters (plus a marker)
 NAME_MAX = 4096
 _STATES = {b"R": "ok", b"N": "missing", b"X": "malformed"}
+STATE_SLACK = 512 * 1024  # a forged state length may reach past the cap by the supervisor's tail slack
 
 
 @dataclass(frozen=True)
@@ -34,17 +36,32 @@ class Report:
     error: str | None = None
     files: tuple[OutputFile, ...] = ()
     skipped: tuple[str, ...] = ()
+    # workspace runs only: the saved state (None: none was saved), and what the child said about names
+    saved_state: bytes | None = None
+    state_note: str | None = None  # why a state that was saved did not arrive
+    kept: tuple[KeptName, ...] = ()
+    dropped: tuple[tuple[str, str], ...] = ()
+    deleted: tuple[str, ...] = ()  # placed files the run removed
 
 
-async def read(reader: asyncio.StreamReader, limits: RunLimits) -> Report:
+@dataclass
+class _Workspace:
+    saved_state: bytes | None = None
+    state_note: str | None = None
+    kept: tuple[KeptName, ...] = ()
+    dropped: tuple[tuple[str, str], ...] = ()
+    deleted: list[str] = field(default_factory=list)
+
+
+async def read(reader: asyncio.StreamReader, limits: RunLimits, max_state_bytes: int = 0) -> Report:
     """Read one report up to its `E` line; anything malformed or over a cap yields state "malformed"."""
     try:
-        return await _read(reader, limits)
+        return await _read(reader, limits, max_state_bytes)
     except (ValueError, binascii.Error, UnicodeError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         return Report(state="malformed")
 
 
-async def _read(reader: asyncio.StreamReader, limits: RunLimits) -> Report:
+async def _read(reader: asyncio.StreamReader, limits: RunLimits, max_state: int) -> Report:
     first = await _line(reader)
     if first is None:
         return Report()  # EOF before anything: the sandbox died
@@ -55,14 +72,21 @@ async def _read(reader: asyncio.StreamReader, limits: RunLimits) -> Report:
     exc_type, result, error = _fields(rest) if kind == b"R" else (None, None, None)
     files: list[OutputFile] = []
     skipped: list[str] = []
+    ws = _Workspace()
     total = 0
     while (line := await _line(reader)) is not None:
         kind, _, rest = line.partition(b" ")
         if kind == b"E":
             status = _number(rest, 255)
-            return Report(state, status, exc_type, result, error, tuple(files), tuple(skipped))
+            return Report(
+                state, status, exc_type, result, error, tuple(files), tuple(skipped), ws.saved_state,
+                ws.state_note, ws.kept, ws.dropped, tuple(ws.deleted),
+            )  # fmt: skip
         if len(files) + len(skipped) >= limits.max_files + 10_000:
             raise ValueError("too many entries")
+        if kind in (b"K", b"T", b"D"):
+            await _workspace_line(reader, kind, rest, ws, max_state)
+            continue
         if kind == b"S":
             skipped.append(_name(rest))
             continue
@@ -78,6 +102,32 @@ async def _read(reader: asyncio.StreamReader, limits: RunLimits) -> Report:
         else:
             skipped.append(name)
     raise ValueError("the report did not end")
+
+
+async def _workspace_line(
+    reader: asyncio.StreamReader, kind: bytes, rest: bytes, ws: _Workspace, max_state: int
+) -> None:
+    """K kept dropped: the names; T size + bytes (or T -): the state; D name: a placed file removed."""
+    if kind == b"K":
+        kept, dropped = rest.split(b" ")
+        ws.kept, ws.dropped = parse_kept(_token(kept)), parse_dropped(_token(dropped))
+    elif kind == b"D":
+        if len(ws.deleted) >= 10_000:
+            raise ValueError("too many entries")
+        ws.deleted.append(_name(rest))
+    elif rest == b"-":
+        ws.state_note = "the state was too large for the sandbox's channel and was not kept"
+    else:
+        size = _number(rest, max_state + STATE_SLACK)
+        body = await reader.readexactly(size)
+        if size > max_state:  # only a forged report claims that much: the real child caps it
+            ws.state_note = f"the state ({size} bytes) is over the cap of {max_state} bytes and was not kept"
+        else:
+            ws.saved_state = body
+
+
+def _token(part: bytes) -> str:
+    return "" if part == b"-" else _text(part)
 
 
 async def _line(reader: asyncio.StreamReader) -> bytes | None:

@@ -317,8 +317,12 @@ async def destroy(slot: Slot) -> None:
         await asyncio.to_thread(_teardown, slot.run_dir, slot.cgroup)
 
 
-def header(env: Env, limits: RunLimits) -> bytes:
-    """Return the line the supervisor reads before the code: the child's rlimits and the file caps."""
+def header(env: Env, limits: RunLimits, workspace: tuple[int, ...] = ()) -> bytes:
+    """Return the line the supervisor reads before the code: the child's rlimits and the file caps.
+
+    A run with a workspace appends its fields (sandbox/workspace.py): the child then reads the files and
+    the state from stdin before the code.
+    """
     fields = (
         round(limits.cpu_s * 1000),
         limits.max_open_files,
@@ -328,5 +332,6 @@ def header(env: Env, limits: RunLimits) -> bytes:
         limits.max_files,
         limits.max_file_bytes,
         limits.max_files_total_bytes,
+        *workspace,
     )
     return " ".join(map(str, fields)).encode() + b"\n"

@@ -5,7 +5,8 @@ non-dumpable, so /proc/1/mem, /proc/1/fd and /proc/1/environ give the code nothi
 of the report fd inside the sandbox; no secret or nonce is involved at all.
 
 Protocol:
-1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD.
+1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD WORKSPACE_SOURCE (the
+   source of sandbox/workspace_box.py, compiled on first use; warm slots compile it before READY).
 2. It imports PREIMPORT (failures ignored) and forks the child that will run the code, then writes
    b"READY\\n" on REPORT_FD. The child closes the report fd (and the supervisor's other fds) at once.
 3. The child reads one header line (space-separated integers: its rlimits and the file caps) from stdin,
@@ -17,6 +18,14 @@ Protocol:
    child sent nothing, `X` if its pipe held no well-formed line), one `F name size` line plus the bytes per
    collected file, `S name` per skipped file, and `E status`: the child's status from the supervisor's own
    waitpid (code, or 128+signal), which is also the supervisor's exit status.
+5. A workspace run (issue 14; sandbox/workspace_box.py, sandbox/workspace.py) has four more header fields
+   (manifest bytes, state bytes, keep_state, max_state_bytes); the manifest, the files and the state follow
+   the header on stdin. The child places the files before the code and sends their baseline (name, size,
+   hash) after the C line; it restores the state after lowering its limits and, after the code, writes the
+   saved state just before its report line, which then has three more fields (state length or "-", kept
+   names, dropped names). The supervisor reports them as `K kept dropped`, `T size` + bytes (`T -`: the
+   state did not fit its tail), and `D name` per placed file that is gone; files still as placed are not
+   collected.
 The child is forked from the pre-imported supervisor before the code arrives, so the page-table copy is
 off the run's path and the child's exit only drops shared pages (~1 ms, where an interpreter that imported
 numpy and matplotlib itself takes 3-10 ms to free them). The host ends the run at `E`: waiting for the
@@ -38,6 +47,7 @@ MAX_REPR = 10_000
 MAX_ERROR = 10_000
 LIST_EXTRA = 5000  # names reported as skipped beyond max_files (the host accepts max_files + 10,000)
 CHILD_REPORT_MAX = 256 * 1024  # keep the tail: code may write junk into its private pipe first
+BASELINE_MAX = 1 << 20  # the baseline of at most 1000 placed files
 USER_FILENAME = "<code>"
 _PR_SET_DUMPABLE = 4
 
@@ -111,13 +121,18 @@ def _exit_status(exc):
     return 1
 
 
-def _run(code):
+def _run(code, box=None):
     # A real module registered as __main__, so pickle (multiprocessing) finds the code's functions.
     main_module = type(sys)("__main__")
     sys.modules["__main__"] = main_module
     ns = main_module.__dict__
     ns["__builtins__"] = __builtins__
     out: dict = {"result": None, "error": None, "exc_type": None, "exit": 0}
+    if box is not None and box.fatal:  # the workspace's files did not fit: the code would miss them
+        out.update(error=box.fatal + "\n", exc_type="WorkspaceError", exit=1, ws=_save_state(box, None))
+        return out
+    if box is not None:
+        _workspace().restore(box, ns)
     try:
         exec(compile(code, USER_FILENAME, "exec"), ns)
     except SystemExit as exc:
@@ -130,7 +145,39 @@ def _run(code):
             out["result"] = text if len(text) <= MAX_REPR else text[:MAX_REPR] + "...[truncated]"
         except BaseException as exc:
             out["result"] = "<repr failed: " + type(exc).__name__ + ">"
+    if box is not None:
+        out["ws"] = _save_state(box, ns)
     return out
+
+
+def _workspace():
+    """The workspace helpers (sandbox/workspace_box.py, passed as argv[4]), compiled on first use only."""
+    if _WS:
+        return _WS[0]
+    if __name__ != "__main__":  # imported as a module (tests, tools)
+        from sandbox import workspace_box as mod
+    else:
+        mod = type(sys)("workspace_box")
+        exec(compile(sys.argv[4], "<workspace>", "exec"), mod.__dict__)
+    _WS.append(mod)
+    return mod
+
+
+_WS: list = []
+
+
+def _save_state(box, ns):
+    """Return the report line's workspace fields: state length (or -), kept names, dropped names."""
+    ws = _workspace()
+    size, kept, dropped = b"-", [], box.dropped
+    if box.keep_state and ns is not None:  # None: the code did not run, the previous state stands
+        try:
+            parts, kept, dropped = ws.save(box, ns)
+            box.saved, size = parts, b"%d" % sum(map(len, parts))
+        except BaseException as exc:  # MemoryError, or a value whose pickling ran away
+            box.saved = []
+            dropped = [*box.dropped, ("(state)", "could not be saved: " + type(exc).__name__)]
+    return b" ".join((size, ws.encode_names(kept), ws.encode_names(dropped)))
 
 
 def _encode(value):
@@ -156,9 +203,14 @@ def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
             os.close(fd)
         prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # the code's own process is an ordinary one
         header = [int(v) for v in sys.stdin.buffer.readline().split()]
+        box = _workspace().receive(sys.stdin.buffer, header[8:]) if len(header) > 8 else None
         code = sys.stdin.buffer.read().decode("utf-8", "replace")
         # the file caps go to the supervisor before any user code runs, so the code cannot change them
-        _write_all(pipe_w, b"C " + b" ".join(b"%d" % v for v in header[5:8]) + b"\n")
+        caps = b"C " + b" ".join(b"%d" % v for v in header[5:8])
+        if box is not None:  # and the workspace's baseline: what the code found, to compare at the end
+            base = box.baseline_bytes()
+            caps += b" %d %d\n" % (box.max_state if box.keep_state else 0, len(base)) + base
+        _write_all(pipe_w, caps if box is not None else caps + b"\n")
         null = os.open("/dev/null", os.O_RDWR)
         os.dup2(null, 0)
         os.closerange(3, pipe_w)  # anything else inherited
@@ -166,7 +218,7 @@ def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)
         _set_limits(*header[:5])
         del header
-        out = _run(code)
+        out = _run(code, box)
         for stream in (sys.__stdout__, sys.__stderr__):
             try:  # noqa: SIM105
                 stream.flush()  # type: ignore[union-attr]
@@ -174,7 +226,14 @@ def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
                 pass
         if os.getpid() == me:  # a child forked by the code exits quietly, as a script's would
             fields = (out["exc_type"], out["result"], out["error"])
-            _write_all(pipe_w, b"\nR " + b" ".join(map(_encode, fields)) + b"\n")
+            line = b"\nR " + b" ".join(map(_encode, fields))
+            if box is not None:  # the state goes just before the line that gives its length
+                if sum(map(len, box.saved)) > CHILD_REPORT_MAX:
+                    _workspace().widen(pipe_w)
+                for part in (b"\n", *box.saved):
+                    _write_all(pipe_w, part)
+                line += b" " + out["ws"]
+            _write_all(pipe_w, line + b"\n")
         os._exit(out["exit"])
     except BaseException:
         os._exit(70)
@@ -191,7 +250,7 @@ def _read_line(fd, limit=128):
     return line
 
 
-def _wait_child(pid, pipe_r, wake_r):
+def _wait_child(pid, pipe_r, wake_r, cap=CHILD_REPORT_MAX):
     """Read the child's pipe until the child exits (reaping orphans as they die); return (status, tail)."""
     poller = select.poll()
     poller.register(pipe_r, select.POLLIN)
@@ -201,16 +260,16 @@ def _wait_child(pid, pipe_r, wake_r):
         for fd, _ in poller.poll():
             if fd == wake_r:
                 os.read(wake_r, 4096)
-            elif not _read_into(pipe_r, tail):
+            elif not _read_into(pipe_r, tail, cap):
                 poller.unregister(pipe_r)
         status = _reap(pid)
     return status, tail
 
 
-def _read_into(fd, tail):
-    chunk = os.read(fd, 65536)
+def _read_into(fd, tail, cap=CHILD_REPORT_MAX):
+    chunk = os.read(fd, 65536 if cap <= CHILD_REPORT_MAX else 1 << 20)  # a workspace's state: large reads
     tail += chunk
-    del tail[:-CHILD_REPORT_MAX]
+    del tail[:-cap]
     return bool(chunk)
 
 
@@ -253,9 +312,11 @@ def _child_report(tail):
     if not line:
         return b"N\n"
     parts = line.split(b" ")
-    if len(parts) != 4 or parts[0] != b"R":
+    if len(parts) not in (4, 7) or parts[0] != b"R":
         return b"X\n"
-    for part in parts[1:]:
+    if len(parts) == 7 and not (parts[4] == b"-" or parts[4].isdigit()):
+        return b"X\n"
+    for part in parts[1:4] + parts[5:]:
         if part != b"-":
             try:
                 binascii.a2b_base64(part, strict_mode=True)
@@ -264,14 +325,21 @@ def _child_report(tail):
     return line + b"\n"
 
 
-def _collect(out, max_files, max_file_bytes, max_total):
-    """Add the regular files left in the working directory (never following links) within the caps."""
+def _collect(out, max_files, max_file_bytes, max_total, baseline=None):
+    """Add the regular files left in the working directory (never following links) within the caps.
+
+    With a workspace, files still as they were placed (size and content hash) are left out, and each
+    placed file that is gone is reported as `D name`.
+    """
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
     try:
         dir_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         names = _names(dir_fd, max_files + LIST_EXTRA)
     except OSError:
         return
+    placed = _workspace().parse_baseline(baseline) if baseline else {}  # b"": no files went in
+    if placed:
+        names = _changed_files(out, dir_fd, names, placed, max_files + LIST_EXTRA)
     sent, total = 0, 0
     for name in names:
         raw = binascii.b2a_base64(os.fsencode(name), newline=False)
@@ -284,6 +352,52 @@ def _collect(out, max_files, max_file_bytes, max_total):
         out += [b"F " + raw + b" " + str(len(data)).encode() + b"\n", data]
         sent, total = sent + 1, total + len(data)
     os.close(dir_fd)
+
+
+def _read_baseline(fd, caps):
+    """Read the baseline of placed files that follows a workspace run's C line (None: no workspace)."""
+    if len(caps) != 6 or not (caps[4].isdigit() and caps[5].isdigit()) or int(caps[5]) > BASELINE_MAX:
+        return None
+    want, data = int(caps[5]), b""
+    while len(data) < want and (chunk := os.read(fd, want - len(data))):
+        data += chunk
+    return data
+
+
+def _changed_files(out, dir_fd, names, placed, most):
+    """Drop the names still as placed; report placed files that are gone (when the listing is whole)."""
+    ws = _workspace()
+    if len(names) < most:
+        for name in sorted(set(placed) - set(names)):
+            out.append(b"D " + binascii.b2a_base64(os.fsencode(name), newline=False) + b"\n")
+    return [n for n in names if n not in placed or not ws.unchanged(dir_fd, n, *placed[n])]
+
+
+def _workspace_report(tail, line):
+    """Split a workspace run's report line: R (as without one), K kept/dropped, T state (or T - if lost)."""
+    parts = line.rstrip(b"\n").split(b" ")
+    if len(parts) != 7:  # N or X: the child never reported, so it saved no state either
+        return [line]
+    out = [b" ".join(parts[:4]) + b"\n", b"K " + parts[5] + b" " + parts[6] + b"\n"]
+    if parts[4] != b"-":
+        state = _split_state(tail, int(parts[4]))
+        out += [b"T -\n"] if state is None else [b"T %d\n" % len(state), state]
+    return out
+
+
+def _split_state(tail, size):
+    """Return the `size` state bytes the child wrote just before its report line, None if they were cut off.
+
+    The child writes b"\\n" + state + b"\\nR ...\\n" last; the tail is bounded, so a state larger than
+    what the supervisor kept is lost rather than mistaken for something else.
+    """
+    end = len(tail)
+    while end and tail[end - 1] == 10:
+        end -= 1
+    nl = tail.rfind(b"\n", 0, end)
+    if nl - size < 1 or tail[nl - size - 1] != 10:
+        return None
+    return memoryview(tail)[nl - size : nl]
 
 
 def _names(dir_fd, most):
@@ -328,6 +442,8 @@ def main():
     report_fd = int(sys.argv[3])
     sys.path.append(sys.argv[1])
     _preimport(sys.argv[2])
+    if sys.argv[2]:  # a warm slot: a workspace run must not compile its helpers after the code arrives
+        _workspace().warm()
     # The first compile() in a process sets the compiler up (~0.6 ms, twice that in a fresh fork with its
     # copy-on-write faults): pay it here, before READY, not in the child after the code has arrived.
     compile("result = None", USER_FILENAME, "exec")
@@ -343,21 +459,32 @@ def main():
     os.close(0)  # stdin (the header and the code) is the child's alone
     _write_all(report_fd, b"READY\n")
     caps = _read_line(pipe_r).split()  # written before any user code runs
-    status, tail = _wait_child(pid, pipe_r, wake_r)
+    baseline = _read_baseline(pipe_r, caps)
+    # a workspace run's tail also holds its state, and two base64 lists of names
+    tail_cap = CHILD_REPORT_MAX + (0 if baseline is None else int(caps[4]) + CHILD_REPORT_MAX)
+    status, tail = _wait_child(pid, pipe_r, wake_r, tail_cap)
     _kill_rest(pid)
     os.set_blocking(pipe_r, False)
     for _ in range(64):  # bounded: in weak mode an escaped process may still write
         try:
-            if not _read_into(pipe_r, tail):
+            if not _read_into(pipe_r, tail, tail_cap):
                 break
         except BlockingIOError:
             break
     out = [_child_report(tail)]
-    if len(caps) == 4 and caps[0] == b"C":
-        _collect(out, *map(int, caps[1:]))
+    if baseline is not None:
+        out = _workspace_report(tail, out[0])
+    if len(caps) in (4, 6) and caps[0] == b"C":
+        most, per_file, total = map(int, caps[1:4])
+        _collect(out, most, per_file, total, baseline)
     code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     out.append(b"E %d\n" % code)
-    _write_all(report_fd, b"".join(out))  # one write: the host parses it in one wake-up
+    if baseline is not None and sum(map(len, out)) > CHILD_REPORT_MAX:
+        _workspace().widen(report_fd)  # a large state or files: piece by piece, not copied once more
+        for piece in out:
+            _write_all(report_fd, piece)
+    else:
+        _write_all(report_fd, b"".join(out))  # one write: the host parses it in one wake-up
     os._exit(code)
 
 

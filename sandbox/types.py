@@ -92,6 +92,11 @@ class RunResult:
     state: bytes = b""  # opaque; store it and hand it back in the next RunWorkspace
     kept: tuple[KeptName, ...] = field(default_factory=tuple)
     dropped: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (name, why it was not kept)
+    # True: `state` is the namespace this run left (store it, replacing the previous one). False: no new
+    # state (no workspace, keep_state off, or the run was killed or died first): keep the previous one.
+    state_saved: bool = False
+    deleted_files: tuple[str, ...] = field(default_factory=tuple)  # workspace files the run removed
+    unplaced: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (file, why it was not put in)
 
     @property
     def ok(self) -> bool:

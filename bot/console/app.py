@@ -8,18 +8,32 @@ import re
 import sys
 import threading
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from bot.console.files import ConsoleFetcher, local_file
 from bot.console.render import render
 from core.service import Codebot
 from core.text import escape_controls
-from core.types import Author, CommandRequest, Incoming, Progress, Reply, ResultReply, ThreadKey
+from core.types import (
+    Author,
+    CommandRequest,
+    Incoming,
+    IncomingFile,
+    Progress,
+    Reply,
+    ResultReply,
+    ThreadKey,
+)
 
-BANNER = "codebot console: ask a question; `/codebot help` lists commands; Ctrl-D or Ctrl-C quits."
+BANNER = (
+    "codebot console: ask a question; `/attach PATH` adds a file to the next one; `/codebot help` lists "
+    "commands; Ctrl-D or Ctrl-C quits."
+)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _COMMANDISH = re.compile(r"/[A-Za-z][\w-]{0,39}")  # "/help": meant as a command, not a question
-CONSOLE_COMMANDS = ("help", "limits", "set", "usage", "reset", "audit")
+CONSOLE_COMMANDS = ("help", "limits", "set", "usage", "reset", "files", "audit")
 
 
 def unknown_command_text(word: str) -> str:
@@ -89,8 +103,13 @@ async def run_console(
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
     files_dir: Path = Path("codebot-output"),
+    attach: Sequence[str | Path] = (),
 ) -> int:
-    """Read questions until EOF; one conversation per session (or the named thread, resumed)."""
+    """Read questions until EOF; one conversation per session (or the named thread, resumed).
+
+    Files named in `attach` or on an `/attach PATH` line go with the next question into the thread's
+    workspace.
+    """
     interactive = stdin.isatty()
     key = ThreadKey("console", "local", "console", thread or uuid.uuid4().hex[:12])
     me = Author("console", "you", is_admin=True)  # whoever holds the terminal is the operator
@@ -98,6 +117,8 @@ async def run_console(
     if interactive:
         print(BANNER, f"(conversation `{key.thread}`)", file=stdout, flush=True)
     await core.recover(lambda _key: sink)
+    pending: list[IncomingFile] = [local_file(p) for p in attach]
+    fetcher = ConsoleFetcher()
     lines = LineReader(stdin)
     while True:
         if interactive:
@@ -112,13 +133,27 @@ async def run_console(
         if first == "/codebot":
             await _command(core, key, me, text, stdout)
             continue
+        if first == "/attach":
+            _attach(text, pending, stdout)
+            continue
         if _COMMANDISH.fullmatch(first):
             print(escape_controls(unknown_command_text(first)), file=stdout, flush=True)
             continue
-        incoming = Incoming(key, me, text, event_id=f"{key.thread}-{uuid.uuid4().hex}")
-        await core.submit(incoming, sink)
+        incoming = Incoming(key, me, text, f"{key.thread}-{uuid.uuid4().hex}", tuple(pending))
+        pending.clear()
+        await core.submit(incoming, sink, fetcher)
         await core.wait_idle()
     return 0
+
+
+def _attach(text: str, pending: list[IncomingFile], stdout: TextIO) -> None:
+    path = text[len("/attach") :].strip().strip("'\"")
+    if not path:
+        line = "`/attach PATH` adds a local file to your next question."
+    else:
+        pending.append(local_file(path))
+        line = f"{pending[-1].name} goes with your next question."
+    print(escape_controls(line), file=stdout, flush=True)
 
 
 async def _command(core: Codebot, key: ThreadKey, me: Author, text: str, stdout: TextIO) -> None:

@@ -24,6 +24,9 @@ class EffectiveLimits:
     memory_mb: int = 256
     output_kb: int = 64
     files: int = 10
+    file_size_mb: int = 20
+    thread_files_mb: int = 100
+    thread_state_mb: int = 50
     steps: int = 3
     user_runs_per_hour: int = 30
     workspace_runs_per_day: int = 500

@@ -36,11 +36,7 @@ def limits_table(limits: EffectiveLimits, defaults: LimitDefaults) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def reference_table(defaults: LimitDefaults) -> str:
-    """Return one line per limit: name, allowed range and what it bounds."""
-    ranges = [range_text(s, defaults.ceiling(s.name), defaults.safety_floor) for s in SPECS]
-    name_w, range_w = max(len(s.name) for s in SPECS), max(len(r) for r in ranges)
-    return "\n".join(
-        f"{s.name.ljust(name_w)}  {r.ljust(range_w)}  {s.description}"
-        for s, r in zip(SPECS, ranges, strict=True)
-    )
+def reference_table() -> str:
+    """Return one line per limit: its name and what it bounds (`limits` shows values and ranges)."""
+    name_w = max(len(s.name) for s in SPECS)
+    return "\n".join(f"{s.name.ljust(name_w)}  {s.description}" for s in SPECS)

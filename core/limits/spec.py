@@ -64,6 +64,12 @@ SPECS: tuple[LimitSpec, ...] = (
               "channels the bot answers in: all, or a list", "#general #data"),
     LimitSpec("safety", "safety", "safety", "", "", "standard", None, None,
               "code review: strict, standard or off", "strict"),
+    LimitSpec("file_size", "file_size_mb", "memory", "MB", "MB", 20, 1, 100,
+              "one attached file", "50MB"),
+    LimitSpec("thread_files", "thread_files_mb", "memory", "MB", "MB", 100, 1, 1024,
+              "a thread's files together", "200MB"),
+    LimitSpec("thread_state", "thread_state_mb", "memory", "MB", "MB", 50, 1, 500,
+              "a thread's kept variables", "100MB"),
 )
 # fmt: on
 
@@ -80,6 +86,12 @@ ALIASES = {
     "max_output": "output",
     "max_files": "files",
     "max_steps": "steps",
+    "file_mb": "file_size",
+    "max_file_size": "file_size",
+    "workspace_size": "thread_files",
+    "thread_workspace": "thread_files",
+    "state": "thread_state",
+    "state_size": "thread_state",
     "runs_per_hour": "user_runs_per_hour",
     "runs_per_day": "workspace_runs_per_day",
     "tokens": "tokens_per_day",

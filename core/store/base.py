@@ -9,11 +9,13 @@ All timestamps are UNIX seconds (float) passed in by the caller, so tests contro
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from core.types import ThreadKey
+from sandbox.types import KeptName
 
 
 class StoreError(RuntimeError):
@@ -103,6 +105,87 @@ class Turn:
     messages: Sequence[str]  # new history entries (codec JSON), appended in order
     audits: Sequence[AuditRecord]
     usage: UsageRecord
+
+
+FileOrigin = Literal["attached", "run"]
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One file of a thread's workspace, described without its bytes (listing never loads them)."""
+
+    name: str  # already sanitised by the core: a plain base name
+    size: int
+    sha256: str
+    origin: FileOrigin  # attached to a message, or written by a run
+    created_at: float
+    updated_at: float
+    preview: str = ""  # the first lines of a text file (bounded by the core), "" for binary files
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A file to store in a thread's workspace (replacing one of the same name)."""
+
+    name: str
+    data: bytes
+    origin: FileOrigin
+    preview: str = ""
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ThreadState:
+    """A thread's kept Python state: an opaque blob only the sandbox unpickles, and what it holds."""
+
+    blob: bytes  # b"" when loaded without the blob
+    size: int  # of the blob, also when it was not loaded
+    kept: tuple[KeptName, ...] = ()
+    dropped: tuple[tuple[str, str], ...] = ()  # (name, why it was not kept)
+    updated_at: float = 0.0
+
+
+class ThreadFiles(Protocol):
+    """A thread's workspace: its files and kept state, isolated by the full ThreadKey."""
+
+    async def list_files(self, key: ThreadKey) -> list[StoredFile]:
+        """Return the thread's files by name, without their bytes."""
+        ...
+
+    async def read_files(self, key: ThreadKey) -> list[tuple[StoredFile, bytes]]:
+        """Return the thread's files with their bytes, by name."""
+        ...
+
+    async def put_files(self, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
+        """Store files (a name already present is replaced) and mark the workspace used, atomically."""
+        ...
+
+    async def delete_files(self, key: ThreadKey, names: Sequence[str]) -> int:
+        """Delete the named files of the thread (a run removed them); return how many were there."""
+        ...
+
+    async def load_state(self, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
+        """Return the thread's kept state, or None when it has none."""
+        ...
+
+    async def save_state(self, key: ThreadKey, state: ThreadState, now: float) -> None:
+        """Replace the thread's kept state and mark the workspace used."""
+        ...
+
+    async def touch_workspace(self, key: ThreadKey, now: float) -> None:
+        """Mark the thread's workspace used now, so the retention sweep leaves it alone."""
+        ...
+
+    async def clear_workspace(self, key: ThreadKey) -> tuple[int, bool]:
+        """Delete the thread's files and state; return (files removed, whether state was removed)."""
+        ...
+
+    async def sweep_workspaces(self, idle_before: float) -> int:
+        """Delete every workspace last used before `idle_before`; return how many were deleted."""
+        ...
 
 
 class Conversations(Protocol):
@@ -223,7 +306,7 @@ class Leases(Protocol):
     async def unlock_thread(self, key: ThreadKey, owner: str) -> None: ...
 
 
-class Store(Conversations, Events, AuditLog, Ledger, Leases, Protocol):
+class Store(Conversations, Events, AuditLog, Ledger, Leases, ThreadFiles, Protocol):
     """Conversation-shaped persistence: every part of the contract, opened and closed as one."""
 
     async def open(self) -> None:

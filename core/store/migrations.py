@@ -268,9 +268,65 @@ _LEASES_POSTGRES = (
         END $$""",
 )
 
+# A thread's workspace (issue 14): its files and its kept Python state. `thread_workspaces.touched_at`
+# is the last turn that used the workspace; the retention sweep deletes workspaces idle longer than
+# CODEBOT_WORKSPACE_RETENTION_DAYS. `preview` (the first lines of a text file, bounded) is what the
+# model is told each turn, so telling it never reads the bytes. The byte columns come last so that
+# listing files reads the row's head and never the blob's overflow pages (SQLite) or TOAST (PostgreSQL).
+_THREAD_FILES = (
+    """CREATE TABLE thread_workspaces (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        touched_at REAL NOT NULL,
+        PRIMARY KEY (platform, workspace, channel, thread)) WITHOUT ROWID""",
+    "CREATE INDEX thread_workspaces_idle ON thread_workspaces (touched_at)",
+    """CREATE TABLE thread_files (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL CHECK (size >= 0),
+        sha256 TEXT NOT NULL,
+        origin TEXT NOT NULL CHECK (origin IN ('attached', 'run')),
+        created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        preview TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (platform, workspace, channel, thread, name))""",
+    """CREATE TABLE thread_state (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        size INTEGER NOT NULL CHECK (size >= 0),
+        kept TEXT NOT NULL, dropped TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        blob BLOB NOT NULL,
+        PRIMARY KEY (platform, workspace, channel, thread))""",
+)
+
+_THREAD_FILES_POSTGRES = (
+    """CREATE TABLE thread_workspaces (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        touched_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (platform, workspace, channel, thread))""",
+    "CREATE INDEX thread_workspaces_idle ON thread_workspaces (touched_at)",
+    """CREATE TABLE thread_files (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size BIGINT NOT NULL CHECK (size >= 0),
+        sha256 TEXT NOT NULL,
+        origin TEXT NOT NULL CHECK (origin IN ('attached', 'run')),
+        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        preview TEXT NOT NULL,
+        data BYTEA NOT NULL,
+        PRIMARY KEY (platform, workspace, channel, thread, name))""",
+    """CREATE TABLE thread_state (
+        platform TEXT NOT NULL, workspace TEXT NOT NULL, channel TEXT NOT NULL, thread TEXT NOT NULL,
+        size BIGINT NOT NULL CHECK (size >= 0),
+        kept TEXT NOT NULL, dropped TEXT NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        blob BYTEA NOT NULL,
+        PRIMARY KEY (platform, workspace, channel, thread))""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("001_initial", _INITIAL, _INITIAL_POSTGRES),
     Migration("002_leases", _LEASES, _LEASES_POSTGRES),
+    Migration("003_thread_files", _THREAD_FILES, _THREAD_FILES_POSTGRES),
 )
 
 

@@ -36,6 +36,7 @@ from core.store.base import (
 from core.store.migrations import MIGRATIONS, ForeignDatabaseError, Migration, NewerDatabaseError
 from core.store.postgres_errors import connect_error, read_only_error, redact, translate
 from core.store.postgres_migrate import apply_migrations, schema_version
+from core.store.postgres_threads import PostgresThreadFiles
 from core.types import ThreadKey
 
 SWEEP_EVERY_S = 10.0  # expired rows only cost space, so sweeping them needs no hurry
@@ -59,7 +60,7 @@ _BROKEN = (
 )
 
 
-class PostgresStore:
+class PostgresStore(PostgresThreadFiles):
     """The conversation store in a PostgreSQL database, shared by any number of replicas.
 
     Args:

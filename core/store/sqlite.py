@@ -41,6 +41,7 @@ from core.store.migrations import (
 )
 from core.store.sqlite_errors import corrupt_error, translate
 from core.store.sqlite_file import prepare_file
+from core.store.sqlite_threads import SQLiteThreadFiles
 from core.types import ThreadKey
 
 _MEMORY = ":memory:"
@@ -49,7 +50,7 @@ _MEMORY = ":memory:"
 SWEEP_EVERY_S = 10.0  # expired rows only cost space, so sweeping them needs no hurry
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteThreadFiles):
     """The conversation store in one SQLite file; safe to share between processes and replicas on one host.
 
     Args:

@@ -1,0 +1,183 @@
+"""PostgreSQL SQL for a thread's workspace: its files, its kept state and when it was last used.
+
+Functions take a connection; the caller (PostgresStore) owns transactions. Deletes that span the
+three tables are one statement (data-modifying CTEs), so they see one snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+
+from core.store.base import NewFile, StoredFile, ThreadState
+from core.store.postgres_history import Conn, key_params
+from core.store.thread_rows import dropped_json, kept_json, parse_dropped, parse_kept, stored_file
+from core.types import ThreadKey
+
+_KEY_WHERE = "platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4"
+_FILE_COLUMNS = "name, size, sha256, origin, created_at, updated_at, preview"
+_TOUCH = """INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (platform, workspace, channel, thread) DO UPDATE
+            SET touched_at = greatest(thread_workspaces.touched_at, excluded.touched_at)"""
+
+
+async def list_files(db: Conn, key: ThreadKey) -> list[StoredFile]:
+    """Return the thread's files by name; the data column (TOASTed) is never read."""
+    rows = await db.fetch(
+        f"SELECT {_FILE_COLUMNS} FROM thread_files WHERE {_KEY_WHERE} ORDER BY name", *key_params(key)
+    )
+    return [stored_file(r) for r in rows]
+
+
+async def read_files(db: Conn, key: ThreadKey) -> list[tuple[StoredFile, bytes]]:
+    rows = await db.fetch(
+        f"SELECT {_FILE_COLUMNS}, data FROM thread_files WHERE {_KEY_WHERE} ORDER BY name", *key_params(key)
+    )
+    return [(stored_file(r), bytes(r[7])) for r in rows]
+
+
+async def put_files(db: Conn, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
+    """Upsert the files and touch the workspace; the caller runs this in one transaction."""
+    await db.executemany(
+        """INSERT INTO thread_files
+               (platform, workspace, channel, thread, name, size, sha256, origin,
+                created_at, updated_at, preview, data)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)
+           ON CONFLICT (platform, workspace, channel, thread, name) DO UPDATE SET
+               size = excluded.size, sha256 = excluded.sha256, origin = excluded.origin,
+               updated_at = excluded.updated_at, preview = excluded.preview, data = excluded.data""",
+        [(*key_params(key), f.name, len(f.data), f.sha256, f.origin, now, f.preview, f.data) for f in files],
+    )
+    await db.execute(_TOUCH, *key_params(key), now)
+
+
+async def delete_files(db: Conn, key: ThreadKey, names: Sequence[str]) -> int:
+    gone = await db.fetchval(
+        f"WITH d AS (DELETE FROM thread_files WHERE {_KEY_WHERE} AND name = ANY($5::text[]) RETURNING 1) "
+        "SELECT count(*) FROM d",
+        *key_params(key),
+        list(names),
+    )
+    return int(gone)
+
+
+async def load_state(db: Conn, key: ThreadKey, with_blob: bool) -> ThreadState | None:
+    blob = "blob" if with_blob else "''::bytea"
+    row = await db.fetchrow(
+        f"SELECT size, kept, dropped, updated_at, {blob} FROM thread_state WHERE {_KEY_WHERE}",
+        *key_params(key),
+    )
+    if row is None:
+        return None
+    return ThreadState(bytes(row[4]), int(row[0]), parse_kept(row[1]), parse_dropped(row[2]), float(row[3]))
+
+
+async def save_state(db: Conn, key: ThreadKey, state: ThreadState, now: float) -> None:
+    """Upsert the state and touch the workspace in one statement."""
+    await db.execute(
+        f"""WITH saved AS (
+                INSERT INTO thread_state
+                    (platform, workspace, channel, thread, size, kept, dropped, updated_at, blob)
+                VALUES ($1, $2, $3, $4, $6, $7, $8, $5, $9)
+                ON CONFLICT (platform, workspace, channel, thread) DO UPDATE SET
+                    size = excluded.size, kept = excluded.kept, dropped = excluded.dropped,
+                    updated_at = excluded.updated_at, blob = excluded.blob)
+            {_TOUCH}""",
+        *key_params(key),
+        now,
+        len(state.blob),
+        kept_json(state.kept),
+        dropped_json(state.dropped),
+        state.blob,
+    )
+
+
+async def touch(db: Conn, key: ThreadKey, now: float) -> None:
+    await db.execute(_TOUCH, *key_params(key), now)
+
+
+async def clear(db: Conn, key: ThreadKey) -> tuple[int, bool]:
+    row = await db.fetchrow(
+        f"""WITH f AS (DELETE FROM thread_files WHERE {_KEY_WHERE} RETURNING 1),
+                 s AS (DELETE FROM thread_state WHERE {_KEY_WHERE} RETURNING 1),
+                 w AS (DELETE FROM thread_workspaces WHERE {_KEY_WHERE} RETURNING 1)
+            SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM s), (SELECT count(*) FROM w)""",
+        *key_params(key),
+    )
+    return int(row[0]), int(row[1]) > 0
+
+
+async def sweep(db: Conn, idle_before: float) -> int:
+    """Delete the files and state of every workspace idle since before `idle_before`.
+
+    The sub-statements run to completion whether or not the final SELECT reads them.
+    """
+    count = await db.fetchval(
+        """WITH gone AS (DELETE FROM thread_workspaces WHERE touched_at < $1
+                         RETURNING platform, workspace, channel, thread),
+                f AS (DELETE FROM thread_files t USING gone g
+                      WHERE (t.platform, t.workspace, t.channel, t.thread)
+                          = (g.platform, g.workspace, g.channel, g.thread) RETURNING 1),
+                s AS (DELETE FROM thread_state t USING gone g
+                      WHERE (t.platform, t.workspace, t.channel, t.thread)
+                          = (g.platform, g.workspace, g.channel, g.thread) RETURNING 1)
+           SELECT count(*) FROM gone""",
+        idle_before,
+    )
+    return int(count)
+
+
+class PostgresThreadFiles:
+    """The ThreadFiles part of PostgresStore (mixed in; PostgresStore supplies the connections)."""
+
+    def _conn(self) -> AbstractAsyncContextManager[Conn]:
+        raise NotImplementedError
+
+    def _write(self) -> AbstractAsyncContextManager[Conn]:
+        raise NotImplementedError
+
+    async def list_files(self, key: ThreadKey) -> list[StoredFile]:
+        """Return the thread's files by name, without their bytes."""
+        async with self._conn() as db:
+            return await list_files(db, key)
+
+    async def read_files(self, key: ThreadKey) -> list[tuple[StoredFile, bytes]]:
+        """Return the thread's files with their bytes, by name."""
+        async with self._conn() as db:
+            return await read_files(db, key)
+
+    async def put_files(self, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
+        """Store files (replacing same-named ones) and mark the workspace used, atomically."""
+        async with self._write() as db:
+            await put_files(db, key, files, now)
+
+    async def delete_files(self, key: ThreadKey, names: Sequence[str]) -> int:
+        """Delete the named files of the thread; return how many were there."""
+        async with self._conn() as db:
+            return await delete_files(db, key, names)
+
+    async def load_state(self, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
+        """Return the thread's kept state, or None when it has none."""
+        async with self._conn() as db:
+            return await load_state(db, key, with_blob)
+
+    async def save_state(self, key: ThreadKey, state: ThreadState, now: float) -> None:
+        """Replace the thread's kept state and mark the workspace used (one statement)."""
+        async with self._conn() as db:
+            await save_state(db, key, state, now)
+
+    async def touch_workspace(self, key: ThreadKey, now: float) -> None:
+        """Mark the thread's workspace used now."""
+        async with self._conn() as db:
+            await touch(db, key, now)
+
+    async def clear_workspace(self, key: ThreadKey) -> tuple[int, bool]:
+        """Delete the thread's files and state; return (files removed, whether state was removed)."""
+        async with self._conn() as db:
+            return await clear(db, key)
+
+    async def sweep_workspaces(self, idle_before: float) -> int:
+        """Delete every workspace last used before `idle_before`; return how many."""
+        async with self._conn() as db:
+            return await sweep(db, idle_before)
