@@ -148,7 +148,7 @@ async def test_lying_sizes_and_chunked_bodies_are_stopped_at_the_cap(fake):
 
 
 @asynccontextmanager
-async def stack_with_cdn(tmp_path: Path) -> AsyncIterator[DiscordStack]:
+async def stack_with_cdn(tmp_path: Path, **core_env: str) -> AsyncIterator[DiscordStack]:
     """The Discord stack with the fake's CDN configured as DISCORD_CDN_URL."""
     fake = FakeDiscord()
     await fake.start()
@@ -156,7 +156,7 @@ async def stack_with_cdn(tmp_path: Path) -> AsyncIterator[DiscordStack]:
     try:
         async with (
             FakeOpenAI() as llm,
-            core_stack(tmp_path, llm.base_url) as core,
+            core_stack(tmp_path, llm.base_url, **core_env) as core,
             running_bot(core, settings) as (bot, task),
         ):
             yield DiscordStack(fake, llm, core, bot, task, fake.user("alice"))
