@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack import events
 from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
-from bot.slack.files import SlackFileFetcher, complete_files, file_origins
+from bot.slack.files import SlackFileFetcher, complete_files, file_origins, scope_warning
 from bot.slack.render import RenderLimits
 from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error
 from core.settings import ConfigError, Settings
@@ -216,7 +216,7 @@ class SlackBot:
     async def _check_token(self) -> None:
         """Fail fast, and say which setting is wrong, when Slack rejects the bot token."""
         try:
-            await self.client.auth_test()
+            answer = await self.client.auth_test()
         except SlackApiError as exc:
             raise ConfigError(
                 f"Slack rejected SLACK_BOT_TOKEN ({slack_error(exc)}); copy the Bot User OAuth Token "
@@ -227,6 +227,8 @@ class SlackBot:
                 f"cannot reach the Slack Web API at {self._settings.slack_api_url} ({slack_error(exc)}); "
                 "check SLACK_API_URL and the network"
             ) from None
+        if (warning := scope_warning(answer.headers)) is not None:
+            log.warning("slack: %s", warning)
 
     async def stop(self) -> None:
         """Stop taking events, let running turns finish (bounded), then close connections."""

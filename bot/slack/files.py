@@ -54,6 +54,25 @@ def file_origins(api_url: str) -> frozenset[Origin]:
     return frozenset({SLACK_FILE_ORIGIN, api})
 
 
+SCOPE_MISSING = (
+    "SLACK_BOT_TOKEN lacks the files:read scope: files attached to questions cannot be downloaded. "
+    "Add it (see slack-manifest.yaml) and reinstall the app."
+)
+
+
+def scope_warning(headers: Mapping[str, Any]) -> str | None:
+    """A warning when Slack's granted scopes (x-oauth-scopes on any Web API answer) lack files:read.
+
+    None when the header is absent (proxies may strip it): the download itself reports the problem.
+    """
+    raw = next((v for k, v in headers.items() if str(k).lower() == "x-oauth-scopes"), None)
+    if isinstance(raw, list):  # slack_sdk keeps repeated headers as lists
+        raw = ",".join(map(str, raw))
+    if not isinstance(raw, str):
+        return None
+    return None if "files:read" in {s.strip() for s in raw.split(",")} else SCOPE_MISSING
+
+
 class FilesInfo(Protocol):
     """The one Web API call used here (AsyncWebClient.files_info)."""
 

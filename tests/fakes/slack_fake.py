@@ -21,6 +21,20 @@ from aiohttp import WSMsgType, web
 from tests.fakes.slack_limits import message_error
 
 T = TypeVar("T")
+GRANTED_SCOPES = [
+    "app_mentions:read",
+    "chat:write",
+    "reactions:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "users:read",
+    "channels:read",
+    "groups:read",
+    "files:write",
+    "files:read",
+    "commands",
+]
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,8 @@ class FakeSlack:
         bot_token: str = "xoxb-test-token",
     ):
         self.bot_token = bot_token  # the only token the file host serves files to
+        # Granted scopes, sent as x-oauth-scopes on every Web API answer as Slack does.
+        self.scopes: list[str] = list(GRANTED_SCOPES)
         self.hosted: dict[str, HostedFile] = {}  # files people shared, by file id
         self.file_requests: list[Call] = []  # GETs of shared files (method = file id)
         self.file_objects: dict[str, dict[str, Any]] = {}  # what files.info answers, by file id
@@ -174,7 +190,7 @@ class FakeSlack:
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
-        return web.json_response(handler(params))
+        return web.json_response(handler(params), headers={"x-oauth-scopes": ",".join(self.scopes)})
 
     def next_ts(self) -> str:
         return f"1800000000.{next(self._ts):06d}"

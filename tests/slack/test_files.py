@@ -6,6 +6,7 @@ The fetcher runs for real against the fake's file host over HTTP; a second local
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,13 @@ from aiohttp import web
 
 from bot.downloads import Origin
 from bot.slack import events
-from bot.slack.files import SLACK_FILE_ORIGIN, SlackFileFetcher, complete_files, file_origins
+from bot.slack.files import (
+    SLACK_FILE_ORIGIN,
+    SlackFileFetcher,
+    complete_files,
+    file_origins,
+    scope_warning,
+)
 from core.files_in import FetchError, FileTooLarge
 from core.settings import ConfigError
 from core.types import Author, IncomingFile
@@ -238,3 +245,13 @@ async def test_mentions_and_thread_file_shares_reach_the_core_with_a_working_fet
         for file in incoming.files:
             assert await fetcher.fetch(file, MB) == CSV
     assert {r.headers["Authorization"] for r in slack.file_requests} == {f"Bearer {TOKEN}"}
+
+
+async def test_a_token_without_files_read_is_named_at_start_up(tmp_path, slack, caplog):
+    slack.scopes.remove("files:read")
+    with caplog.at_level(logging.WARNING, logger="bot.slack.app"):
+        async with slack_stack(tmp_path, slack):
+            pass
+    assert any("lacks the files:read scope" in r.getMessage() for r in caplog.records)
+    assert scope_warning({"X-OAuth-Scopes": "chat:write, files:read"}) is None
+    assert scope_warning({}) is None  # a proxy that strips the header: the download will say it
