@@ -86,18 +86,18 @@ async def download(
             return await _read_capped(file, resp, max_bytes)
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         # Never echo the URL or headers: the message reaches the user.
-        raise FetchError(f"could not download {file.name} ({type(exc).__name__})") from None
+        raise FetchError(f"the download failed: {type(exc).__name__}") from None
 
 
 def _check_response(
     file: IncomingFile, resp: aiohttp.ClientResponse, max_bytes: int, html_is_error: str | None
 ) -> None:
     if 300 <= resp.status < 400:
-        raise FetchError(f"could not download {file.name} (the server redirected; not followed)")
+        raise FetchError("the file host redirected elsewhere; not followed")
     if resp.status != 200:
-        raise FetchError(f"could not download {file.name} (HTTP {resp.status})")
+        raise FetchError(f"the file host answered HTTP {resp.status}")
     if resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
-        raise FetchError(f"could not download {file.name} (unexpected content encoding)")
+        raise FetchError("the file host sent a compressed body (content encoding)")
     if resp.content_length is not None and resp.content_length > max_bytes:
         raise FileTooLarge(file.name, max_bytes)
     if html_is_error and resp.content_type == "text/html" and "html" not in file.mimetype.lower():

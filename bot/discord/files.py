@@ -62,5 +62,5 @@ class DiscordFileFetcher:
     async def fetch(self, file: IncomingFile, max_bytes: int) -> bytes:
         """Return the file's bytes; FileTooLarge past `max_bytes`, FetchError otherwise."""
         if origin_of(file.ref) not in self._origins:
-            raise FetchError(f"{file.name} is not on Discord's CDN; not downloaded")
+            raise FetchError("it is not on Discord's CDN, so it was not downloaded")
         return await download(file, max_bytes, {}, self._limits)

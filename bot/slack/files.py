@@ -32,8 +32,8 @@ _OWN_FILE_HOSTS = {
 _FILE_PATH = "/files-pri/"
 
 LOGIN_PAGE = (
-    "Slack sent a web page instead of {name}: the app needs the files:read scope (reinstall it "
-    "from the updated manifest)"
+    "Slack sent its sign-in page instead of the file: the app needs the files:read scope "
+    "(reinstall it from the updated manifest)"
 )
 
 
@@ -117,13 +117,13 @@ class SlackFileFetcher:
     async def fetch(self, file: IncomingFile, max_bytes: int) -> bytes:
         """Return the file's bytes; FileTooLarge past `max_bytes`, FetchError otherwise."""
         if not file.ref:
-            raise FetchError(f"Slack does not let the bot download {file.name} (external or deleted file)")
+            raise FetchError("Slack does not let the bot download it (an external or deleted file)")
         if origin_of(file.ref) not in self._origins or not urlsplit(file.ref).path.startswith(_FILE_PATH):
-            raise FetchError(f"{file.name} is not on Slack's file host; not downloaded")
+            raise FetchError("it is not on Slack's file host, so it was not downloaded")
         return await download(
             file,
             max_bytes,
             {"Authorization": f"Bearer {self._token}"},
             self._limits,
-            html_is_error=LOGIN_PAGE.format(name=file.name),
+            html_is_error=LOGIN_PAGE,
         )

@@ -68,4 +68,5 @@ async def test_without_files_read_the_thread_is_told_and_still_answered(tmp_path
         await s.event(body)
         await slack.wait_for(lambda: "I could not open it." in s.thread("C1", ROOT), 60)
         await s.core.wait_idle(30)
+        assert "I could not get `temps.csv` (Slack sent its sign-in page instead of the file" in said(s)
         assert "files:read" in said(s)
