@@ -69,8 +69,7 @@ async def other_host() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
 
 async def test_a_mention_with_files_becomes_incoming_files_with_the_name_unchanged(slack):
     shared = [slack.share_file("../../x.csv", CSV), slack.share_file("pic.png", b"\x89PNG", "image/png")]
-    body = mention("what is in these?")
-    body["event"]["files"] = shared
+    body = mention("what is in these?", files=shared)
     incoming = events.to_incoming(body, body["event"], "UBOT", Author("U123", "ann"))
     first, second = incoming.files
     assert first == IncomingFile("../../x.csv", shared[0]["url_private_download"], len(CSV), "text/csv")
@@ -217,11 +216,11 @@ async def test_mentions_and_thread_file_shares_reach_the_core_with_a_working_fet
 
         s.core.submit = recording_submit  # type: ignore[method-assign]
         root = "1700000001.000100"
-        body = mention("mean temp?", ts=root)
-        body["event"]["files"] = [
+        shared = [
             slack.share_file("temps.csv", CSV),
             slack.share_file("shared.csv", CSV, connect_stub=True),  # a Slack Connect channel
         ]
+        body = mention("mean temp?", ts=root, files=shared)
         s.llm.enqueue_text("About 11.5.")
         await s.event(body)
         await s.wait_posts("C1", root, 2)

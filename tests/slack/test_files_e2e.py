@@ -22,8 +22,7 @@ async def test_a_shared_csv_is_read_by_the_code_and_a_follow_up_builds_on_it(tmp
     async with slack_stack(tmp_path, slack) as s:
         s.llm.enqueue_tool_call(MEAN)
         s.llm.enqueue_text("The mean temperature is 15.3.")
-        body = mention("mean temperature?", ts=ROOT)
-        body["event"]["files"] = [slack.share_file("temps.csv", CSV)]
+        body = mention("mean temperature?", ts=ROOT, files=[slack.share_file("temps.csv", CSV)])
         await s.event(body)
         await slack.wait_for(lambda: "The mean temperature is 15.3." in s.thread("C1", ROOT), 60)
         await s.core.wait_idle(30)
@@ -49,9 +48,8 @@ async def test_a_file_over_the_cap_is_refused_with_the_limit_named_and_the_quest
     async with slack_stack(tmp_path, slack, CODEBOT_LIMIT_FILE_SIZE="1") as s:
         s.llm.enqueue_tool_call("import os\nresult = sorted(os.listdir('.'))")
         s.llm.enqueue_text("Only the small one.")
-        body = mention("which files?", ts=ROOT)
         big = slack.share_file("big.csv", b"x" * (3 << 20), declared_size=100, chunked=True)
-        body["event"]["files"] = [big, slack.share_file("small.csv", CSV)]
+        body = mention("which files?", ts=ROOT, files=[big, slack.share_file("small.csv", CSV)])
         await s.event(body)
         await slack.wait_for(lambda: "Only the small one." in s.thread("C1", ROOT), 60)
         await s.core.wait_idle(30)
@@ -63,8 +61,7 @@ async def test_a_file_over_the_cap_is_refused_with_the_limit_named_and_the_quest
 async def test_without_files_read_the_thread_is_told_and_still_answered(tmp_path):
     async with FakeSlack(bot_token="xoxb-some-other-token") as slack, slack_stack(tmp_path, slack) as s:
         s.llm.enqueue_text("I could not open it.")
-        body = mention("what is in this?", ts=ROOT)
-        body["event"]["files"] = [slack.share_file("temps.csv", CSV)]
+        body = mention("what is in this?", ts=ROOT, files=[slack.share_file("temps.csv", CSV)])
         await s.event(body)
         await slack.wait_for(lambda: "I could not open it." in s.thread("C1", ROOT), 60)
         await s.core.wait_idle(30)
