@@ -399,6 +399,13 @@ class FakeSlack:
         return full
 
     def m_files_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        if "files:read" not in self.scopes:
+            return {
+                "ok": False,
+                "error": "missing_scope",
+                "needed": "files:read",
+                "provided": ",".join(self.scopes),
+            }
         obj = self.file_objects.get(str(p.get("file", "")))
         if obj is None:
             return {"ok": False, "error": "file_not_found"}
@@ -410,7 +417,8 @@ class FakeSlack:
         hosted = self.hosted.get(fid)
         if team != self.team_id or hosted is None:
             return web.Response(status=404, text="file not found")
-        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+        authorized = request.headers.get("Authorization") == f"Bearer {self.bot_token}"
+        if not authorized or "files:read" not in self.scopes:
             # What Slack does without a token that has files:read: its sign-in page, not the file.
             return web.Response(text=LOGIN_PAGE, content_type="text/html")
         if hosted.redirect_to:

@@ -249,8 +249,9 @@ async def test_mentions_and_thread_file_shares_reach_the_core_with_a_working_fet
 async def test_a_token_without_files_read_is_named_at_start_up(tmp_path, slack, caplog):
     slack.scopes.remove("files:read")
     with caplog.at_level(logging.WARNING, logger="bot.slack.app"):
-        async with slack_stack(tmp_path, slack):
-            pass
+        async with slack_stack(tmp_path, slack) as s:
+            with pytest.raises(FetchError, match="files:read"):  # and downloads get the sign-in page
+                await s.bot.files.fetch(as_incoming(slack.share_file("a.csv", CSV)), MB)
     assert any("lacks the files:read scope" in r.getMessage() for r in caplog.records)
     assert scope_warning({"X-OAuth-Scopes": "chat:write, files:read"}) is None
     assert scope_warning({}) is None  # a proxy that strips the header: the download will say it
