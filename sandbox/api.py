@@ -14,7 +14,7 @@ from sandbox.config import SandboxConfig, check_limits
 from sandbox.execute import execute
 from sandbox.pool import Tracker, WarmPool
 from sandbox.types import RunLimits, RunResult, RunWorkspace, SandboxUnavailable
-from sandbox.workspace import Prepared
+from sandbox.workspace import Prepared, supervisor_source
 from sandbox.workspace import prepare as prepare_workspace
 from sandbox.workspace import refused as refused_workspace
 
@@ -38,8 +38,7 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
         python=cfg.python,
         site_dir=cfg.site_dir,
         fontlist=fonts[-1] if fonts else None,
-        supervisor=Path(__file__).with_name("supervisor.py").read_text(),
-        workspace_box=Path(__file__).with_name("workspace_box.py").read_text(),
+        supervisor=supervisor_source(),
         seccomp=seccomp.program() if seccomp.supported() else None,
         ro_binds=binds,
         masked=bound_sockets(cfg, binds) if bwrap is not None else (),

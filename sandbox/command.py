@@ -39,7 +39,6 @@ class Layout:
     uid_inside: int = 65534
     ro_binds: tuple[str, ...] = ("/usr",)  # the parts of /usr bound read-only (see interpreter_binds)
     masked: tuple[str, ...] = ()  # unix sockets found under the bound trees, hidden under /dev/null
-    workspace_box: str = ""  # source of sandbox/workspace_box.py (argv[4], compiled only when used)
 
 
 def interpreter_binds(python: Path) -> tuple[str, ...]:
@@ -59,7 +58,7 @@ def interpreter_binds(python: Path) -> tuple[str, ...]:
 def python_args(layout: Layout, site: str, preimport: str, report_fd: int) -> list[str]:
     """Return the supervisor's argv: isolated mode, no site, no bytecode writes, unbuffered."""
     args = [str(layout.python), "-I", "-S", "-B", "-u", "-c", layout.supervisor, site, preimport]
-    return [*args, str(report_fd), layout.workspace_box]
+    return [*args, str(report_fd)]
 
 
 def bwrap_argv(

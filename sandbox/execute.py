@@ -33,7 +33,8 @@ async def execute(
     cap = slot.output.cap
     cap.reset(limits.max_output_bytes)
     head = runner.header(env, limits, prep.fields if prep is not None else ())
-    payload = (head, *(prep.pieces if prep is not None else ()), code.encode("utf-8", "surrogatepass"))
+    body = code.encode("utf-8", "surrogatepass")
+    payload = (head + body,) if prep is None else (head, *prep.pieces, body)  # one write without one
     max_state = prep.max_state_bytes if prep is not None and prep.keep_state else 0
     if slot.cgroup is not None and slot.cgroup_caps != runner.cgroup_caps(limits):
         await asyncio.to_thread(slot.cgroup.set_limits, *runner.cgroup_caps(limits), env.cpu_quota)
@@ -101,9 +102,8 @@ async def _send(proc: asyncio.subprocess.Process, payload: tuple[bytes, ...]) ->
     assert proc.stdin is not None
     try:
         for piece in payload:  # in slices: a large workspace is never copied whole on the event loop
-            view = memoryview(piece)
-            for start in range(0, len(view), SEND_SLICE):
-                proc.stdin.write(view[start : start + SEND_SLICE])
+            for start in range(0, len(piece), SEND_SLICE):
+                proc.stdin.write(piece[start : start + SEND_SLICE])  # a small piece is not copied
                 await proc.stdin.drain()
         proc.stdin.close()
     except (BrokenPipeError, ConnectionResetError):

@@ -5,8 +5,9 @@ non-dumpable, so /proc/1/mem, /proc/1/fd and /proc/1/environ give the code nothi
 of the report fd inside the sandbox; no secret or nonce is involved at all.
 
 Protocol:
-1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD WORKSPACE_SOURCE (the
-   source of sandbox/workspace_box.py, compiled on first use; warm slots compile it before READY).
+1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD. The host puts the source of
+   sandbox/workspace_box.py in front of this file as a string, compiled on first use (warm slots: before
+   READY).
 2. It imports PREIMPORT (failures ignored) and forks the child that will run the code, then writes
    b"READY\\n" on REPORT_FD. The child closes the report fd (and the supervisor's other fds) at once.
 3. The child reads one header line (space-separated integers: its rlimits and the file caps) from stdin,
@@ -21,7 +22,8 @@ Protocol:
 5. A workspace run (issue 14; sandbox/workspace_box.py, sandbox/workspace.py) has four more header fields
    (manifest bytes, state bytes, keep_state, max_state_bytes); the manifest, the files and the state follow
    the header on stdin. The child places the files before the code and sends their baseline (name, size,
-   hash) after the C line; it restores the state after lowering its limits and, after the code, writes the
+   hash) after the C line; it restores the state after lowering its limits (then writes `P`: without it the
+   supervisor reports the state cleared, `T 0`) and, after the code, writes the
    saved state just before its report line, which then has three more fields (state length or "-", kept
    names, dropped names). The supervisor reports them as `K kept dropped`, `T size` + bytes (`T -`: the
    state did not fit its tail), and `D name` per placed file that is gone; files still as placed are not
@@ -128,11 +130,8 @@ def _run(code, box=None):
     ns = main_module.__dict__
     ns["__builtins__"] = __builtins__
     out: dict = {"result": None, "error": None, "exc_type": None, "exit": 0}
-    if box is not None and box.fatal:  # the workspace's files did not fit: the code would miss them
-        out.update(error=box.fatal + "\n", exc_type="WorkspaceError", exit=1, ws=_save_state(box, None))
-        return out
-    if box is not None:
-        _workspace().restore(box, ns)
+    if box is not None and not _workspace().begin(box, ns, out):
+        return out  # the workspace's files did not fit: the code would miss them
     try:
         exec(compile(code, USER_FILENAME, "exec"), ns)
     except SystemExit as exc:
@@ -146,38 +145,29 @@ def _run(code, box=None):
         except BaseException as exc:
             out["result"] = "<repr failed: " + type(exc).__name__ + ">"
     if box is not None:
-        out["ws"] = _save_state(box, ns)
+        out["ws"] = _workspace().save_fields(box, ns)
     return out
 
 
 def _workspace():
-    """The workspace helpers (sandbox/workspace_box.py, passed as argv[4]), compiled on first use only."""
+    """The workspace helpers (sandbox/workspace_box.py), compiled on first use only.
+
+    The host puts their source in front of this file as the string _WORKSPACE_SOURCE (see
+    sandbox/workspace.py supervisor_source).
+    """
     if _WS:
         return _WS[0]
-    if __name__ != "__main__":  # imported as a module (tests, tools)
+    source = globals().get("_WORKSPACE_SOURCE")
+    if source is None:  # imported as a module (tests, tools)
         from sandbox import workspace_box as mod
     else:
         mod = type(sys)("workspace_box")
-        exec(compile(sys.argv[4], "<workspace>", "exec"), mod.__dict__)
+        exec(compile(source, "<workspace>", "exec"), mod.__dict__)
     _WS.append(mod)
     return mod
 
 
 _WS: list = []
-
-
-def _save_state(box, ns):
-    """Return the report line's workspace fields: state length (or -), kept names, dropped names."""
-    ws = _workspace()
-    size, kept, dropped = b"-", [], box.dropped
-    if box.keep_state and ns is not None:  # None: the code did not run, the previous state stands
-        try:
-            parts, kept, dropped = ws.save(box, ns)
-            box.saved, size = parts, b"%d" % sum(map(len, parts))
-        except BaseException as exc:  # MemoryError, or a value whose pickling ran away
-            box.saved = []
-            dropped = [*box.dropped, ("(state)", "could not be saved: " + type(exc).__name__)]
-    return b" ".join((size, ws.encode_names(kept), ws.encode_names(dropped)))
 
 
 def _encode(value):
@@ -209,7 +199,8 @@ def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
         caps = b"C " + b" ".join(b"%d" % v for v in header[5:8])
         if box is not None:  # and the workspace's baseline: what the code found, to compare at the end
             base = box.baseline_bytes()
-            caps += b" %d %d\n" % (box.max_state if box.keep_state else 0, len(base)) + base
+            box.pipe_w = pipe_w
+            caps += b" %d %d %d\n" % (box.max_state if box.keep_state else 0, len(base), box.restoring) + base
         _write_all(pipe_w, caps if box is not None else caps + b"\n")
         null = os.open("/dev/null", os.O_RDWR)
         os.dup2(null, 0)
@@ -339,7 +330,7 @@ def _collect(out, max_files, max_file_bytes, max_total, baseline=None):
         return
     placed = _workspace().parse_baseline(baseline) if baseline else {}  # b"": no files went in
     if placed:
-        names = _changed_files(out, dir_fd, names, placed, max_files + LIST_EXTRA)
+        names = _workspace().changed_files(out, dir_fd, names, placed, max_files + LIST_EXTRA)
     sent, total = 0, 0
     for name in names:
         raw = binascii.b2a_base64(os.fsencode(name), newline=False)
@@ -356,7 +347,7 @@ def _collect(out, max_files, max_file_bytes, max_total, baseline=None):
 
 def _read_baseline(fd, caps):
     """Read the baseline of placed files that follows a workspace run's C line (None: no workspace)."""
-    if len(caps) != 6 or not (caps[4].isdigit() and caps[5].isdigit()) or int(caps[5]) > BASELINE_MAX:
+    if len(caps) != 7 or not (caps[4].isdigit() and caps[5].isdigit()) or int(caps[5]) > BASELINE_MAX:
         return None
     want, data = int(caps[5]), b""
     while len(data) < want and (chunk := os.read(fd, want - len(data))):
@@ -364,20 +355,17 @@ def _read_baseline(fd, caps):
     return data
 
 
-def _changed_files(out, dir_fd, names, placed, most):
-    """Drop the names still as placed; report placed files that are gone (when the listing is whole)."""
-    ws = _workspace()
-    if len(names) < most:
-        for name in sorted(set(placed) - set(names)):
-            out.append(b"D " + binascii.b2a_base64(os.fsencode(name), newline=False) + b"\n")
-    return [n for n in names if n not in placed or not ws.unchanged(dir_fd, n, *placed[n])]
+def _workspace_report(tail, line, cleared):
+    """Split a workspace run's report line: R (as without one), K kept/dropped, T state (or T - if lost).
 
-
-def _workspace_report(tail, line):
-    """Split a workspace run's report line: R (as without one), K kept/dropped, T state (or T - if lost)."""
+    cleared: restoring the state ended the child, so the report says the state is now empty (T 0).
+    """
     parts = line.rstrip(b"\n").split(b" ")
     if len(parts) != 7:  # N or X: the child never reported, so it saved no state either
-        return [line]
+        if not cleared:
+            return [line]
+        why = "restoring the saved state ended the run, so the state was cleared"
+        return [line, b"K - " + _workspace().encode_names([("(state)", why)]) + b"\n", b"T 0\n"]
     out = [b" ".join(parts[:4]) + b"\n", b"K " + parts[5] + b" " + parts[6] + b"\n"]
     if parts[4] != b"-":
         state = _split_state(tail, int(parts[4]))
@@ -460,6 +448,8 @@ def main():
     _write_all(report_fd, b"READY\n")
     caps = _read_line(pipe_r).split()  # written before any user code runs
     baseline = _read_baseline(pipe_r, caps)
+    # the child restores the state before the code; if it never says so, the state ended it
+    cleared = baseline is not None and caps[6] == b"1" and _read_line(pipe_r) != b"P\n"
     # a workspace run's tail also holds its state, and two base64 lists of names
     tail_cap = CHILD_REPORT_MAX + (0 if baseline is None else int(caps[4]) + CHILD_REPORT_MAX)
     status, tail = _wait_child(pid, pipe_r, wake_r, tail_cap)
@@ -473,8 +463,8 @@ def main():
             break
     out = [_child_report(tail)]
     if baseline is not None:
-        out = _workspace_report(tail, out[0])
-    if len(caps) in (4, 6) and caps[0] == b"C":
+        out = _workspace_report(tail, out[0], cleared)
+    if len(caps) in (4, 7) and caps[0] == b"C":
         most, per_file, total = map(int, caps[1:4])
         _collect(out, most, per_file, total, baseline)
     code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

@@ -13,8 +13,10 @@ For callers (`Sandbox.run(code, limits, workspace=RunWorkspace(files, state, kee
   Returned names go through hostfs.sanitise, so use names it leaves unchanged to keep them stable.
 - `RunResult.files` holds only files the run created or changed (size + content hash against what went
   in): store each, replacing a file of the same name; `deleted_files` names placed files the run removed.
-- `state_saved` True: `state` is the namespace the run left (store it, replacing the old one); False (no
-  keep_state, killed, died, the files did not fit): keep the previous state. `kept` lists what the next
+- `state_saved` True: `state` is the namespace the run left (store it, replacing the old one; it is b""
+  when restoring the old state ended the run, which clears it); False (no keep_state, killed, died, the
+  files did not fit): keep the previous state. A state whose restore hangs times the run out each time:
+  clearing the thread's state (`reset`) is the way out. `kept` lists what the next
   run will find (name, type, short repr); `dropped` says what it will not, and why ("(state)" for notes
   about the state as a whole).
 - Disk: the files live in the run's tmpfs working directory (limits.output_dir_mb, a cap, not reserved;
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from sandbox.report import Report
 from sandbox.types import MiB, RunLimits, RunResult, RunWorkspace
@@ -97,6 +100,17 @@ def _b64(name: str) -> bytes:
     return binascii.b2a_base64(name.encode("utf-8", "surrogateescape"), newline=False)
 
 
+def supervisor_source() -> str:
+    """Return supervisor.py with workspace_box.py in front of it as a string, compiled on first use only.
+
+    A string constant costs a cold start next to nothing to parse (and nothing in a precompiled code
+    object); the supervisor compiles it when a run has a workspace, a warm slot before READY.
+    """
+    here = Path(__file__).parent
+    box = (here / "workspace_box.py").read_text()
+    return f"_WORKSPACE_SOURCE = {box!r}\n" + (here / "supervisor.py").read_text()
+
+
 def refused(prep: Prepared, isolation: str, layers: dict[str, str | bool]) -> RunResult:
     """The outcome of a run that did not start because its workspace cannot fit."""
     unplaced = prep.unplaced
@@ -109,8 +123,10 @@ def finish(result: RunResult, parsed: Report, prep: Prepared) -> RunResult:
     dropped = list(prep.notes)
     for name, why in parsed.dropped:  # the child's own placement failures are files, not names
         (unplaced if name.startswith("file ") else dropped).append((name.removeprefix("file "), why))
-    # Only a run that ended by itself saves: a host kill (timeout, output) leaves the previous state.
-    saved = parsed.saved_state is not None and prep.keep_state and result.killed_reason in (None, "memory")
+    # A host kill (timeout, output) leaves the previous state: the report may be cut short. A T line is only
+    # there when the child finished its report, or when restoring the state ended the child (cleared).
+    ended_itself = result.killed_reason in (None, "memory", "cpu")
+    saved = parsed.saved_state is not None and prep.keep_state and ended_itself
     if prep.keep_state and not saved:
         note = parsed.state_note or (KILLED_NOTE if result.killed_reason else NO_REPORT_NOTE)
         dropped.append(("(state)", note))

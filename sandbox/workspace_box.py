@@ -1,7 +1,8 @@
 """The workspace half of the supervisor, run inside the sandbox (stdlib only; see sandbox/supervisor.py).
 
-The host passes this file's source as the supervisor's argv[4]; the supervisor compiles it only when a run
-has a workspace (warm slots do so before READY), so plain cold runs do not pay for it.
+The host puts this file's source in front of the supervisor's as a string (workspace.supervisor_source);
+the supervisor compiles it only when a run has a workspace (warm slots do so before READY), so plain cold
+runs do not pay for it.
 
 Files in: the child reads a manifest and the files' bytes from stdin (after the header line) and writes
 each file into the working directory before any user code runs, never following a link, hashing as it
@@ -15,7 +16,8 @@ The blob is our own container of one entry per name, so one bad entry never lose
 kind "p": a pickle of the value; "m": a module, re-imported by name. Functions and classes the code
 defined, and instances of them, cannot be pickled by value with the stdlib (pickle stores them by
 reference to __main__, which does not exist yet when the next run restores), so they are dropped with a
-reason; so are open files, sockets, generators and anything else pickle refuses.
+reason; so are open files, sockets, generators and anything else pickle refuses. `result` is not kept:
+it is each run's own answer.
 """
 
 import binascii
@@ -31,7 +33,9 @@ MAX_ENTRIES = 200  # kept / dropped entries reported (the rest are summarised in
 SUMMARY_CHARS = 200
 REASON_CHARS = 200
 DIGEST = 16
-SHA_FROM = 4 << 20  # bytes of files from which OpenSSL's sha256 (~0.6 ms/MB, 3 ms to import) is worth it
+# bytes of files from which OpenSSL's sha256 (~0.6 ms/MB, 3 ms to import) beats blake2b: not imported by warm
+# slots, since libcrypto in every slot made each run's exit (even without a workspace) ~0.5 ms slower
+SHA_FROM = 4 << 20
 F_SETPIPE_SZ = 1031
 WIDE_PIPE = 1 << 20  # the most an unprivileged process may ask for (fs.pipe-max-size)
 
@@ -59,7 +63,6 @@ def widen(fd):
 
 def warm():
     """Import what a workspace run uses (a warm slot does this before READY, off the run's path)."""
-    import _hashlib  # noqa: F401 - ~3 ms
     import _pickle  # noqa: F401 - ~3 ms: functools, collections
     import reprlib  # noqa: F401
 
@@ -93,6 +96,8 @@ class Box:
         self.dropped = []  # (name, reason)
         self.fatal = None  # why the code must not run (the files did not fit)
         self.kind = b"b"  # the content hash (see _hasher)
+        self.restoring = False  # a state came in: the supervisor waits for P once it is restored
+        self.pipe_w = -1  # the child's private pipe to the supervisor
 
     def baseline_bytes(self):
         return b"".join(b"%s %d %s\n" % (_b64(n), s, d) for n, s, d in self.baseline)
@@ -117,7 +122,7 @@ def receive(stream, fields):
     total = sum(size for _, size in entries)
     if total + state_len > WIDE_PIPE // 16:
         widen(0)
-    box.kind = b"s" if "_hashlib" in sys.modules or total > SHA_FROM else b"b"
+    box.kind = b"s" if total > SHA_FROM else b"b"
     dir_fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for name, size in entries:
@@ -125,6 +130,7 @@ def receive(stream, fields):
     finally:
         os.close(dir_fd)
     box.state = stream.read(state_len)
+    box.restoring = bool(state_len)
     return box
 
 
@@ -174,21 +180,41 @@ def _write_file(fd, data):
 # --- state: restore before the code, save after it -------------------------------------------------
 
 
+def begin(box, ns, out):
+    """Restore the state into ns before the code; False (and the error in out) if the files did not fit."""
+    if box.fatal:
+        out.update(error=box.fatal + "\n", exc_type="WorkspaceError", exit=1, ws=save_fields(box, None))
+        restored(box)  # nothing was restored, and nothing went wrong doing it
+        return False
+    restore(box, ns)
+    return True
+
+
+def restored(box):
+    """Tell the supervisor the state is restored (before any of the code runs, so the code cannot).
+
+    A state whose unpickling ends the process (a __reduce__ calling os._exit, a crash) never gets here:
+    the supervisor then reports the state as cleared, so one hostile blob cannot break every later run.
+    """
+    if box.restoring:
+        os.write(box.pipe_w, b"P\n")
+
+
 def restore(box, ns):
     """Put the previous run's names into ns; anything that fails is dropped with a reason."""
     if not box.state:
-        return
+        return restored(box)
     try:
         entries = _parse_state(box.state)
     except Exception:
         box.dropped.append(("(state)", "the saved state could not be restored (corrupt); starting fresh"))
-        return
+        return restored(box)
     finally:
-        box.state = b""  # the memory is the code's now
+        box.state = b""  # the blob is freed once its entries are restored
     for name, kind, payload in entries:
         try:
             if kind == b"m":
-                module = payload.decode()
+                module = bytes(payload).decode()
                 __import__(module)
                 ns[name] = sys.modules[module]
             else:
@@ -197,6 +223,7 @@ def restore(box, ns):
                 ns[name] = _pickle.loads(payload)
         except BaseException as exc:  # a hostile or stale entry: that name only
             box.dropped.append((name, _bounded("could not be restored: " + _describe(exc))))
+    restored(box)
 
 
 def _parse_state(blob):
@@ -212,29 +239,31 @@ def _parse_state(blob):
         name = binascii.a2b_base64(raw, strict_mode=True).decode()
         if not name.isidentifier():
             raise ValueError("bad name")
-        entries.append((name, kind, bytes(view[end + 1 : end + 1 + size])))
+        entries.append((name, kind, view[end + 1 : end + 1 + size]))
         pos = end + 1 + size
     return entries
 
 
 def save(box, ns):
     """Return (the state blob's parts, kept, dropped) for the names the code left."""
-    candidates = []
+    candidates: list = []
     for name in list(ns):
         if not isinstance(name, str) or not name.isidentifier():
             continue  # globals()[1] = ...: no name the next run could use (and restore would refuse it)
         if name.startswith("__") and name.endswith("__"):
             continue  # the module's own attributes and __builtins__
+        if name == "result":
+            continue  # each run's own answer: kept, it would stand as the answer of a run that set none
         try:
             value = ns[name]
             kind, payload = _encode(value)
         except BaseException as exc:
             box.dropped.append((name, _bounded("not kept: " + _describe(exc))))
             continue
-        candidates.append((len(payload), name, kind, payload, value))
-    candidates.sort(key=lambda c: c[0])  # the smallest first: a cap drops the few big ones
+        candidates.append((len(payload), len(candidates), name, kind, payload, value))
+    candidates.sort(key=lambda c: c[:2])  # the smallest first: a cap drops the few big ones
     parts, kept, total = [MAGIC], [], len(MAGIC)
-    for size, name, kind, payload, value in candidates:
+    for size, order, name, kind, payload, value in candidates:
         entry = b"%s %s %d\n" % (_b64(name), kind, size)
         if total + len(entry) + size > box.max_state:
             why = f"not kept: {size} bytes pickled, over the state cap of {box.max_state} bytes"
@@ -242,8 +271,13 @@ def save(box, ns):
             continue
         parts += [entry, payload]
         total += len(entry) + size
-        kept.append((name, "module" if kind == b"m" else _type_name(value), _summary(value, kind)))
-    return parts, kept, box.dropped  # written piece by piece: a large state is not copied again
+        kept.append((order, name, "module" if kind == b"m" else _type_name(value), _summary(value, kind)))
+    kept.sort()  # listed in the order the code made them
+    return (
+        parts,
+        [k[1:] for k in kept],
+        box.dropped,
+    )  # written piece by piece: a large state is not copied again
 
 
 def _encode(value):
@@ -337,6 +371,19 @@ def encode_names(entries):
     return binascii.b2a_base64("\n".join(lines).encode("utf-8", "replace"), newline=False) or b"-"
 
 
+def save_fields(box, ns):
+    """Return the report line's workspace fields: state length (or -), kept names, dropped names."""
+    size, kept, dropped = b"-", [], box.dropped
+    if box.keep_state and ns is not None:  # None: the code did not run, the previous state stands
+        try:
+            parts, kept, dropped = save(box, ns)
+            box.saved, size = parts, b"%d" % sum(map(len, parts))
+        except BaseException as exc:  # MemoryError, or a value whose pickling ran away
+            box.saved = []
+            dropped = [*box.dropped, ("(state)", "could not be saved: " + type(exc).__name__)]
+    return b" ".join((size, encode_names(kept), encode_names(dropped)))
+
+
 # --- the supervisor's side: which files changed --------------------------------------------------
 
 
@@ -368,3 +415,11 @@ def unchanged(dir_fd, name, size, digest):
         return False
     finally:
         os.close(fd)
+
+
+def changed_files(out, dir_fd, names, placed, most):
+    """Drop the names still as placed; report placed files that are gone (when the listing is whole)."""
+    if len(names) < most:
+        for name in sorted(set(placed) - set(names)):
+            out.append(b"D " + binascii.b2a_base64(os.fsencode(name), newline=False) + b"\n")
+    return [n for n in names if n not in placed or not unchanged(dir_fd, n, *placed[n])]

@@ -33,9 +33,9 @@ RESET_REFUSED = (
     "You can only reset a conversation in a channel you can view (members with *Manage Server* can "
     "reset any). Nothing was deleted."
 )
-USER_SUBCOMMANDS = ("help", "limits", "usage", "reset")
+USER_SUBCOMMANDS = ("help", "limits", "usage", "reset", "files")
 ADMIN_SUBCOMMANDS = ("set", "audit")
-COMMANDS_TEXT = "`/codebot help|limits|usage|reset`, and `/codebot-admin set|audit` for server managers"
+COMMANDS_TEXT = "`/codebot help|limits|usage|reset|files`, and `/codebot-admin set|audit` for server managers"
 
 
 def stale_command_text(path: tuple[str, ...]) -> str:
@@ -166,6 +166,10 @@ def build_groups(runner: CommandRunner) -> list[app_commands.Group]:
     @user.command(name="reset", description="Forget this thread's conversation (use it inside the thread)")
     async def reset(interaction: discord.Interaction) -> None:
         await runner.run(interaction, "reset")
+
+    @user.command(name="files", description="This thread's files and kept variables (inside the thread)")
+    async def files(interaction: discord.Interaction) -> None:
+        await runner.run(interaction, "files")
 
     @admin.command(name="set", description="Set a limit for this server")
     @app_commands.describe(name="limit name, e.g. timeout", value="new value, e.g. 30s")

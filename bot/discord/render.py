@@ -120,7 +120,7 @@ def render_notice(notice: NoticeReply) -> str:
 
 
 DISCORD_HELP_NOTE = (
-    "\n*On Discord:* `/codebot help|limits|usage|reset` for everyone; `/codebot-admin set` and "
+    "\n*On Discord:* `/codebot help|limits|usage|reset|files` for everyone; `/codebot-admin set` and "
     "`/codebot-admin audit` for members with *Manage Server*."
 )
 

@@ -136,8 +136,9 @@ class SlackBot:
         sink = SlackSink(
             self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
         )
-        if incoming.text.strip().lower() == "reset":
-            await self._reset(incoming, sink)
+        word = incoming.text.strip().lower()
+        if word in SlashCommand.THREAD_COMMANDS:  # `@codebot reset` / `@codebot files` in a thread: commands
+            await self._thread_command(incoming, sink, word)
             return
         submitted = await self._core.submit(incoming, sink, self.files)
         if submitted.accepted:
@@ -151,10 +152,10 @@ class SlackBot:
             self.client, target, limits=self._limits, min_update_interval_s=self._status_interval
         )
 
-    async def _reset(self, incoming: Incoming, sink: SlackSink) -> None:
-        """`@codebot reset` inside a thread: forget that thread's history."""
+    async def _thread_command(self, incoming: Incoming, sink: SlackSink, name: str) -> None:
+        """`@codebot reset` or `@codebot files` inside a thread: about that thread."""
         key = incoming.key
-        req = CommandRequest(key.platform, key.workspace, key.channel, incoming.author, "reset", (), key)
+        req = CommandRequest(key.platform, key.workspace, key.channel, incoming.author, name, (), key)
         result = await self._core.command(req)
         await sink.post(NoticeReply("info" if result.ok else "error", result.text))
 

@@ -25,6 +25,11 @@ RESET_HELP = (
     "`/codebot reset <link to the thread>` (⋮ › Copy link on the thread's first message), "
     "or write `@codebot reset` inside the thread."
 )
+FILES_HELP = (
+    "Slack does not tell a slash command which thread it was typed in, so name the thread: "
+    "`/codebot files <link to the thread>`, or write `@codebot files` inside the thread."
+)
+THREAD_COMMANDS = ("reset", "files")  # commands about one thread, named by link
 RESET_REFUSED = (
     ":no_entry: You can only reset a thread in a channel you are a member of (workspace admins can "
     "reset any). Nothing was deleted."
@@ -36,10 +41,10 @@ def build_request(body: Mapping[str, Any], author: Author) -> CommandRequest | s
     name, args = parse_command_text(str(body.get("text", "")))
     team, channel = str(body.get("team_id", "")), str(body.get("channel_id", ""))
     thread = None
-    if name == "reset":
+    if name in THREAD_COMMANDS:
         ref = parse_thread_ref(args[0], channel) if args else None
         if ref is None:
-            return RESET_HELP
+            return RESET_HELP if name == "reset" else FILES_HELP
         thread = ThreadKey(PLATFORM, team, ref[0], ref[1])
         args = args[1:]
     return CommandRequest(PLATFORM, team, channel, author, name, args, thread)
@@ -53,6 +58,8 @@ def response_args(result: CommandResult) -> dict[str, str]:
 
 class SlashCommand:
     """Bolt listener for /codebot. Answers via ack() when the core is quick, else via response_url."""
+
+    THREAD_COMMANDS = THREAD_COMMANDS  # also commands when written as a mention inside the thread
 
     def __init__(
         self, core: Codebot, users: UserDirectory, client: AsyncWebClient, *, ack_budget_s: float = 2.0

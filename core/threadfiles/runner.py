@@ -16,7 +16,7 @@ from core.store.base import NewFile, StoreError, ThreadFiles, ThreadState
 from core.threadfiles.caps import MiB, ThreadCaps
 from core.threadfiles.preview import text_preview
 from core.types import ThreadKey
-from sandbox.types import OutputFile, RunLimits, RunResult, RunWorkspace
+from sandbox.types import OutputFile, RunLimits, RunResult, RunWorkspace, SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,10 @@ class ThreadRunner:
     async def run(self, code: str, limits: RunLimits | None = None) -> RunResult:
         """Run with the workspace; store what the run changed; say what could not be kept."""
         if self._files is None:
-            await self._load()
+            try:
+                await self._load()
+            except StoreError as exc:  # nothing ran: for the audit, as when the sandbox cannot start
+                raise SandboxUnavailable(f"This thread's workspace could not be loaded: {exc}") from exc
         files = self._files if self._files is not None else {}
         workspace = RunWorkspace(
             files=tuple(OutputFile(n, d) for n, d in files.items()),

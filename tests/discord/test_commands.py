@@ -113,7 +113,8 @@ async def test_commands_sync_only_when_changed_or_requested(tmp_path):
             assert set(by_name) == {"codebot", "codebot-admin"}
             admin = by_name["codebot-admin"]
             assert admin["default_member_permissions"] == 32 and admin["contexts"] == [0]
-            assert {o["name"] for o in by_name["codebot"]["options"]} == {"help", "limits", "usage", "reset"}
+            user_commands = {o["name"] for o in by_name["codebot"]["options"]}
+            assert user_commands == {"help", "limits", "usage", "reset", "files"}
             async with running_bot(core, settings):
                 pass
             assert len(fake.calls_to("PUT", global_sync)) == 1  # unchanged: no second sync

@@ -125,21 +125,21 @@ async def test_a_warm_slot_runs_a_workspace_and_two_workspaces_never_meet(
 
 
 async def test_a_workspace_larger_than_a_pipe_arrives_whole(cold: Sandbox) -> None:
-    data = bytes(range(256)) * (12 * 1024)  # 3 MB
+    data = bytes(range(256)) * (20 * 1024)  # 5 MB: past SHA_FROM, so the sha256 path compares it too
     code = "import hashlib\nresult = hashlib.sha256(open('big.bin', 'rb').read()).hexdigest()"
-    got = await cold.run(code, RunLimits(timeout_s=60), workspace=RunWorkspace(files=files(big_dot_bin=data)))
+    ws = RunWorkspace(files=files(big_dot_bin=data, small_dot_txt=b"s"))
+    got = await cold.run(code + "\nopen('small.txt', 'w').write('t')", RunLimits(timeout_s=60), workspace=ws)
     assert got.ok, got.error
     assert got.result == repr(hashlib.sha256(data).hexdigest())
+    assert [(f.name, f.data) for f in got.files] == [("small.txt", b"t")]  # big.bin came back unchanged
 
 
 async def test_a_workspace_works_in_weak_mode_too(open_sandbox: Callable[..., Sandbox]) -> None:
     weak = open_sandbox(bwrap="/nonexistent/bwrap", pool_size=0, weak_mode="no-userns-rlimits-only")
     async with weak as sb:
         ws = RunWorkspace(files=files(sales_dot_csv=CSV), keep_state=True)
-        first = await sb.run(MEAN + "\nopen('out.txt', 'w').write('o')", workspace=ws)
-        second = await sb.run(
-            "result = result * 2", workspace=RunWorkspace(state=first.state, keep_state=True)
-        )
+        first = await sb.run(MEAN + "\nmean = result\nopen('out.txt', 'w').write('o')", workspace=ws)
+        second = await sb.run("result = mean * 2", workspace=RunWorkspace(state=first.state, keep_state=True))
     assert first.isolation == "no-userns-rlimits-only"
     assert first.ok and first.result == "30.0" and [f.name for f in first.files] == ["out.txt"], first.error
     assert second.ok and second.result == "60.0", second.error

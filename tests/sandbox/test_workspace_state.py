@@ -24,7 +24,12 @@ def reasons(result: RunResult) -> dict[str, str]:
 async def test_variables_and_modules_from_one_run_are_there_in_the_next(cold: Sandbox) -> None:
     first = await cold.run("import math as m\nn = 41\nwords = {'a': [1, 2]}\ntext = 'hi'", workspace=keep())
     assert first.ok and first.state_saved, first.error
-    assert {k.name: k.type for k in first.kept} == {"m": "module", "n": "int", "words": "dict", "text": "str"}
+    assert [(k.name, k.type) for k in first.kept] == [
+        ("m", "module"),
+        ("n", "int"),
+        ("words", "dict"),
+        ("text", "str"),
+    ]
     assert {k.name: k.summary for k in first.kept}["words"] == "{'a': [1, 2]}"
     second = await cold.run("result = (n + 1, words['a'], text, m.floor(m.pi))", workspace=keep(first.state))
     assert second.ok, second.error
@@ -149,3 +154,32 @@ async def test_odd_names_and_huge_values_do_not_lose_the_rest_of_the_state(cold:
     assert set(summaries) == {"text", "keep_me"} and len(summaries["text"]) <= 200
     second = await cold.run("result = keep_me, len(text)", workspace=keep(first.state))
     assert second.ok and second.result == "(5, 1000000)", (second.error, second.dropped)
+
+
+class _Exits:
+    """Unpickling this calls os._exit(0): a state that would end every later run before its code."""
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        import os
+
+        return (os._exit, (0,))
+
+
+async def test_a_state_whose_restore_ends_the_run_is_cleared(cold: Sandbox) -> None:
+    evil = pickle.dumps(_Exits())
+    blob = MAGIC + b"eA== p %d\n" % len(evil) + evil  # x = <os._exit(0) on load>
+    got = await cold.run("print('ran')", workspace=keep(blob))
+    assert got.stdout == ""  # the code never ran
+    assert got.state_saved and got.state == b""  # so the next run starts fresh instead of dying too
+    assert "restoring the saved state ended the run" in reasons(got)["(state)"]
+    after = await cold.run("print('ran')", workspace=keep(got.state))
+    assert after.ok and after.stdout == "ran\n"
+    plain = await cold.run("print('ran')", workspace=RunWorkspace(state=blob))  # keep_state off: untouched
+    assert not plain.state_saved and plain.state == b""
+
+
+async def test_result_is_each_runs_own_and_is_not_kept(cold: Sandbox) -> None:
+    first = await cold.run("result = 30\nother = 1", workspace=keep())
+    assert first.result == "30" and [k.name for k in first.kept] == ["other"]
+    second = await cold.run("print(other)", workspace=keep(first.state))
+    assert second.ok and second.stdout == "1\n" and second.result is None

@@ -63,6 +63,7 @@ async def test_attached_csv_variables_and_files_carry_across_turns_and_a_restart
         assert "(60, 'written in turn 1')" in out, out  # df and note.txt from turn 1
         first, later = fake.agent_requests[0], fake.agent_requests[3]
         assert "sales.csv (" in _system(first) and "region,sales" in _system(first)
+        assert "instead of asking the user to paste data" in _system(first)
         assert "df: DataFrame" in _system(later) and "note.txt" in _system(later)
 
         fake.enqueue_tool_call(FOLLOW)  # a new bot process: the workspace comes from the store

@@ -12,7 +12,7 @@ from core.store.sqlite import SQLiteStore
 from core.threadfiles.caps import MiB, ThreadCaps
 from core.threadfiles.runner import ThreadRunner
 from sandbox import Sandbox, SandboxConfig
-from sandbox.types import RunLimits
+from sandbox.types import RunLimits, SandboxUnavailable
 from tests.workspace.conftest import KEY, Clock
 
 LIMITS = RunLimits(timeout_s=30.0, cpu_s=30.0)
@@ -80,3 +80,11 @@ async def test_changes_that_cannot_be_stored_still_return_the_result(
     result = await turn.run("open('out.txt', 'w').write('hi')\nresult = x + 1", LIMITS)
     assert result.result == "2" and [f.name for f in result.files] == ["out.txt"]
     assert any("could not be saved" in n for n in notes)
+
+
+async def test_a_workspace_that_cannot_be_loaded_stops_the_run_before_it_starts(
+    sandbox: Sandbox, store: SQLiteStore, clock: Clock
+) -> None:
+    await store.close()
+    with pytest.raises(SandboxUnavailable, match="workspace could not be loaded"):
+        await _runner(sandbox, store, clock, []).run("result = 1", LIMITS)
