@@ -127,6 +127,7 @@ class Settings(BaseSettings):
     discord_api_url: str | None = Field(None, alias="DISCORD_API_URL")
     discord_gateway_url: str | None = Field(None, alias="DISCORD_GATEWAY_URL")
     discord_shards: Annotated[DiscordShards | None, NoDecode] = Field(None, alias="CODEBOT_DISCORD_SHARDS")
+    discord_cdn_url: str | None = Field(None, alias="DISCORD_CDN_URL")
 
     # CODEBOT_DB as written when it is a PostgreSQL URL (a Path would fold its "//"); `db` then keeps
     # its default so nothing that treats it as a file path ever sees the URL or its password.

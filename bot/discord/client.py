@@ -19,6 +19,7 @@ from bot.discord.commands import (
     stale_command_text,
 )
 from bot.discord.components import ButtonActions, StepButtons
+from bot.discord.files import DiscordFileFetcher, cdn_origins
 from bot.discord.messages import MessageHandler, MessageOptions, question_marks
 from bot.discord.sink import ChannelTarget, DiscordSink, Target
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS
@@ -110,7 +111,8 @@ class DiscordBot:
         for group in build_groups(self._runner):
             self.tree.add_command(group)
         self.tree.on_error = self._on_command_error  # type: ignore[method-assign]
-        self.messages = MessageHandler(core, self.client, message_options)
+        files = DiscordFileFetcher(cdn_origins(settings.discord_cdn_url))
+        self.messages = MessageHandler(core, self.client, message_options, files)
         # Buttons are dynamic items registered before login: one on a message from an earlier process works.
         self.buttons = ButtonActions(core, self.sink_for, self._question_sink)
         self.buttons.register(self.client)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from core.types import Author, Incoming, ThreadKey
+from core.types import Author, Incoming, IncomingFile, ThreadKey
 
 PLATFORM = "discord"
 THREAD_NAME_MAX = 100  # Discord's limit for channel and thread names
@@ -39,6 +39,7 @@ class MessageFacts:
     content: str
     is_system: bool = False  # joins, pins, thread-created notices...
     thread_owned_by_bot: bool = False  # the bot created this thread (its first answer may still be running)
+    files: tuple[IncomingFile, ...] = ()  # the message's attachments
 
 
 class Action(enum.Enum):
@@ -91,7 +92,8 @@ def strip_bot_mention(content: str, bot_id: int) -> str:
 def to_incoming(facts: MessageFacts, key: ThreadKey, bot_id: int) -> Incoming:
     """Build the core's question value; the message id is the de-duplication key."""
     author = Author(str(facts.author_id), facts.author_name, facts.author_is_admin)
-    return Incoming(key, author, strip_bot_mention(facts.content, bot_id), str(facts.message_id))
+    text = strip_bot_mention(facts.content, bot_id)
+    return Incoming(key, author, text, str(facts.message_id), files=facts.files)
 
 
 def thread_name(question: str) -> str:

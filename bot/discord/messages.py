@@ -11,11 +11,13 @@ import discord
 
 from bot.discord.components import ButtonActions, StepButtons
 from bot.discord.events import Action, ChannelKind, MessageFacts, Route, route, thread_name, to_incoming
+from bot.discord.files import DISCORD_CDN_ORIGINS, DiscordFileFetcher, incoming_files
 from bot.discord.sink import ArchiveMinutes, ChannelTarget, DiscordSink, NewThreadTarget, Target
 from bot.discord.status import SEND_ERRORS
 from bot.status import QuestionMarks
 
 if TYPE_CHECKING:
+    from core.files_in import FileFetcher
     from core.service import Codebot
 
 log = logging.getLogger(__name__)
@@ -56,11 +58,18 @@ def question_marks(
 class MessageHandler:
     """Turns Discord messages into core submissions."""
 
-    def __init__(self, core: Codebot, client: discord.Client, options: MessageOptions | None = None) -> None:
+    def __init__(
+        self,
+        core: Codebot,
+        client: discord.Client,
+        options: MessageOptions | None = None,
+        fetcher: FileFetcher | None = None,
+    ) -> None:
         self._core = core
         self._client = client
         self._opt = options or MessageOptions()
         self.options = self._opt
+        self._fetcher = fetcher or DiscordFileFetcher(DISCORD_CDN_ORIGINS)
         self._threads: dict[int, ThreadInfo] = {}  # threads missing from discord.py's cache
         self.sinks: weakref.WeakSet[DiscordSink] = weakref.WeakSet()
         self.buttons: ButtonActions | None = None  # set by DiscordBot: Stop / Re-run on the turn's messages
@@ -86,7 +95,7 @@ class MessageHandler:
             buttons=StepButtons(self.buttons, incoming.key, incoming.event_id) if self.buttons else None,
         )
         self.sinks.add(sink)
-        submitted = await self._core.submit(incoming, sink)
+        submitted = await self._core.submit(incoming, sink, self._fetcher)
         await marks.start(submitted.accepted)
 
     def _target(self, decision: Route, message: discord.Message, question: str) -> Target:
@@ -116,6 +125,7 @@ class MessageHandler:
             content=message.content,
             is_system=message.is_system(),
             thread_owned_by_bot=thread is not None and thread.owner_id == me.id,
+            files=incoming_files(message.attachments),
         )
 
     async def _channel_kind(self, channel: object) -> tuple[ChannelKind, ThreadInfo | None]:

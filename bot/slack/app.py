@@ -25,6 +25,7 @@ from bot.slack import events
 from bot.slack.actions import ButtonHandlers, FullOutputs, StepButtons
 from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
+from bot.slack.files import SlackFileFetcher, complete_files, file_origins, scope_warning
 from bot.slack.render import RenderLimits
 from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error, slack_marks
 from core.command_specs import thread_command
@@ -84,6 +85,9 @@ class SlackBot:
         )
         self.users = UserDirectory(self.client, ttl_s=admin_ttl_s)
         self._outputs = FullOutputs()  # for "Show full output"; memory only (the file is in the thread)
+        self.files = SlackFileFetcher(
+            _secret(settings, "slack_bot_token"), file_origins(settings.slack_api_url)
+        )
         bolt_log = logging.getLogger("bot.slack.bolt")
         bolt_log.addFilter(_drop_token_warning)
         self.app = AsyncApp(
@@ -133,6 +137,7 @@ class SlackBot:
 
     async def _handle(self, body: dict[str, Any], event: dict[str, Any], bot_user_id: str) -> None:
         info = await self.users.lookup(str(event.get("user", "")))
+        event = dict(await complete_files(event, self.client.files_info))
         incoming = events.to_incoming(body, event, bot_user_id, Author(info.id, info.name, info.is_admin))
         target = events.reply_target(event)
         sink = self._question_sink(target, incoming)
@@ -140,7 +145,7 @@ class SlackBot:
         if command is not None:  # `@codebot reset` inside the thread it is about
             await self._thread_command(incoming, sink, command.name)
             return
-        submitted = await self._core.submit(incoming, sink)
+        submitted = await self._core.submit(incoming, sink, self.files)
         await sink.marks.start(submitted.accepted)
 
     def _question_sink(self, target: events.Target, incoming: Incoming) -> SlackSink:
@@ -229,7 +234,7 @@ class SlackBot:
     async def _check_token(self) -> None:
         """Fail fast, and say which setting is wrong, when Slack rejects the bot token."""
         try:
-            await self.client.auth_test()
+            answer = await self.client.auth_test()
         except SlackApiError as exc:
             raise ConfigError(
                 f"Slack rejected SLACK_BOT_TOKEN ({slack_error(exc)}); copy the Bot User OAuth Token "
@@ -240,6 +245,8 @@ class SlackBot:
                 f"cannot reach the Slack Web API at {self._settings.slack_api_url} ({slack_error(exc)}); "
                 "check SLACK_API_URL and the network"
             ) from None
+        if (warning := scope_warning(answer.headers)) is not None:
+            log.warning("slack: %s", warning)
 
     async def stop(self) -> None:
         """Stop taking events, let running turns finish (bounded), then close connections."""

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.types import Author, Incoming, ThreadKey
+from core.types import Author, Incoming, IncomingFile, ThreadKey
 
 PLATFORM = "slack"
 
@@ -20,6 +20,8 @@ _LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
 _THREAD_LINK = re.compile(r"/archives/([A-Z0-9]+)/p(\d{10})(\d{6})")
 _THREAD_TS_PARAM = re.compile(r"[?&]thread_ts=(\d{10}\.\d{6})")
 _TS = re.compile(r"\d{10}\.\d{6}")
+MAX_FILES_PER_MESSAGE = 20  # Slack allows 10 per message today; more is not a message from Slack
+_NAME_MAX = 1024  # the core sanitises and shortens names; this only bounds what we carry
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,39 @@ def to_incoming(
         author=author,
         text=plain_text(str(event.get("text", "")), bot_user_id),
         event_id=str(body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"),
+        files=incoming_files(event),
     )
+
+
+def incoming_files(event: Mapping[str, Any]) -> tuple[IncomingFile, ...]:
+    """The files of a message or app_mention event, as the core should see them (untrusted, bounded).
+
+    A file Slack does not let us download (external, deleted, or only a stub in this event) keeps an
+    empty ref, so the core can tell the user it was not used rather than drop it silently.
+    """
+    raw = event.get("files")
+    if not isinstance(raw, list):
+        return ()
+    objects = [f for f in raw[: MAX_FILES_PER_MESSAGE * 2] if isinstance(f, Mapping)]
+    return tuple(_one(f) for f in objects[:MAX_FILES_PER_MESSAGE])
+
+
+def _one(f: Mapping[str, Any]) -> IncomingFile:
+    name = f.get("name") or f.get("title") or f.get("id") or "file"
+    ref = f.get("url_private_download")
+    size = f.get("size")
+    mimetype = f.get("mimetype")
+    return IncomingFile(
+        name=str(name)[:_NAME_MAX],
+        ref=ref if isinstance(ref, str) and f.get("mode") != "tombstone" else "",
+        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+        mimetype=mimetype[:200] if isinstance(mimetype, str) else "",
+    )
+
+
+def is_stub_file(f: object) -> bool:
+    """Tell whether a file object is a Slack Connect stub (only an id; files.info has the rest)."""
+    return isinstance(f, Mapping) and f.get("file_access") == "check_file_info"
 
 
 def is_from_bot(event: Mapping[str, Any], bot_user_id: str) -> bool:

@@ -9,12 +9,16 @@ discord.py needs to retry. Every REST call is recorded; tests wait on them with 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
@@ -35,6 +39,22 @@ MANAGE_GUILD = 0x20
 VIEW_CHANNEL = 0x400
 
 CALL_KEY = web.RequestKey("call", Call)
+_CDN_KEY = b"fake-cdn-signing-key"
+CDN_GONE = "This content is no longer available."
+
+
+@dataclass(frozen=True)
+class HostedAttachment:
+    """A file someone attached; how the CDN serves it can be made to misbehave for tests."""
+
+    data: bytes
+    content_type: str
+    chunked: bool = False  # no Content-Length
+    redirect_to: str | None = None  # answer 302 to this URL instead of the bytes
+
+
+def _cdn_signature(path: str, ex: str) -> str:
+    return hmac.new(_CDN_KEY, f"{path}:{ex}".encode(), hashlib.sha256).hexdigest()
 
 
 class FakeDiscord(ShardedGateway):
@@ -80,6 +100,8 @@ class FakeDiscord(ShardedGateway):
         self._replay: list[tuple[str, dict[str, Any]]] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.attachments: dict[int, HostedAttachment] = {}  # files people attached, by attachment id
+        self.cdn_requests: list[Call] = []  # GETs on the CDN route (path, query, headers)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -87,6 +109,7 @@ class FakeDiscord(ShardedGateway):
         app = web.Application(middlewares=[self._record], client_max_size=64 << 20)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        app.router.add_get("/attachments/{cid}/{aid}/{name}", self._cdn)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -140,6 +163,7 @@ class FakeDiscord(ShardedGateway):
         mention_bot: bool = False,
         manager: bool = False,
         message_id: int | None = None,
+        attachments: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """A MESSAGE_CREATE payload from a user; `mention_bot` puts the bot in `mentions`."""
         msg: dict[str, Any] = {
@@ -154,7 +178,7 @@ class FakeDiscord(ShardedGateway):
             "mention_everyone": False,
             "mentions": [self.bot_user] if mention_bot else [],
             "mention_roles": [],
-            "attachments": [],
+            "attachments": list(attachments or []),
             "embeds": [],
             "pinned": False,
             "flags": 0,
@@ -455,3 +479,59 @@ class FakeDiscord(ShardedGateway):
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         return await route_rest(self, request, request[CALL_KEY])
+
+    # ---- attachments and the CDN ------------------------------------------------------------------
+
+    @property
+    def cdn_base(self) -> str:
+        """The fake's CDN origin (stands in for https://cdn.discordapp.com)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def attachment(
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str | None = "text/csv",
+        *,
+        channel_id: int | None = None,
+        declared_size: int | None = None,
+        chunked: bool = False,
+        redirect_to: str | None = None,
+    ) -> dict[str, Any]:
+        """Host a file on the CDN and return its attachment object as Discord puts it in a message."""
+        aid = self.new_id()
+        self.attachments[aid] = HostedAttachment(
+            data, content_type or "application/octet-stream", chunked, redirect_to
+        )
+        path = f"/attachments/{channel_id or self.channel_id}/{aid}/{quote(filename, safe='')}"
+        ex = format(int(time.time()) + 86400, "x")  # signed links expire, as Discord's do since 2024
+        query = f"?ex={ex}&is={format(int(time.time()), 'x')}&hm={_cdn_signature(path, ex)}&"
+        obj: dict[str, Any] = {
+            "id": str(aid),
+            "filename": filename,
+            "size": len(data) if declared_size is None else declared_size,
+            "url": f"{self.cdn_base}{path}{query}",
+            "proxy_url": f"{self.cdn_base}{path}{query}",
+        }
+        if content_type is not None:
+            obj["content_type"] = content_type
+        return obj
+
+    async def _cdn(self, request: web.Request) -> web.StreamResponse:
+        call = Call(request.method, request.path, dict(request.query), dict(request.headers))
+        self.cdn_requests.append(call)
+        hosted = self.attachments.get(int(request.match_info["aid"]))
+        ex, hm = request.query.get("ex", ""), request.query.get("hm", "")
+        if hosted is None or not hmac.compare_digest(hm, _cdn_signature(request.raw_path.split("?")[0], ex)):
+            return web.Response(status=404, text=CDN_GONE)  # what the CDN says to unsigned links
+        if hosted.redirect_to:
+            raise web.HTTPFound(hosted.redirect_to)
+        if not hosted.chunked:
+            return web.Response(body=hosted.data, headers={"Content-Type": hosted.content_type})
+        resp = web.StreamResponse(headers={"Content-Type": hosted.content_type})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for i in range(0, len(hosted.data), 64 * 1024):
+            await resp.write(hosted.data[i : i + 64 * 1024])  # raises once the client hangs up
+        await resp.write_eof()
+        return resp

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
@@ -22,6 +23,20 @@ from tests.fakes.slack_limits import message_error, view_error
 from tests.fakes.slack_threads import SlackThreads
 
 T = TypeVar("T")
+GRANTED_SCOPES = [
+    "app_mentions:read",
+    "chat:write",
+    "reactions:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "users:read",
+    "channels:read",
+    "groups:read",
+    "files:write",
+    "files:read",
+    "commands",
+]
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,16 @@ class Call:
 
 
 @dataclass(frozen=True)
+class HostedFile:
+    """A file a person shared; how the file host serves it can be made to misbehave for tests."""
+
+    data: bytes
+    mimetype: str
+    chunked: bool = False  # no Content-Length, as a streaming server sends it
+    redirect_to: str | None = None  # answer 302 to this URL instead of the bytes
+
+
+@dataclass(frozen=True)
 class Failure:
     status: int
     retry_after: float | None
@@ -44,7 +69,20 @@ class Failure:
 class FakeSlack(SlackThreads):
     """In-process fake of Slack. Use as `async with FakeSlack() as slack:`."""
 
-    def __init__(self, *, bot_user_id: str = "UBOT", team_id: str = "T111", admins: set[str] | None = None):
+    def __init__(
+        self,
+        *,
+        bot_user_id: str = "UBOT",
+        team_id: str = "T111",
+        admins: set[str] | None = None,
+        bot_token: str = "xoxb-test-token",
+    ):
+        self.bot_token = bot_token  # the only token the file host serves files to
+        # Granted scopes, sent as x-oauth-scopes on every Web API answer as Slack does.
+        self.scopes: list[str] = list(GRANTED_SCOPES)
+        self.hosted: dict[str, HostedFile] = {}  # files people shared, by file id
+        self.file_requests: list[Call] = []  # GETs of shared files (method = file id)
+        self.file_objects: dict[str, dict[str, Any]] = {}  # what files.info answers, by file id
         self.bot_user_id = bot_user_id
         self.team_id = team_id
         self.admins: set[str] = set(admins or ())
@@ -79,6 +117,7 @@ class FakeSlack(SlackThreads):
         app.router.add_post("/upload/{fid}", self._upload)
         app.router.add_post("/respond/{rid}", self._respond)
         app.router.add_get("/link/", self._link)
+        app.router.add_get("/files-pri/{team_file}/download/{name}", self._file_download)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -156,7 +195,7 @@ class FakeSlack(SlackThreads):
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
-        return web.json_response(handler(params))
+        return web.json_response(handler(params), headers={"x-oauth-scopes": ",".join(self.scopes)})
 
     def next_ts(self) -> str:
         return f"1800000000.{next(self._ts):06d}"
@@ -323,3 +362,97 @@ class FakeSlack(SlackThreads):
     async def request_refresh(self) -> None:
         """Ask the client to reconnect, as Slack does before it recycles a connection."""
         await self.ws_send({"type": "disconnect", "reason": "refresh_requested"})
+
+    # ---- shared files (files.slack.com) ------------------------------------------------------
+
+    def share_file(
+        self,
+        name: str,
+        data: bytes,
+        mimetype: str = "text/csv",
+        *,
+        declared_size: int | None = None,
+        chunked: bool = False,
+        redirect_to: str | None = None,
+        connect_stub: bool = False,
+    ) -> dict[str, Any]:
+        """Host a file and return its object as Slack puts it in an event's `files` list.
+
+        `connect_stub`: return what Slack Connect channels carry instead, only the id with
+        `file_access: check_file_info`; files.info then answers the full object.
+        """
+        fid = f"F{next(self._file_ids):04d}"
+        self.hosted[fid] = HostedFile(data, mimetype, chunked, redirect_to)
+        base = f"http://127.0.0.1:{self.port}/files-pri/{self.team_id}-{fid}"
+        url_name = quote(name, safe="")
+        full = {
+            "id": fid,
+            "created": 1700000000,
+            "timestamp": 1700000000,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1] if "." in name else "binary",
+            "pretty_type": mimetype,
+            "user": "U123",
+            "user_team": self.team_id,
+            "editable": False,
+            "size": len(data) if declared_size is None else declared_size,
+            "mode": "hosted",
+            "is_external": False,
+            "external_type": "",
+            "is_public": True,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "url_private": f"{base}/{url_name}",
+            "url_private_download": f"{base}/download/{url_name}",
+            "permalink": f"https://fake.slack/files/U123/{fid}/{url_name}",
+            "permalink_public": f"https://slack-files.com/{self.team_id}-{fid}-0000",
+            "is_starred": False,
+            "has_rich_preview": False,
+            "file_access": "visible",
+        }
+        self.file_objects[fid] = full
+        if connect_stub:
+            return {"id": fid, "mode": "file_access", "file_access": "check_file_info", "created": 0}
+        return full
+
+    def m_files_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        if "files:read" not in self.scopes:
+            return {
+                "ok": False,
+                "error": "missing_scope",
+                "needed": "files:read",
+                "provided": ",".join(self.scopes),
+            }
+        obj = self.file_objects.get(str(p.get("file", "")))
+        if obj is None:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "file": obj, "comments": [], "response_metadata": {"next_cursor": ""}}
+
+    async def _file_download(self, request: web.Request) -> web.StreamResponse:
+        team, _, fid = request.match_info["team_file"].partition("-")
+        self.file_requests.append(Call(fid, dict(request.query), dict(request.headers)))
+        hosted = self.hosted.get(fid)
+        if team != self.team_id or hosted is None:
+            return web.Response(status=404, text="file not found")
+        authorized = request.headers.get("Authorization") == f"Bearer {self.bot_token}"
+        if not authorized or "files:read" not in self.scopes:
+            # What Slack does without a token that has files:read: its sign-in page, not the file.
+            return web.Response(text=LOGIN_PAGE, content_type="text/html")
+        if hosted.redirect_to:
+            raise web.HTTPFound(hosted.redirect_to)
+        if not hosted.chunked:
+            return web.Response(body=hosted.data, content_type=hosted.mimetype)
+        resp = web.StreamResponse(headers={"Content-Type": hosted.mimetype})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for i in range(0, len(hosted.data), 64 * 1024):
+            await resp.write(hosted.data[i : i + 64 * 1024])  # raises once the client hangs up
+        await resp.write_eof()
+        return resp
+
+
+LOGIN_PAGE = """<!DOCTYPE html><html lang="en-US"><head><title>Slack</title></head>
+<body><h1>Sign in to your workspace</h1><form action="/signin"></form></body></html>"""

@@ -50,8 +50,12 @@ def mention(
     ts: str | None = None,
     thread_ts: str | None = None,
     event_id: str | None = None,
+    files: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """An app_mention event_callback body; the text gets the bot's mention in front."""
+    """An app_mention event_callback body; the text gets the bot's mention in front.
+
+    `files`: file objects (FakeSlack.share_file) attached to the mention, as Slack sends them.
+    """
     ts = ts or new_ts()
     event = {
         "type": "app_mention",
@@ -63,6 +67,8 @@ def mention(
     }
     if thread_ts:
         event["thread_ts"] = thread_ts
+    if files is not None:
+        event["files"] = files
     return envelope(event, event_id)
 
 

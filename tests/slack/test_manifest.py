@@ -28,6 +28,7 @@ def test_manifest_grants_the_scopes_events_and_command_the_adapter_uses():
         "channels:read",
         "groups:read",
         "files:write",
+        "files:read",
         "commands",
     }
     assert list_items(text, "bot_events") == {
