@@ -14,7 +14,7 @@ from core.threadfiles.caps import ThreadCaps
 from core.threadfiles.intake import take_in
 from core.threadfiles.runner import ThreadRunner, WorkspaceRunner
 from core.threadfiles.summary import workspace_summary
-from core.types import Incoming, NoticeReply
+from core.types import Incoming, NoticeReply, Progress
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class ThreadWorkspaces:
             except Exception:
                 log.exception("could not post a workspace notice to the thread")
 
+        if incoming.files:  # downloads take a while: show the turn is alive (and open the thread first,
+            # so a refused file is named inside it, not beside the question)
+            await sink.progress(Progress.THINKING, "reading the attached files")
         intake = await take_in(self._store, incoming.key, incoming.files, fetcher, caps, self._clock())
         for text in intake.notices:
             await notify(text)

@@ -223,7 +223,7 @@ async def test_mentions_and_thread_file_shares_reach_the_core_with_a_working_fet
         body = mention("mean temp?", ts=root, files=shared)
         s.llm.enqueue_text("About 11.5.")
         await s.event(body)
-        await s.wait_posts("C1", root, 2)
+        await slack.wait_for(lambda: "About 11.5." in s.thread("C1", root))
         await s.core.wait_idle(10)
         s.llm.enqueue_text("Got the second file.")
         share = message(

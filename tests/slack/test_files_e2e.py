@@ -14,8 +14,9 @@ ROOT = "1700000001.000100"
 
 
 def said(s, channel: str = "C1", thread: str = ROOT) -> str:
-    """Everything the bot posted in the thread (fallback text and blocks)."""
-    return " ".join(str(c.params) for c in s.slack.thread_posts(channel, thread))
+    """What the bot's messages in the thread read now (steps are edited in place): text and blocks."""
+    shown = s.slack.thread_messages(channel, thread)
+    return " ".join(f"{m.text} {m.blocks} {m.streamed}" for m in shown)
 
 
 async def test_a_shared_csv_is_read_by_the_code_and_a_follow_up_builds_on_it(tmp_path, slack):
