@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
 from tests.fakes.openai_fake import FakeOpenAI
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.process_env import process_env
 
 
 def _default_sigint() -> None:
@@ -22,11 +20,7 @@ def _default_sigint() -> None:
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "PYTHONPATH")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("CODEBOT_SANDBOX_")}
-    env["PYTHONPATH"] = str(REPO)  # the checkout under test, not whichever copy is installed
-    env.update({"CODEBOT_DB": str(tmp_path / "bot.db"), "CODEBOT_SANDBOX_POOL_SIZE": "0", **extra})
-    return env
+    return process_env(tmp_path, **extra)
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 from tests.fakes.openai_fake import FakeOpenAI
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.process_env import process_env
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "PYTHONPATH")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("CODEBOT_SANDBOX_")}
-    env["PYTHONPATH"] = str(REPO)  # the checkout under test, not whichever copy is installed
-    env.update({"CODEBOT_DB": str(tmp_path / "console.db"), "CODEBOT_SANDBOX_POOL_SIZE": "0"})
-    env.update(extra)
-    return env
+    return process_env(tmp_path, "console.db", **extra)
 
 
 async def _console(tmp_path: Path, stdin: str, env: dict[str, str], *args: str) -> tuple[int, str, str]:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from bot.console.rich_view import rich_render
 from core.types import AnswerReply, CodeReply, NoticeReply
-from tests.core.test_console import _console, _env
+from tests.console.test_console import _console, _env
 from tests.fakes.openai_fake import FakeOpenAI
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.core.test_console import _console, _env
+from tests.console.test_console import _console, _env
 from tests.fakes.openai_fake import FakeOpenAI
 
 FORGER = r"""

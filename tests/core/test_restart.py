@@ -10,22 +10,11 @@ import uuid
 from pathlib import Path
 
 from tests.fakes.openai_fake import FakeOpenAI
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.process_env import process_env
 
 
 def _env(tmp_path: Path, base_url: str) -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "PYTHONPATH")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("CODEBOT_SANDBOX_")}
-    env["PYTHONPATH"] = str(REPO)  # the checkout under test, not whichever copy is installed
-    env.update(
-        {
-            "CODEBOT_DB": str(tmp_path / "bot.db"),
-            "CODEBOT_SANDBOX_POOL_SIZE": "0",
-            "OPENAI_BASE_URL": base_url,
-        }
-    )
-    return env
+    return process_env(tmp_path, OPENAI_BASE_URL=base_url)
 
 
 def _processes_with(marker: str) -> list[int]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.discord.stack import DiscordStack, discord_stack
 from tests.fakes.discord_fake import FakeDiscord
 from tests.fakes.discord_limits import component_problems
 from tests.fakes.openai_fake import FakeOpenAI
+from tests.process_env import process_env
 
 REPO = Path(__file__).resolve().parents[2]
 CODE = "print(6 * 7)"
@@ -142,20 +142,15 @@ async def test_show_full_output_sends_it_to_the_presser_only(tmp_path):
 
 
 def discord_environ(tmp_path: Path, fake: FakeDiscord, llm: FakeOpenAI) -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("CODEBOT_SANDBOX_")}
-    env.update(
-        CODEBOT_DB=str(tmp_path / "bot.db"),
-        CODEBOT_SANDBOX_POOL_SIZE="0",
+    return process_env(
+        tmp_path,
         OPENAI_BASE_URL=llm.base_url,
         OPENAI_API_KEY="sk-test-not-a-real-key",
         CODEBOT_MODEL="openai/test-model",
         DISCORD_TOKEN=fake.token,
         DISCORD_API_URL=fake.api_base,
         DISCORD_GATEWAY_URL=fake.gateway_url,
-        PYTHONPATH=str(REPO),
     )
-    return env
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -12,31 +11,23 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.process_env import process_env
 from tests.slack.payloads import SECRET, dumps, sign
 
-REPO = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening on http://[^:]+:(\d+)/slack/events")
 
 
 def bot_environ(tmp_path: Path, slack_api_url: str, llm_base_url: str, **extra: str) -> dict[str, str]:
     """The environment of a bot process: test tokens, loopback fakes, a database under tmp_path."""
-    keep = ("PATH", "HOME", "LANG", "PYTHONPATH")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("CODEBOT_SANDBOX_")}
-    env.update(
-        {
-            "CODEBOT_DB": str(tmp_path / "bot.db"),
-            "CODEBOT_SANDBOX_POOL_SIZE": "0",
-            "OPENAI_BASE_URL": llm_base_url,
-            "OPENAI_API_KEY": "sk-test-not-a-real-key",
-            "CODEBOT_MODEL": "openai/test-model",
-            "SLACK_BOT_TOKEN": "xoxb-test-token",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack_api_url,
-            "PYTHONPATH": str(REPO),
-        }
-    )
-    env.update(extra)
-    return env
+    defaults = {
+        "OPENAI_BASE_URL": llm_base_url,
+        "OPENAI_API_KEY": "sk-test-not-a-real-key",
+        "CODEBOT_MODEL": "openai/test-model",
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack_api_url,
+    }
+    return process_env(tmp_path, **{**defaults, **extra})  # a test's own values win
 
 
 @dataclass

@@ -4,14 +4,13 @@ sandbox, the real store file, and a scripted fake model on loopback."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from tests.fakes.openai_fake import FakeOpenAI
+from tests.process_env import process_env
 
-REPO = Path(__file__).resolve().parents[2]
 CSV = "region,sales\nnorth,10\nsouth,30\neast,20\n"
 READ = "import pandas as pd\ndf = pd.read_csv('sales.csv')\nresult = df['sales'].mean()"
 WRITE = "with open('note.txt', 'w') as fh:\n    fh.write('written in turn 1')\nresult = 'ok'"
@@ -19,19 +18,7 @@ FOLLOW = "result = (int(df['sales'].sum()), open('note.txt').read())"
 
 
 def _env(tmp_path: Path, base_url: str, **extra: str) -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("CODEBOT_SANDBOX_")}
-    env.update(
-        {
-            "PYTHONPATH": str(REPO),  # the checkout under test
-            "CODEBOT_DB": str(tmp_path / "console.db"),
-            "CODEBOT_SANDBOX_POOL_SIZE": "0",
-            "OPENAI_BASE_URL": base_url,
-            "OPENAI_API_KEY": "sk-test",
-        }
-    )
-    env.update(extra)
-    return env
+    return process_env(tmp_path, "console.db", OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-test", **extra)
 
 
 async def _console(tmp_path: Path, env: dict[str, str], stdin: str, *args: str, thread: str = "demo") -> str:
