@@ -166,30 +166,34 @@ async def test_two_processes_with_a_shard_each_answer_each_guild_once_from_the_r
     guilds = [fake.add_guild(0, 2), fake.add_guild(1, 2)]  # (guild, channel) on shard 0, on shard 1
     per_shard = [sum(1 for g in fake.guilds if (g >> 22) % 2 == sid) for sid in (0, 1)]
     async with FakeOpenAI() as llm, postgres_schema(postgres_dsn()) as dsn:
-        for sid in (0, 1):  # one after the other: the first one migrates the fresh schema
-            cwd = tmp_path / f"shard{sid}"
-            cwd.mkdir()
-            env = bot_environ(
-                cwd, "http://127.0.0.1:9/unused", llm.base_url, CODEBOT_DB=dsn, CODEBOT_LOG_FORMAT="json",
-                CODEBOT_DISCORD_SHARDS=f"{sid}/2", DISCORD_TOKEN=TOKEN, DISCORD_API_URL=fake.api_base,
-                DISCORD_GATEWAY_URL=fake.gateway_url,
-            )  # fmt: skip
-            argv = [sys.executable, "-m", "bot", "discord"]
-            try:
-                procs.append(await spawn(argv, env, cwd, {"guilds": READY}, timeout_s=90))
-            except ProcessLookupError as exc:
-                raise AssertionError(f"shard {sid} did not start:\n{exc}") from None
-            assert procs[-1].ports["guilds"] == per_shard[sid]  # it sees its shard's guilds only
-        assert sorted(fake.shard_identifies) == [(0, 2), (1, 2)]
+        try:
+            for sid in (0, 1):  # one after the other: the first one migrates the fresh schema
+                cwd = tmp_path / f"shard{sid}"
+                cwd.mkdir()
+                env = bot_environ(
+                    cwd, "http://127.0.0.1:9/unused", llm.base_url, CODEBOT_DB=dsn, CODEBOT_LOG_FORMAT="json",
+                    CODEBOT_DISCORD_SHARDS=f"{sid}/2", DISCORD_TOKEN=TOKEN, DISCORD_API_URL=fake.api_base,
+                    DISCORD_GATEWAY_URL=fake.gateway_url,
+                )  # fmt: skip
+                argv = [sys.executable, "-m", "bot", "discord"]
+                try:
+                    procs.append(await spawn(argv, env, cwd, {"guilds": READY}, timeout_s=90))
+                except ProcessLookupError as exc:
+                    raise AssertionError(f"shard {sid} did not start:\n{exc}") from None
+                assert procs[-1].ports["guilds"] == per_shard[sid]  # it sees its shard's guilds only
+            assert sorted(fake.shard_identifies) == [(0, 2), (1, 2)]
 
-        alice = fake.user("alice")
-        for n, (_, channel) in enumerate(guilds):
-            llm.enqueue_text(f"Answer number {n}.")
-            mention = f"<@{fake.bot_user['id']}> question {n}"
-            msg = await fake.send_message(mention, alice, channel_id=channel, mention_bot=True)
-            thread = int(msg["id"])  # the bot opens a thread on the message; it has the message's id
-            await fake.wait_until(lambda t=thread: finals(fake, t) >= 1, within_s=60)
-            assert any(f"Answer number {n}." in s for s in said(fake, thread))
+            alice = fake.user("alice")
+            for n, (_, channel) in enumerate(guilds):
+                llm.enqueue_text(f"Answer number {n}.")
+                mention = f"<@{fake.bot_user['id']}> question {n}"
+                msg = await fake.send_message(mention, alice, channel_id=channel, mention_bot=True)
+                thread = int(msg["id"])  # the bot opens a thread on the message; it has the message's id
+                await fake.wait_until(lambda t=thread: finals(fake, t) >= 1, within_s=60)
+                assert any(f"Answer number {n}." in s for s in said(fake, thread))
+        finally:
+            for p in procs:  # before the schema is dropped: a process still using it can deadlock DROP
+                await p.kill()
     assert len(llm.agent_requests) == 2  # each question reached the model once
     assert len(fake.calls_to("POST", r"/channels/\d+/messages/\d+/threads")) == 2
     for sid, (guild, _) in enumerate(guilds):

@@ -106,8 +106,23 @@ async def postgres_schema(dsn: str) -> AsyncIterator[str]:
     try:
         yield dsn + ("&" if "?" in dsn else "?") + f"search_path={schema}"
     finally:
-        async with _pg(dsn) as admin:
-            await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await _drop_schema(dsn, schema)
+
+
+async def _drop_schema(dsn: str, schema: str, tries: int = 5) -> None:
+    """Drop the test's schema. A connection of a process that is just exiting may still hold a lock on
+    one of its tables; if PostgreSQL picks the DROP as the deadlock's victim, it is simply tried again."""
+    import asyncpg
+
+    for attempt in range(tries):
+        try:
+            async with _pg(dsn) as admin:
+                await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+            return
+        except asyncpg.exceptions.DeadlockDetectedError:
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.5)
 
 
 @asynccontextmanager
