@@ -12,6 +12,7 @@ first statement takes a per-limit advisory lock (set_limit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -199,7 +200,7 @@ class PostgresStore(PostgresThreadFiles):
         try:
             yield db
         except _BROKEN as exc:
-            db.terminate()  # its protocol state is unknown; the pool opens a fresh one in its place
+            _discard(db)  # its protocol state is unknown; the pool opens a fresh one in its place
             raise translate(exc, self._dsn) from exc
         except asyncpg.exceptions.DataError as exc:  # a value the column type cannot hold
             raise StoreError(f"the store rejected an invalid record ({type(exc).__name__})") from exc
@@ -412,3 +413,11 @@ class PostgresStore(PostgresThreadFiles):
         """Free the thread's lock if the turn holds it."""
         async with self._conn() as db:
             await turns.release_thread(db, key, event_id)
+
+
+def _discard(db: Any) -> None:
+    """Close a broken pooled connection. When the server ended it, asyncpg may already have handed it
+    back to the pool (the proxy then refuses every call): nothing is left to close, and it must not
+    turn a clear StoreError into a driver error."""
+    with contextlib.suppress(asyncpg.exceptions.InterfaceError):
+        db.terminate()

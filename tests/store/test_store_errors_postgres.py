@@ -9,6 +9,7 @@ import traceback
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 from bot.doctor import store_line
@@ -123,6 +124,22 @@ async def test_a_dropped_connection_fails_one_call_plainly_and_the_pool_recovers
         assert await store.health() == "ok"
     finally:
         await other.close()
+        await store.close()
+
+
+async def test_a_connection_the_driver_already_gave_back_still_fails_plainly(dsn: str) -> None:
+    # When the server ends a connection mid-call, asyncpg may hand it back to the pool before the store
+    # sees the error; discarding it then must not turn the clear StoreError into a driver error.
+    store = PostgresStore(dsn, pool_size=1)
+    await store.open()
+    try:
+        with pytest.raises(StoreError, match="lost the connection to PostgreSQL"):
+            async with store._conn() as db:
+                assert store._pool is not None
+                await store._pool.release(db)
+                raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")
+        assert await store.health() == "ok"
+    finally:
         await store.close()
 
 
