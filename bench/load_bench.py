@@ -222,8 +222,8 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.wait_for(llm_proc.wait(), 10)
 
 
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def load_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The load's shape, shared with bench/replicas_bench.py so both benches run the same load."""
     p.add_argument("--questions", type=int, default=1000)
     p.add_argument("--threads", type=int, default=200)
     p.add_argument("--seconds", type=float, default=300)
@@ -233,4 +233,8 @@ if __name__ == "__main__":
     p.add_argument("--error-rate", type=float, default=0.03)
     p.add_argument("--drain", type=float, default=120, help="seconds to wait for the last replies")
     p.add_argument("--seed", type=int, default=7)
-    asyncio.run(main(p.parse_args()))
+    return p
+
+
+if __name__ == "__main__":
+    asyncio.run(main(load_options(argparse.ArgumentParser(description=__doc__.splitlines()[0])).parse_args()))

@@ -231,17 +231,8 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = lb.load_options(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     p.add_argument("--quick", action="store_true", help="120 questions, 30 threads, 40 s per setup")
-    p.add_argument("--questions", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=200)
-    p.add_argument("--seconds", type=float, default=300)
-    p.add_argument("--dup-share", type=float, default=0.05, help="share of events delivered twice")
-    p.add_argument("--llm-min", type=float, default=0.5)
-    p.add_argument("--llm-max", type=float, default=2.0)
-    p.add_argument("--error-rate", type=float, default=0.03)
-    p.add_argument("--drain", type=float, default=120, help="seconds to wait for the last replies")
-    p.add_argument("--seed", type=int, default=7)
     parsed = p.parse_args()
     if parsed.quick:
         parsed.questions, parsed.threads, parsed.seconds, parsed.drain = 120, 30, 40, 60
