@@ -116,7 +116,7 @@ async def loop_lag(stop: asyncio.Event, samples: list[float]) -> None:
         samples.append((time.perf_counter() - t0 - 0.005) * 1000)
 
 
-def settings_for(tmp: Path, fake: FakeOpenAI | str) -> tuple[Settings, dict[str, str]]:
+def settings_for(tmp: Path, fake: FakeOpenAI | str) -> Settings:
     environ = stack_environ(
         tmp,
         fake if isinstance(fake, str) else fake.base_url,
@@ -125,14 +125,14 @@ def settings_for(tmp: Path, fake: FakeOpenAI | str) -> tuple[Settings, dict[str,
         CODEBOT_LIMIT_WORKSPACE_RUNS_PER_DAY="100000",
         CODEBOT_LOG_LEVEL="WARNING",
     )
-    return Settings(_env_file=None, **environ), environ  # type: ignore[call-arg]
+    return Settings(_env_file=None, **environ)  # type: ignore[call-arg]
 
 
 async def overhead(tmp: Path) -> None:
     async with FakeOpenAI() as fake:
-        settings, environ = settings_for(tmp / "a", fake)
+        settings = settings_for(tmp / "a", fake)
         (tmp / "a").mkdir()
-        async with open_core(settings, environ, runner=InstantRunner()) as core:
+        async with open_core(settings, runner=InstantRunner()) as core:
             await core_turns(core, fake, 20)  # warm-up (the review verdict is cached from here on)
             before = len(fake.raw_bodies)
             await core_turns(core, fake, 1)
@@ -206,9 +206,9 @@ async def concurrent(tmp: Path) -> None:
     async with fake_in_subprocess(
         "--latency", "0.2", "0.2", "--auto-code", "result = 1", "--text", "one"
     ) as url:
-        settings, environ = settings_for(tmp / "b", url)
+        settings = settings_for(tmp / "b", url)
         (tmp / "b").mkdir()
-        async with open_core(settings, environ, runner=InstantRunner()) as core:
+        async with open_core(settings, runner=InstantRunner()) as core:
             gc.freeze()  # as `codebot slack|discord|console` does once the core is built
             singles = [await one_turn(core, i) for i in range(3)]
             single = statistics.median(singles)

@@ -9,13 +9,12 @@ import io
 import json
 import os
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bot.wiring import limit_defaults, limits_engine, store_for
-from core.limits import LimitError, limit_environ
+from bot.wiring import limits_engine, store_for
+from core.limits import LimitError
 from core.limits.render import limits_table
 from core.limits.timefmt import iso, stamp
 from core.settings import Settings
@@ -46,19 +45,17 @@ class _Output:
     records: tuple[AuditRecord, ...] | None = None
 
 
-def main(argv: list[str], settings: Settings, environ: Mapping[str, str] | None = None) -> int:
+def main(argv: list[str], settings: Settings) -> int:
     """Run `codebot admin ARGS`; return 0, 1 (store or file problem) or 2 (bad input)."""
     try:
         args = _parser().parse_args(argv)
         if args.cmd is None:
             raise _UsageError("missing command; use limits, set, changes or audit (see --help)")
         ws = _workspace(args.workspace) if args.workspace else None
-        environ = limit_environ() if environ is None else environ
-        limit_defaults(environ)  # a bad CODEBOT_LIMIT_* is bad input, reported before the store opens
         database = settings.database  # a PostgreSQL URL (str) exists as far as we can tell here
         if args.cmd != "set" and isinstance(database, Path) and not database.exists():
             raise _UsageError(f"no database at {database} (set CODEBOT_DB to the bot's database)")
-        out = asyncio.run(_run(args, ws, settings, environ))
+        out = asyncio.run(_run(args, ws, settings))
         if out.records is not None:
             _export(out.records, args.format, args.output)
         elif out.text:
@@ -100,13 +97,11 @@ def _workspace(text: str) -> Workspace:
     return Workspace(platform.lower(), ident)
 
 
-async def _run(
-    args: argparse.Namespace, ws: Workspace | None, settings: Settings, environ: Mapping[str, str]
-) -> _Output:
+async def _run(args: argparse.Namespace, ws: Workspace | None, settings: Settings) -> _Output:
     store = store_for(settings, pool_size=1)
     await store.open()
     try:
-        engine = limits_engine(store, environ)
+        engine = limits_engine(store, settings)
         d = engine.defaults
         if args.cmd == "audit":
             return _Output(records=tuple(await store.export_audit(ws)))

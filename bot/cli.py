@@ -7,18 +7,16 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
-import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from core.logs import configure_logging
-from core.settings import ConfigError, Settings, load_settings, read_environment
+from core.settings import ConfigError, Settings, load_settings
 from core.store.base import StoreError
 
 if TYPE_CHECKING:
@@ -61,19 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `codebot` console script."""
     args = _parser().parse_args(argv)
     cmd = args.cmd or "console"
-    if cmd in ("run", "setup"):
-        from bot.wiring import environment
-        from sandbox.cli import main as sandbox_main
-
-        # The sandbox reads only the process environment; give it .env's CODEBOT_SANDBOX_* too, so
-        # `codebot setup` prepares the same directory the bot will use.
-        for key, value in environment().items():
-            if key.startswith("CODEBOT_SANDBOX_"):
-                os.environ.setdefault(key, value)
-
-        return sandbox_main([cmd, args.file, *(["--json"] if args.json else [])] if cmd == "run" else [cmd])
     try:
         settings = load_settings()
+        if cmd in ("run", "setup"):
+            from sandbox.cli import main as sandbox_main
+
+            # The sandbox takes the bot's config, so `codebot setup` prepares the directory the bot uses.
+            argv = [cmd, args.file, *(["--json"] if args.json else [])] if cmd == "run" else [cmd]
+            return sandbox_main(argv, settings.sandbox)
         _configure_logging(settings, quiet=cmd == "console")
         if cmd == "admin":
             from bot.admin_cli import main as admin_main
@@ -95,29 +88,24 @@ def _configure_logging(settings: Settings, quiet: bool) -> None:
     level = (
         logging.WARNING if quiet and settings.log_level == "INFO" else getattr(logging, settings.log_level)
     )
-    configure_logging(level, settings.log_format, secret_values(settings, read_environment()))
+    configure_logging(level, settings.log_format, secret_values(settings))
     for noisy in ("httpx", "openai", "discord.client", "discord.gateway", "slack_bolt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
-
-
-def secret_values(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+def secret_values(settings: Settings) -> list[str]:
     """Return the values the log formatter must scrub from every line."""
     # Secret settings, plus any *_KEY/*_TOKEN/... variable: mirascope reads other providers' keys itself.
     values = [v.get_secret_value() for v in vars(settings).values() if isinstance(v, SecretStr)]
-    values += [v for k, v in environ.items() if _SECRET_NAME.search(k.upper())]
-    return [v for v in values if v]
+    return [v for v in [*values, *settings.env_secrets] if v]
 
 
 async def _serve(cmd: str, args: argparse.Namespace, settings: Settings) -> int:
     from bot.ops_http import serve_ops
-    from bot.wiring import environment, open_core
+    from bot.wiring import open_core
     from core.readiness import Ops
     from sandbox.types import SandboxUnavailable
 
-    environ = environment()
     _check_platform_settings(cmd, args, settings)
     ops = Ops()  # the one metrics registry of this process; the listener answers from start-up on
     # The console is a person at a terminal, not a service: it must not take the port of a bot running
@@ -125,7 +113,7 @@ async def _serve(cmd: str, args: argparse.Namespace, settings: Settings) -> int:
     listener = serve_ops(settings, ops) if cmd != "console" else contextlib.nullcontext()
     try:
         # Each process takes over only the dead replicas' turns of its own platform: it can tell only those.
-        async with listener, open_core(settings, environ, ops=ops, platforms=(cmd,)) as core:
+        async with listener, open_core(settings, ops=ops, platforms=(cmd,)) as core:
             # Everything built so far (modules, SDK schemas, pydantic models) lives as long as the
             # process. Moving it out of the collector's reach keeps full collections from rescanning
             # it: without this, a full collection under load blocked the event loop for over 100 ms.

@@ -146,13 +146,12 @@ async def _structured_line(client: Any) -> str:
 
 async def run_doctor(settings: Settings) -> int:
     """Print every check; exit 0 only when the bot can answer questions safely."""
-    from bot.wiring import environment, sandbox_config
     from sandbox.doctor import report
 
     lines = settings_lines(settings)
     lines += await endpoint_lines(settings)
     lines.append(await store_line(settings))
-    checks = await asyncio.to_thread(report, sandbox_config(environment()))
+    checks = await asyncio.to_thread(report, settings.sandbox)
     lines += [_line(c.ok, f"sandbox/{c.name}", c.detail) for c in checks]
     print("\n".join(lines))
     failed = [ln for ln in lines if ln.startswith("[!!]")]

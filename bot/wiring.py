@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
-from typing import Any
 
 from core.admin import Admins
 from core.agent import Agent, Runner
 from core.commands import Commands
 from core.lease import TurnLeases, replica_id
-from core.limits import LimitDefaults, LimitsEngine, WorkspaceGate
+from core.limits import LimitsEngine, WorkspaceGate
 from core.limits.store_gate import StoreGate
 from core.llm import LLMClient
 from core.observe import MeteredLLMClient, MeteredRunner, MeteredStore, ObservedTurns
@@ -21,33 +18,12 @@ from core.readiness import Ops, Readiness
 from core.recovery import Recovery
 from core.review.reviewer import Reviewer
 from core.service import Codebot
-from core.settings import ConfigError, Settings, read_environment
+from core.settings import Settings
 from core.store.base import Store
 from core.store.factory import make_store
 from core.threadfiles.sweep import WorkspaceSweeper
 from core.turn import TurnDeps
-from sandbox import Sandbox, SandboxConfig
-
-
-def environment(env_file: str | Path | None = ".env") -> dict[str, str]:
-    """Return `.env` values overlaid by the process environment (the environment wins)."""
-    return read_environment(env_file)
-
-
-def sandbox_config(environ: Mapping[str, str], **overrides: Any) -> SandboxConfig:
-    """Build the sandbox configuration, reporting a bad value as a ConfigError."""
-    try:
-        cfg = SandboxConfig.from_env(environ)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return dataclasses.replace(cfg, **overrides) if overrides else cfg
-
-
-def limit_defaults(environ: Mapping[str, str]) -> LimitDefaults:
-    try:
-        return LimitDefaults.from_env(environ)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+from sandbox import Sandbox
 
 
 def store_for(settings: Settings, pool_size: int | None = None) -> Store:
@@ -59,9 +35,9 @@ def store_for(settings: Settings, pool_size: int | None = None) -> Store:
     )
 
 
-def limits_engine(store: Store, environ: Mapping[str, str]) -> LimitsEngine:
+def limits_engine(store: Store, settings: Settings) -> LimitsEngine:
     """The limits engine with the operator's defaults and ceilings (CODEBOT_LIMIT_*)."""
-    return LimitsEngine(store, limit_defaults(environ))
+    return LimitsEngine(store, settings.limits)
 
 
 def llm_client(settings: Settings) -> LLMClient:
@@ -92,19 +68,17 @@ def _gate(settings: Settings, store: Store, owner: str) -> WorkspaceGate:
 @asynccontextmanager
 async def open_core(
     settings: Settings,
-    environ: Mapping[str, str],
-    sandbox_cfg: SandboxConfig | None = None,
     runner: Runner | None = None,
     ops: Ops | None = None,
     platforms: Sequence[str] | None = None,
 ) -> AsyncIterator[Codebot]:
     """Open the store, the LLM client and the sandbox, and yield a running Codebot.
 
-    `runner` replaces the sandbox (benchmarks measuring the core alone); production never passes it.
+    `runner` replaces the sandbox (core tests and benchmarks measuring the core alone); production
+    never passes it.
     `ops` gets the metrics and answers readiness (the CLI passes the one its listener serves).
     `platforms`: what this process posts to, so it takes over only dead turns it can report (None: any).
     """
-    cfg = sandbox_cfg or sandbox_config(environ)
     ops = ops or Ops()
     llm_client = MeteredLLMClient(settings, ops.metrics)
     store: Store = MeteredStore(store_for(settings), ops.metrics)
@@ -113,9 +87,10 @@ async def open_core(
         async with AsyncExitStack() as stack:
             await _start_sweeper(stack, store, settings)
             sandbox = MeteredRunner(
-                runner if runner is not None else await stack.enter_async_context(Sandbox(cfg)), ops.metrics
+                runner if runner is not None else await stack.enter_async_context(Sandbox(settings.sandbox)),
+                ops.metrics,
             )
-            limits = limits_engine(store, environ)
+            limits = limits_engine(store, settings)
             # Replicas on PostgreSQL: turns hold leases and thread locks in the database (core.lease).
             owner = replica_id()
             gate = _gate(settings, store, owner)
@@ -133,7 +108,7 @@ async def open_core(
                 agent=agent,
                 limits=limits,
                 gate=gate,
-                base_limits=cfg.default_limits,
+                base_limits=settings.sandbox.default_limits,
                 leases=leases,
             )
             commands = Commands(store, limits, Admins(settings.admin_ids))

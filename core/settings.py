@@ -1,16 +1,21 @@
-"""Settings: read once at start-up from the environment and `.env`, then passed down."""
+"""Settings: read once at start-up from the environment and `.env`, then passed down.
+
+One object reads every variable: the flat settings below, and two sections handed down as the frozen
+values their owners take, `sandbox` (CODEBOT_SANDBOX_*, parsed by sandbox/config.py, which also serves
+the sandbox's standalone CLI) and `limits` (CODEBOT_LIMIT_*, parsed by core/limits/defaults.py).
+"""
 
 from __future__ import annotations
 
-import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from dotenv import dotenv_values
 from pydantic import (
     Field,
+    InstanceOf,
     ModelWrapValidatorHandler,
     PrivateAttr,
     SecretStr,
@@ -18,9 +23,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.limits.defaults import LimitDefaults
+from sandbox.config import SandboxConfig
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+# field -> the prefix of the variables that section reads
+_SECTIONS = {"sandbox": "CODEBOT_SANDBOX_", "limits": "CODEBOT_LIMIT_"}
+# Other variables the log formatter scrubs: mirascope reads other providers' keys itself.
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 
 
 class ConfigError(ValueError):
@@ -129,6 +141,17 @@ class Settings(BaseSettings):
     discord_shards: Annotated[DiscordShards | None, NoDecode] = Field(None, alias="CODEBOT_DISCORD_SHARDS")
     discord_cdn_url: str | None = Field(None, alias="DISCORD_CDN_URL")
 
+    # sections, each read from its variables as a whole (see _Sections); frozen values of their owners,
+    # not pydantic data, so they stay out of model_dump
+    sandbox: Annotated[InstanceOf[SandboxConfig], NoDecode] = Field(
+        default_factory=SandboxConfig, exclude=True
+    )
+    limits: Annotated[InstanceOf[LimitDefaults], NoDecode] = Field(
+        default_factory=LimitDefaults, exclude=True
+    )
+    # values of *_KEY/*_TOKEN/*_SECRET/*_PASSWORD variables, for the log formatter to scrub
+    env_secrets: Annotated[tuple[str, ...], NoDecode] = Field((), exclude=True, repr=False)
+
     # CODEBOT_DB as written when it is a PostgreSQL URL (a Path would fold its "//"); `db` then keeps
     # its default so nothing that treats it as a file path ever sees the URL or its password.
     _database_url: str | None = PrivateAttr(None)
@@ -152,6 +175,28 @@ class Settings(BaseSettings):
     def database(self) -> str | Path:
         """What CODEBOT_DB names: a PostgreSQL URL (str, secret: never print it) or a SQLite file."""
         return self._database_url or self.db
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sections = _Sections(settings_cls, init_settings, env_settings, dotenv_settings)
+        return init_settings, sections, env_settings, dotenv_settings, file_secret_settings
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _sandbox(cls, v: Any) -> Any:
+        return SandboxConfig.from_env(v) if isinstance(v, Mapping) else v
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _limits(cls, v: Any) -> Any:
+        return LimitDefaults.from_env(v) if isinstance(v, Mapping) else v
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -197,18 +242,31 @@ class Settings(BaseSettings):
             )
 
 
-def read_environment(
-    env_file: str | Path | None = ".env", environ: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """Return `.env` values overlaid by the process environment (the environment wins).
+class _Sections(PydanticBaseSettingsSource):
+    """The sections' variables by prefix: `.env` under the environment under keyword arguments.
 
-    For the parts configured outside Settings (sandbox, limits); call at start-up, never on the loop.
+    The other sources have already read `.env` and the environment (names lower-cased); this only
+    sorts what they hold, so every variable is read once.
     """
-    merged: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
-    return merged
+
+    def __init__(self, settings_cls: type[BaseSettings], *layers: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._layers = layers  # highest priority first
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ answers for the whole section
+
+    def __call__(self) -> dict[str, Any]:
+        merged: dict[str, str] = {}
+        for layer in reversed(self._layers):
+            found = getattr(layer, "init_kwargs", None) or getattr(layer, "env_vars", {})
+            merged.update({k.upper(): v for k, v in found.items() if isinstance(v, str)})
+        out: dict[str, Any] = {
+            field: {k: v for k, v in merged.items() if k.startswith(prefix)}
+            for field, prefix in _SECTIONS.items()
+        }
+        out["env_secrets"] = tuple(v for k, v in merged.items() if v and _SECRET_NAME.search(k))
+        return out
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
@@ -219,5 +277,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "settings"
-            problems.append(f"{loc}: {err['msg']}")
+            msg = err["msg"].removeprefix("Value error, ")
+            # a section's message starts with the variable it is about
+            problems.append(msg if loc in _SECTIONS else f"{loc}: {msg}")
         raise ConfigError("invalid setting " + "; ".join(problems)) from None

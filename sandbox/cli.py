@@ -20,11 +20,15 @@ from sandbox.types import RunResult, SandboxUnavailable
 MAX_SOURCE_BYTES = 1024 * 1024
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the sandbox command line; return the process exit code."""
+def main(argv: list[str] | None = None, config: SandboxConfig | None = None) -> int:
+    """Run the sandbox command line; return the process exit code.
+
+    `codebot run/setup` pass the bot's `config` (its Settings read `.env` too); standalone, the sandbox
+    reads its own CODEBOT_SANDBOX_* variables from the process environment, as it imports nothing of ours.
+    """
     args = _parser().parse_args(argv)
     try:
-        cfg = SandboxConfig.from_env()
+        cfg = SandboxConfig.from_env() if config is None else config
     except ValueError as exc:
         print(f"sandbox: configuration error: {exc}", file=sys.stderr)
         return 2

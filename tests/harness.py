@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bot.wiring import open_core, sandbox_config
+from bot.wiring import open_core
 from core.service import Codebot
 from core.settings import Settings
 
@@ -35,8 +35,7 @@ async def core_stack(
     tmp_path: Path, llm_base_url: str, *, pool_size: int = 0, **overrides: str
 ) -> AsyncIterator[Codebot]:
     """Yield a running Codebot; settings overrides use the env names (CODEBOT_ADMIN_IDS=...)."""
-    environ = stack_environ(tmp_path, llm_base_url, **overrides)
+    environ = stack_environ(tmp_path, llm_base_url, CODEBOT_SANDBOX_POOL_SIZE=str(pool_size), **overrides)
     settings = Settings(_env_file=None, **environ)  # type: ignore[call-arg]
-    cfg = sandbox_config(environ, pool_size=pool_size)
-    async with open_core(settings, environ, cfg) as core:
+    async with open_core(settings) as core:
         yield core

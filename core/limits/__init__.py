@@ -1,6 +1,6 @@
 """Admin-set limits: the table of limits, parsing, defaults, enforcement and the per-workspace queue."""
 
-from core.limits.defaults import LimitDefaults, limit_environ
+from core.limits.defaults import LimitDefaults
 from core.limits.effective import EffectiveLimits
 from core.limits.engine import Admission, LimitsEngine, WindowUsage
 from core.limits.gate import WorkspaceGate
@@ -16,6 +16,5 @@ __all__ = [
     "LimitsEngine",
     "WindowUsage",
     "WorkspaceGate",
-    "limit_environ",
     "spec_for",
 ]

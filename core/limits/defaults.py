@@ -1,16 +1,14 @@
-"""The operator's defaults and ceilings for every limit, read from `CODEBOT_LIMIT_*` variables."""
+"""The operator's defaults and ceilings for every limit, parsed from `CODEBOT_LIMIT_*` variables."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
 from core.limits.parse import Value, check_range, fmt_number, parse_channels, parse_number, parse_safety
 from core.limits.spec import BY_NAME, SPECS, LimitError, LimitSpec
-from core.settings import read_environment
 
 SAFETY_FLOOR_ENV = "CODEBOT_LIMIT_SAFETY_FLOOR"
 
@@ -37,7 +35,10 @@ class LimitDefaults:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> LimitDefaults:
-        """Read CODEBOT_LIMIT_<NAME> and CODEBOT_LIMIT_<NAME>_MAX; raise ValueError naming a bad variable."""
+        """Parse CODEBOT_LIMIT_<NAME> and CODEBOT_LIMIT_<NAME>_MAX; raise ValueError naming a bad variable.
+
+        Settings hands this its `limits` section (core/settings.py reads the variables).
+        """
         numbers: dict[str, float] = {}
         ceilings: dict[str, float] = {}
         for spec in SPECS:
@@ -61,18 +62,6 @@ class LimitDefaults:
     def ceiling(self, name: str) -> float | None:
         """Return the operator's ceiling for a numeric limit (None for channels and safety)."""
         return self.ceilings.get(name)
-
-
-def limit_environ(
-    env_file: str | Path | None = ".env", environ: Mapping[str, str] | None = None
-) -> dict[str, str]:
-    """Merge CODEBOT_LIMIT_* values from a .env file under the process environment (which wins).
-
-    Settings ignores these variables, so the composition root reads them here; call it at start-up,
-    never on the event loop (it reads a file).
-    """
-    merged = read_environment(env_file, environ)
-    return {k: v for k, v in merged.items() if k.startswith("CODEBOT_LIMIT_")}
 
 
 def _ceiling(spec: LimitSpec, environ: Mapping[str, str]) -> float:

@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.process_env import process_env
 
@@ -116,3 +118,13 @@ async def test_codebot_run_takes_sandbox_settings_from_dotenv(tmp_path):
     code, out, _ = await _codebot(tmp_path, _env(tmp_path), "run", "slow.py", "--json")
     data = json.loads(out)
     assert code == 1 and data["timed_out"] is True and data["duration_ms"] < 3000
+
+
+@pytest.mark.parametrize("args", [("run", "job.py"), ("doctor",), ("setup",)])
+async def test_every_command_reads_the_sandbox_settings_of_dotenv(tmp_path, args):
+    (tmp_path / "job.py").write_text("result = 1\n")
+    (tmp_path / ".env").write_text("CODEBOT_SANDBOX_CGROUP=v3\n")  # the process's environment has none
+    env = {k: v for k, v in _env(tmp_path).items() if k != "CODEBOT_SANDBOX_CGROUP"}
+    code, out, err = await _codebot(tmp_path, env, *args)
+    assert code == 2 and out == ""
+    assert "configuration error" in err and "CODEBOT_SANDBOX_CGROUP must be one of auto, v1, v2, off" in err

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from bot.wiring import limit_defaults, sandbox_config
 from core.limits.spec import SPECS
 from core.settings import Settings
 
@@ -48,5 +47,5 @@ def test_the_example_values_are_valid_as_written(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     settings = Settings(_env_file=EXAMPLE)  # type: ignore[call-arg]
     assert settings.model == "openai/gpt-4o-mini" and settings.openai_api_key is None
-    assert sandbox_config(env).default_limits.timeout_s == 10
-    assert limit_defaults(env).safety == "standard"
+    assert settings.sandbox.default_limits.timeout_s == 10
+    assert settings.limits.safety == "standard"

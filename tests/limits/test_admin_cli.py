@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.admin_cli import main
+from bot.cli import main as cli_main
 from core.settings import Settings
 from core.store.sqlite import SQLiteStore
 from core.types import ThreadKey
@@ -46,7 +47,10 @@ def seed(settings: Settings) -> None:
 def admin(
     settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str, **env: str
 ) -> tuple[int, str, str]:
-    code = main(list(argv), settings, environ=env)
+    """Run `codebot admin ARGV` with the fixture's database and `env` as more settings."""
+    if env:
+        settings = Settings(_env_file=None, db=settings.db, **env)  # type: ignore[call-arg]
+    code = main(list(argv), settings)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -97,10 +101,16 @@ def test_bad_input_is_one_line_and_exit_2(
     assert err.startswith(f"codebot admin: {message}") and err.count("\n") == 1
 
 
-def test_a_bad_limit_variable_is_named(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_limit_variable_is_named(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     seed(settings)
-    code, _, err = admin(settings, capsys, "limits", "slack:T1", CODEBOT_LIMIT_MEMORY="lots")
-    assert code == 2 and err.startswith("codebot admin: CODEBOT_LIMIT_MEMORY: memory must be a number")
+    monkeypatch.chdir(tmp_path)  # the settings are read as `codebot admin` reads them: .env, environment
+    monkeypatch.setenv("CODEBOT_DB", str(settings.db))
+    monkeypatch.setenv("CODEBOT_LIMIT_MEMORY", "lots")
+    code = cli_main(["admin", "limits", "slack:T1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "CODEBOT_LIMIT_MEMORY: memory must be a number" in err and err.count("\n") == 1
 
 
 def test_reading_a_missing_database_does_not_create_one(

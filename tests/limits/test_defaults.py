@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.limits import SPECS, EffectiveLimits, LimitDefaults, limit_environ
+from core.limits import SPECS, EffectiveLimits, LimitDefaults
+from core.settings import Settings
 from sandbox.types import RunLimits
 
 
@@ -82,12 +83,18 @@ def test_every_numeric_limit_has_its_two_variables() -> None:
     assert all(d.default(s.name) == s.minimum == d.ceiling(s.name) for s in SPECS if s.numeric)
 
 
-def test_limit_environ_reads_dotenv_under_the_environment(tmp_path: Path) -> None:
+def test_settings_read_limits_from_dotenv_under_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("CODEBOT_LIMIT_TIMEOUT=20\nCODEBOT_LIMIT_STEPS=5\nOPENAI_API_KEY=sk-secret\n")
-    merged = limit_environ(env_file, {"CODEBOT_LIMIT_STEPS": "7", "SLACK_BOT_TOKEN": "xoxb-secret"})
-    assert merged == {"CODEBOT_LIMIT_TIMEOUT": "20", "CODEBOT_LIMIT_STEPS": "7"}  # no secrets carried along
-    assert limit_environ(tmp_path / "missing.env", {}) == {}
+    for name in ("CODEBOT_LIMIT_TIMEOUT", "CODEBOT_LIMIT_STEPS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CODEBOT_LIMIT_STEPS", "7")
+    limits = Settings(_env_file=env_file).limits  # type: ignore[call-arg]
+    assert (limits.default("timeout"), limits.default("steps")) == (20, 7)
+    monkeypatch.delenv("CODEBOT_LIMIT_STEPS")
+    assert Settings(_env_file=tmp_path / "missing.env").limits == LimitDefaults()  # type: ignore[call-arg]
 
 
 def test_stored_values_overlay_defaults_and_are_marked_custom() -> None:

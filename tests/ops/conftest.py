@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.ops_http import OpsServer
-from bot.wiring import open_core, sandbox_config
+from bot.wiring import open_core
 from core.readiness import Ops
 from core.service import Codebot
 from core.settings import Settings
@@ -63,14 +63,14 @@ async def llm() -> AsyncIterator[FakeOpenAI]:
 
 
 async def open_stack(tmp_path: Path, llm: FakeOpenAI, **overrides: str) -> AsyncIterator[OpsStack]:
-    environ = stack_environ(tmp_path, llm.base_url, **overrides)
+    environ = stack_environ(tmp_path, llm.base_url, CODEBOT_SANDBOX_POOL_SIZE="0", **overrides)
     settings = Settings(_env_file=None, **environ)  # type: ignore[call-arg]
     ops = Ops()
     server = OpsServer(ops, "127.0.0.1", 0)  # port 0: the kernel picks a free one; the CLI never does
     await server.start()
     try:
         async with (
-            open_core(settings, environ, sandbox_config(environ, pool_size=0), ops=ops) as core,
+            open_core(settings, ops=ops) as core,
             aiohttp.ClientSession() as http,
         ):
             yield OpsStack(core, ops, server, http, llm, tmp_path / "codebot.db")

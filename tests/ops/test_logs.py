@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -110,10 +111,14 @@ def test_ordinary_lines_are_left_alone():
     assert [line.split(": ", 1)[1] for line in lines(buf)] == list(plain)
 
 
-def test_keys_of_other_providers_in_the_environment_are_scrubbed_too():
+def test_keys_of_other_providers_in_the_environment_are_scrubbed_too(monkeypatch: pytest.MonkeyPatch):
     google = "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"  # no token pattern knows this shape
+    for name in [n for n in os.environ if n.upper().endswith(("KEY", "TOKEN", "SECRET", "PASSWORD"))]:
+        monkeypatch.delenv(name)  # only this test's variables count
+    monkeypatch.setenv("GOOGLE_API_KEY", google)
+    monkeypatch.setenv("HOME", "/root/home")
     settings = Settings(_env_file=None, SLACK_SIGNING_SECRET=SIGNING)  # type: ignore[call-arg]
-    secrets = tuple(secret_values(settings, {"GOOGLE_API_KEY": google, "HOME": "/root/home"}))
+    secrets = tuple(secret_values(settings))
     assert set(secrets) == {SIGNING, google}
     with captured("json", secrets) as buf:
         logging.getLogger("tests.ops").warning("google said no to %s (signing %s)", google, SIGNING)

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from bot.wiring import limit_defaults, open_core, sandbox_config
-from core.limits import LimitsEngine
+from bot.wiring import open_core
+from core.limits import LimitDefaults, LimitsEngine
 from core.service import Codebot
 from core.settings import Settings
 from core.store.base import AuditRecord, UsageTotals, Workspace
@@ -51,12 +51,11 @@ class RaisesAfterRunning:
 
 @asynccontextmanager
 async def core_with_runner(tmp_path: Path, llm_url: str) -> AsyncIterator[tuple[Codebot, RaisesAfterRunning]]:
-    environ = stack_environ(tmp_path, llm_url)
+    environ = stack_environ(tmp_path, llm_url, CODEBOT_SANDBOX_POOL_SIZE="0")
     settings = Settings(_env_file=None, **environ)  # type: ignore[call-arg]
-    cfg = sandbox_config(environ, pool_size=0)
-    async with Sandbox(cfg) as sandbox:
+    async with Sandbox(settings.sandbox) as sandbox:
         runner = RaisesAfterRunning(sandbox)
-        async with open_core(settings, environ, cfg, runner=runner) as core:
+        async with open_core(settings, runner=runner) as core:
             yield core, runner
 
 
@@ -67,7 +66,7 @@ async def records(db: Path) -> tuple[list[AuditRecord], UsageTotals, int, list[s
     try:
         audits = await store.audit(WS, 20)
         usage = await store.usage(WS, 0)
-        window = await LimitsEngine(store, limit_defaults({})).window_usage(WS, "U1")
+        window = await LimitsEngine(store, LimitDefaults()).window_usage(WS, "U1")
         history = await store.load_messages(KEY, 100)
         return audits, usage, window.tokens_today, history
     finally:

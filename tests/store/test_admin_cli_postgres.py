@@ -32,9 +32,9 @@ def test_set_then_show_and_log_a_limit(
     monkeypatch.chdir(tmp_path)  # a SQLite file appearing here would mean the URL was not used
     with _schema() as dsn:
         settings = Settings(_env_file=None, CODEBOT_DB=dsn)  # type: ignore[call-arg]
-        assert main(["set", "slack:T1", "timeout", "30"], settings, environ={}) == 0
-        assert main(["limits", "slack:T1"], settings, environ={}) == 0
-        assert main(["changes", "slack:T1"], settings, environ={}) == 0
+        assert main(["set", "slack:T1", "timeout", "30"], settings) == 0
+        assert main(["limits", "slack:T1"], settings) == 0
+        assert main(["changes", "slack:T1"], settings) == 0
         stored = asyncio.run(Backend("postgres", dsn).rows("SELECT name, value FROM limits"))
     out = capsys.readouterr().out
     assert "30" in out and "operator" in out.lower()
