@@ -1,4 +1,4 @@
-"""A whole core (real store, real sandbox, real LLM client) pointed at a fake LLM, for tests."""
+"""A whole core (real store, real sandbox or a scripted one, real LLM client) pointed at a fake LLM."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.wiring import open_core
+from core.agent import Runner
 from core.service import Codebot
 from core.settings import Settings
 
@@ -32,10 +33,13 @@ def stack_environ(tmp_path: Path, llm_base_url: str, **overrides: str) -> dict[s
 
 @asynccontextmanager
 async def core_stack(
-    tmp_path: Path, llm_base_url: str, *, pool_size: int = 0, **overrides: str
+    tmp_path: Path, llm_base_url: str, *, pool_size: int = 0, runner: Runner | None = None, **overrides: str
 ) -> AsyncIterator[Codebot]:
-    """Yield a running Codebot; settings overrides use the env names (CODEBOT_ADMIN_IDS=...)."""
+    """Yield a running Codebot; settings overrides use the env names (CODEBOT_ADMIN_IDS=...).
+
+    `runner` (a tests.fake_runner.FakeRunner) stands in for the sandbox in tests of the core's logic.
+    """
     environ = stack_environ(tmp_path, llm_base_url, CODEBOT_SANDBOX_POOL_SIZE=str(pool_size), **overrides)
     settings = Settings(_env_file=None, **environ)  # type: ignore[call-arg]
-    async with open_core(settings) as core:
+    async with open_core(settings, runner=runner) as core:
         yield core

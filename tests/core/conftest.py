@@ -1,4 +1,7 @@
-"""Fixtures for the agent core: a scripted OpenAI-compatible server, a real LLM client, the real sandbox."""
+"""Fixtures for the agent core: a scripted OpenAI-compatible server, a real LLM client, a scripted runner.
+
+The real sandbox fixtures are here too, for the end-to-end tests that import them (tests/e2e, ...).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest
 from core.llm import LLMClient
 from core.settings import Settings
 from sandbox import Sandbox, SandboxConfig
+from tests.fake_runner import FakeRunner
 from tests.fakes.openai_fake import FakeOpenAI
 
 TEST_KEY = "sk-test-secret-4242"  # a fake key; tests assert it never leaks into messages or logs
@@ -41,6 +45,11 @@ async def client(fake: FakeOpenAI) -> AsyncIterator[LLMClient]:
     llm_client = LLMClient(make_settings(fake.base_url), backoff_s=0.01)
     yield llm_client
     await llm_client.aclose()
+
+
+@pytest.fixture
+def runner() -> FakeRunner:
+    return FakeRunner()
 
 
 @pytest.fixture(scope="module")

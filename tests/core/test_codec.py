@@ -12,7 +12,7 @@ from core.agent import Agent, TurnLimits
 from core.codec import CodecError, decode_message, encode_message
 from core.llm import LLMClient
 from core.review.reviewer import Reviewer
-from sandbox import Sandbox
+from tests.fake_runner import FakeRunner, ran
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.recording_sink import RecordingSink
 
@@ -22,10 +22,11 @@ def roundtrip(messages):
 
 
 async def test_a_real_exchange_round_trips_exactly_and_replays_byte_identical(
-    fake: FakeOpenAI, client: LLMClient, sandbox: Sandbox
+    fake: FakeOpenAI, client: LLMClient, runner: FakeRunner
 ):
-    agent = Agent(client, Reviewer(client), sandbox)
+    agent = Agent(client, Reviewer(client), runner)
     deadline = time.monotonic() + 30
+    runner.enqueue(ran("π ≈ 3.14159\n", "{'ok': True}"))
     fake.enqueue_tool_call("print('π ≈', 3.14159)\nresult = {'ok': True}")
     fake.enqueue_text("Done: π ≈ 3.14159 ✓")
     first = await agent.run_turn([], "what is π?", RecordingSink(), TurnLimits(), deadline=deadline)

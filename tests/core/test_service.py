@@ -1,24 +1,25 @@
-"""The orchestrator end to end: real store, real sandbox, real openai SDK against a fake LLM server."""
+"""The orchestrator: real store, real openai SDK against a fake LLM server, a scripted runner for the sandbox.
+
+A question answered by a real run is in tests/e2e/test_agent_runs.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
 from core.store.base import Workspace
 from core.store.sqlite import SQLiteStore
 from core.types import (
-    AnswerReply,
     Author,
-    CodeReply,
     CommandRequest,
     Incoming,
-    ResultReply,
     ThreadKey,
-    VerdictReply,
 )
+from tests.fake_runner import FakeRunner, raised, ran
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.harness import core_stack
 from tests.recording_sink import RecordingSink
@@ -31,36 +32,24 @@ def ask(text: str, thread: str = "t1", event: str | None = None, author: Author 
     return Incoming(key, author, text, event_id=event or f"ev-{thread}-{text[:20]}")
 
 
+def stack(tmp_path: Path, llm_url: str, runner: FakeRunner | None = None, **settings: str):
+    """A core whose sandbox is a scripted runner (a clean run with no output unless told otherwise)."""
+    return core_stack(tmp_path, llm_url, runner=runner or FakeRunner(), **settings)
+
+
 def transcript(fake: FakeOpenAI, index: int = -1) -> str:
     """All message text of one agent request, for asserting what the model was shown."""
     return json.dumps(fake.agent_requests[index]["messages"])
 
 
-async def test_question_runs_code_and_posts_every_step_in_order(tmp_path):
-    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
-        fake.enqueue_tool_call("import math\nresult = math.sqrt(2)")
-        fake.enqueue_text("The square root of 2 is about 1.41421.")
-        sink = RecordingSink()
-        submitted = await core.submit(ask("what is the sqrt of 2"), sink)
-        assert submitted.accepted
-        await core.wait_idle(30)
-    kinds = [type(r) for r in sink.replies]
-    assert kinds == [CodeReply, VerdictReply, ResultReply, AnswerReply]
-    result = sink.of(ResultReply)[0].result
-    assert result.result == "1.4142135623730951"
-    assert sink.answers == ["The square root of 2 is about 1.41421."]
-    # the model saw the sandbox's output when writing its answer
-    assert "1.4142135623730951" in transcript(fake)
-
-
 async def test_follow_up_after_restart_sends_earlier_turns_to_the_model(tmp_path):
     async with FakeOpenAI() as fake:
-        async with core_stack(tmp_path, fake.base_url) as core:
+        async with stack(tmp_path, fake.base_url) as core:
             fake.enqueue_tool_call("result = 6 * 7")
             fake.enqueue_text("It is 42.")
             await core.submit(ask("what is six times seven", event="e1"), RecordingSink())
             await core.wait_idle(30)
-        async with core_stack(tmp_path, fake.base_url) as core:  # a new process, same database
+        async with stack(tmp_path, fake.base_url) as core:  # a new process, same database
             fake.enqueue_text("Doubled, that is 84.")
             sink = RecordingSink()
             await core.submit(ask("and doubled?", event="e2"), sink)
@@ -71,7 +60,7 @@ async def test_follow_up_after_restart_sends_earlier_turns_to_the_model(tmp_path
 
 
 async def test_a_redelivered_event_runs_once(tmp_path):
-    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+    async with FakeOpenAI() as fake, stack(tmp_path, fake.base_url) as core:
         fake.default_text = "hello"
         sinks = [RecordingSink() for _ in range(4)]
         results = await asyncio.gather(*(core.submit(ask("hi", event="same"), s) for s in sinks))
@@ -85,7 +74,7 @@ async def test_a_redelivered_event_runs_once(tmp_path):
 async def test_empty_and_oversized_questions_get_a_clear_reply_and_no_llm_call(tmp_path):
     async with (
         FakeOpenAI() as fake,
-        core_stack(tmp_path, fake.base_url, CODEBOT_MAX_QUESTION_CHARS="100") as core,
+        stack(tmp_path, fake.base_url, CODEBOT_MAX_QUESTION_CHARS="100") as core,
     ):
         empty, big = RecordingSink(), RecordingSink()
         assert (await core.submit(ask("   ", event="e1"), empty)).reason == "empty"
@@ -97,7 +86,7 @@ async def test_empty_and_oversized_questions_get_a_clear_reply_and_no_llm_call(t
 
 
 async def test_two_threads_run_concurrently_and_each_gets_its_own_answer(tmp_path):
-    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+    async with FakeOpenAI() as fake, stack(tmp_path, fake.base_url) as core:
         fake.latency = (0.4, 0.4)
         fake.default_text = "answer"
         a, b = RecordingSink(), RecordingSink()
@@ -112,7 +101,11 @@ async def test_two_threads_run_concurrently_and_each_gets_its_own_answer(tmp_pat
 
 
 async def test_each_execution_is_audited_with_code_verdict_and_outcome(tmp_path):
-    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+    runner = FakeRunner()
+    runner.enqueue(
+        raised("Traceback (most recent call last):\nZeroDivisionError: division by zero"), ran(result="1")
+    )
+    async with FakeOpenAI() as fake, stack(tmp_path, fake.base_url, runner) as core:
         fake.enqueue_tool_call("1/0")
         fake.enqueue_tool_call("result = 1")
         fake.enqueue_text("fixed")
@@ -134,7 +127,7 @@ async def test_each_execution_is_audited_with_code_verdict_and_outcome(tmp_path)
 
 
 async def test_llm_unreachable_ends_the_turn_with_a_message_and_keeps_serving(tmp_path):
-    async with FakeOpenAI() as fake, core_stack(tmp_path, "http://127.0.0.1:9/v1") as core:
+    async with FakeOpenAI() as fake, stack(tmp_path, "http://127.0.0.1:9/v1") as core:
         sink = RecordingSink()
         await core.submit(ask("anything"), sink)
         await core.wait_idle(60)
@@ -144,7 +137,7 @@ async def test_llm_unreachable_ends_the_turn_with_a_message_and_keeps_serving(tm
 
 
 async def test_shutdown_abandons_a_slow_turn_and_tells_the_thread(tmp_path):
-    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url) as core:
+    async with FakeOpenAI() as fake, stack(tmp_path, fake.base_url) as core:
         fake.latency = (5, 5)
         sink = RecordingSink()
         await core.submit(ask("slow one"), sink)
@@ -164,7 +157,7 @@ async def test_shutdown_abandons_a_slow_turn_and_tells_the_thread(tmp_path):
 
 @pytest.mark.parametrize("admin", [True, False])
 async def test_commands_resolve_admins_from_settings(tmp_path, admin):
-    async with FakeOpenAI() as fake, core_stack(tmp_path, fake.base_url, CODEBOT_ADMIN_IDS="UADMIN") as core:
+    async with FakeOpenAI() as fake, stack(tmp_path, fake.base_url, CODEBOT_ADMIN_IDS="UADMIN") as core:
         who = Author("UADMIN" if admin else "U2", "someone")
         req = CommandRequest("slack", "T1", "C1", who, "set", ("timeout", "5"))
         result = await core.command(req)
@@ -176,13 +169,13 @@ async def test_an_unreadable_history_row_does_not_break_the_thread(tmp_path):
     import sqlite3
 
     async with FakeOpenAI() as fake:
-        async with core_stack(tmp_path, fake.base_url) as core:
+        async with stack(tmp_path, fake.base_url) as core:
             fake.enqueue_text("first answer")
             await core.submit(ask("first question", event="e1"), RecordingSink())
             await core.wait_idle(30)
         with sqlite3.connect(tmp_path / "codebot.db") as db:  # damage the newest row (the answer)
             db.execute("UPDATE messages SET body = 'not json' WHERE seq = (SELECT MAX(seq) FROM messages)")
-        async with core_stack(tmp_path, fake.base_url) as core:
+        async with stack(tmp_path, fake.base_url) as core:
             fake.enqueue_text("second answer")
             sink = RecordingSink()
             await core.submit(ask("second question", event="e2"), sink)
@@ -196,7 +189,7 @@ async def test_a_question_waiting_for_the_bots_global_cap_is_shown_as_queued(tmp
 
     async with (
         FakeOpenAI() as fake,
-        core_stack(tmp_path, fake.base_url, CODEBOT_MAX_CONCURRENT_TURNS="1") as core,
+        stack(tmp_path, fake.base_url, CODEBOT_MAX_CONCURRENT_TURNS="1") as core,
     ):
         fake.latency = (0.5, 0.5)
         fake.default_text = "ok"
