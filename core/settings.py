@@ -1,14 +1,12 @@
-"""Settings: read once at start-up from the environment and `.env`, then passed down.
+"""Settings: every variable read once at start-up from the environment and `.env`, then passed down.
 
-One object reads every variable: the flat settings below, and two sections handed down as the frozen
-values their owners take, `sandbox` (CODEBOT_SANDBOX_*, parsed by sandbox/config.py, which also serves
-the sandbox's standalone CLI) and `limits` (CODEBOT_LIMIT_*, parsed by core/limits/defaults.py).
+The `sandbox` and `limits` sections are handed down as the frozen values their owners parse.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +18,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -29,8 +28,11 @@ from core.limits.defaults import LimitDefaults
 from sandbox.config import SandboxConfig
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-# field -> the prefix of the variables that section reads
-_SECTIONS = {"sandbox": "CODEBOT_SANDBOX_", "limits": "CODEBOT_LIMIT_"}
+# section field -> (the prefix of its variables, their parser: ValueError names a bad one)
+_SECTIONS: dict[str, tuple[str, Callable[[Mapping[str, str]], Any]]] = {
+    "sandbox": ("CODEBOT_SANDBOX_", SandboxConfig.from_env),
+    "limits": ("CODEBOT_LIMIT_", LimitDefaults.from_env),
+}
 # Other variables the log formatter scrubs: mirascope reads other providers' keys itself.
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 
@@ -141,8 +143,7 @@ class Settings(BaseSettings):
     discord_shards: Annotated[DiscordShards | None, NoDecode] = Field(None, alias="CODEBOT_DISCORD_SHARDS")
     discord_cdn_url: str | None = Field(None, alias="DISCORD_CDN_URL")
 
-    # sections, each read from its variables as a whole (see _Sections); frozen values of their owners,
-    # not pydantic data, so they stay out of model_dump
+    # sections (see _Sections): frozen values of their owners, not pydantic data, so not in model_dump
     sandbox: Annotated[InstanceOf[SandboxConfig], NoDecode] = Field(
         default_factory=SandboxConfig, exclude=True
     )
@@ -188,15 +189,10 @@ class Settings(BaseSettings):
         sections = _Sections(settings_cls, init_settings, env_settings, dotenv_settings)
         return init_settings, sections, env_settings, dotenv_settings, file_secret_settings
 
-    @field_validator("sandbox", mode="before")
+    @field_validator(*_SECTIONS, mode="before")
     @classmethod
-    def _sandbox(cls, v: Any) -> Any:
-        return SandboxConfig.from_env(v) if isinstance(v, Mapping) else v
-
-    @field_validator("limits", mode="before")
-    @classmethod
-    def _limits(cls, v: Any) -> Any:
-        return LimitDefaults.from_env(v) if isinstance(v, Mapping) else v
+    def _section(cls, v: Any, info: ValidationInfo) -> Any:
+        return _SECTIONS[str(info.field_name)][1](v) if isinstance(v, Mapping) else v
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -243,18 +239,14 @@ class Settings(BaseSettings):
 
 
 class _Sections(PydanticBaseSettingsSource):
-    """The sections' variables by prefix: `.env` under the environment under keyword arguments.
-
-    The other sources have already read `.env` and the environment (names lower-cased); this only
-    sorts what they hold, so every variable is read once.
-    """
+    """The sections' variables, sorted from what the other sources read (so each is read once)."""
 
     def __init__(self, settings_cls: type[BaseSettings], *layers: PydanticBaseSettingsSource) -> None:
         super().__init__(settings_cls)
-        self._layers = layers  # highest priority first
+        self._layers = layers  # keyword arguments, environment, .env: the first wins
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ answers for the whole section
+        return None, field_name, False  # unused: __call__ answers for whole sections
 
     def __call__(self) -> dict[str, Any]:
         merged: dict[str, str] = {}
@@ -262,8 +254,7 @@ class _Sections(PydanticBaseSettingsSource):
             found = getattr(layer, "init_kwargs", None) or getattr(layer, "env_vars", {})
             merged.update({k.upper(): v for k, v in found.items() if isinstance(v, str)})
         out: dict[str, Any] = {
-            field: {k: v for k, v in merged.items() if k.startswith(prefix)}
-            for field, prefix in _SECTIONS.items()
+            f: {k: v for k, v in merged.items() if k.startswith(p)} for f, (p, _) in _SECTIONS.items()
         }
         out["env_secrets"] = tuple(v for k, v in merged.items() if v and _SECRET_NAME.search(k))
         return out
