@@ -120,7 +120,11 @@ class SandboxConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SandboxConfig:
-        """Build a config from CODEBOT_SANDBOX_* variables; ValueError names a bad one."""
+        """Build a config from CODEBOT_SANDBOX_* variables; ValueError names a bad one.
+
+        The bot's Settings passes the variables it read (.env and the environment); standalone, the
+        sandbox reads the process environment.
+        """
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
