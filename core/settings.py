@@ -252,7 +252,10 @@ class _Sections(PydanticBaseSettingsSource):
         merged: dict[str, str] = {}
         for layer in reversed(self._layers):
             found = getattr(layer, "init_kwargs", None) or getattr(layer, "env_vars", {})
-            merged.update({k.upper(): v for k, v in found.items() if isinstance(v, str)})
+            # keyword arguments may be numbers or paths (CODEBOT_SANDBOX_POOL_SIZE=0); secrets stay hidden
+            merged.update(
+                {k.upper(): str(v) for k, v in found.items() if isinstance(v, str | int | float | Path)}
+            )
         out: dict[str, Any] = {
             f: {k: v for k, v in merged.items() if k.startswith(p)} for f, (p, _) in _SECTIONS.items()
         }

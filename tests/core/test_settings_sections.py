@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from bot.cli import secret_values
 from core.limits import LimitDefaults
@@ -34,7 +35,7 @@ def test_sections_read_dotenv_under_the_environment_under_arguments(
     settings = load_settings(env_file)
     assert (settings.sandbox.pool_size, settings.sandbox.max_concurrent) == (5, 3)
     assert settings.limits.default("steps") == 4
-    argued = load_settings(env_file, CODEBOT_SANDBOX_POOL_SIZE="0", CODEBOT_LIMIT_STEPS="6")
+    argued = load_settings(env_file, CODEBOT_SANDBOX_POOL_SIZE=0, CODEBOT_LIMIT_STEPS="6")
     assert (argued.sandbox.pool_size, argued.sandbox.max_concurrent) == (0, 3)
     assert argued.limits.default("steps") == 6
 
@@ -70,3 +71,8 @@ def test_secret_variables_in_dotenv_are_scrubbed_too(env_file: Path) -> None:
     assert "tok-from-dotenv" in secret_values(settings)
     assert "tok-from-dotenv" not in repr(settings)
     assert "tok-from-dotenv" not in str(settings.model_dump())
+
+
+def test_a_secret_given_as_secretstr_is_scrubbed_by_value_not_by_its_mask(env_file: Path) -> None:
+    settings = Settings(_env_file=None, OPENAI_API_KEY=SecretStr("sk-given"))  # type: ignore[call-arg]
+    assert "sk-given" in secret_values(settings) and "**********" not in secret_values(settings)
