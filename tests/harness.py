@@ -39,7 +39,9 @@ async def core_stack(
 
     `runner` (a tests.fake_runner.FakeRunner) stands in for the sandbox in tests of the core's logic.
     """
-    environ = stack_environ(tmp_path, llm_base_url, CODEBOT_SANDBOX_POOL_SIZE=str(pool_size), **overrides)
+    environ = stack_environ(
+        tmp_path, llm_base_url, **{"CODEBOT_SANDBOX_POOL_SIZE": str(pool_size), **overrides}
+    )
     settings = Settings(_env_file=None, **environ)  # type: ignore[call-arg]
     async with open_core(settings, runner=runner) as core:
         yield core

@@ -63,7 +63,7 @@ async def llm() -> AsyncIterator[FakeOpenAI]:
 
 
 async def open_stack(tmp_path: Path, llm: FakeOpenAI, **overrides: str) -> AsyncIterator[OpsStack]:
-    environ = stack_environ(tmp_path, llm.base_url, CODEBOT_SANDBOX_POOL_SIZE="0", **overrides)
+    environ = stack_environ(tmp_path, llm.base_url, **{"CODEBOT_SANDBOX_POOL_SIZE": "0", **overrides})
     settings = Settings(_env_file=None, **environ)  # type: ignore[call-arg]
     ops = Ops()
     server = OpsServer(ops, "127.0.0.1", 0)  # port 0: the kernel picks a free one; the CLI never does
