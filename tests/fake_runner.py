@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from sandbox.api import MAX_CODE_CHARS
+from sandbox.config import check_limits
 from sandbox.types import OutputFile, RunLimits, RunResult, RunWorkspace
 
 
@@ -39,6 +41,10 @@ class FakeRunner:
         self, code: str, limits: RunLimits | None = None, *, workspace: RunWorkspace | None = None
     ) -> RunResult:
         self.calls.append(RunCall(code, limits, workspace))
+        # It refuses what the sandbox refuses: caps that are not positive raise, too much code fails.
+        check_limits(limits or RunLimits())
+        if len(code) > MAX_CODE_CHARS:
+            return raised(f"the code is {len(code)} characters long; the limit is {MAX_CODE_CHARS}\n")
         outcome = self._script.popleft() if self._script else self.default
         if isinstance(outcome, BaseException):
             raise outcome
