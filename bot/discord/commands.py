@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -171,6 +171,13 @@ def command(user: app_commands.Group, admin: app_commands.Group, name: str) -> C
     return register
 
 
+def _plain(runner: CommandRunner, name: str) -> Callable[[discord.Interaction], Awaitable[None]]:
+    async def callback(interaction: discord.Interaction) -> None:
+        await runner.run(interaction, name)
+
+    return callback
+
+
 def build_groups(runner: CommandRunner) -> list[app_commands.Group]:
     """The command groups to add to the tree."""
     user = app_commands.Group(name="codebot", description="Ask codebot about its limits, usage and commands")
@@ -182,25 +189,9 @@ def build_groups(runner: CommandRunner) -> list[app_commands.Group]:
         allowed_contexts=app_commands.AppCommandContext(guild=True),
     )
 
-    @command(user, admin, "help")
-    async def help_(interaction: discord.Interaction) -> None:
-        await runner.run(interaction, "help")
-
-    @command(user, admin, "limits")
-    async def limits(interaction: discord.Interaction) -> None:
-        await runner.run(interaction, "limits")
-
-    @command(user, admin, "usage")
-    async def usage(interaction: discord.Interaction) -> None:
-        await runner.run(interaction, "usage")
-
-    @command(user, admin, "reset")
-    async def reset(interaction: discord.Interaction) -> None:
-        await runner.run(interaction, "reset")
-
-    @command(user, admin, "files")
-    async def files(interaction: discord.Interaction) -> None:
-        await runner.run(interaction, "files")
+    for spec in COMMANDS:  # the commands without arguments; set and audit have typed options below
+        if not spec.args:
+            command(user, admin, spec.name)(_plain(runner, spec.name))
 
     @command(user, admin, "set")
     async def set_(interaction: discord.Interaction, name: str, value: str) -> None:

@@ -42,7 +42,6 @@ FULL_CACHE_ENTRIES = 200  # full outputs kept in memory for "Show full output"
 FULL_CACHE_CHARS = 8_000_000  # and at most this many characters in all
 MODAL_SECTIONS = 24  # fenced sections in the "Show full output" modal (Slack allows 100 blocks)
 MODAL_SECTION_CHARS = 2900
-FINAL = frozenset({Progress.DONE, Progress.FAILED})
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -112,7 +111,7 @@ class StepButtons:
 
     def status(self, message: SlackMessage, state: Progress) -> SlackMessage:
         stop = self._stop()
-        if state in FINAL or stop is None:
+        if state.final or stop is None:
             return message
         return _with_block(message, actions("codebot_status", stop), self.limits)
 
@@ -209,16 +208,14 @@ class ButtonHandlers:
         self._question_sink = question_sink
 
     def register(self, app: AsyncApp) -> None:
-        app.action(STOP)(self._stop)
-        app.action(RERUN)(self._rerun)
-        app.action(FULL)(self._full)
-        app.action(re.compile(rf"^{ASK}_\d$"))(self._ask)
+        app.action(STOP)(_on_press(self._stop))
+        app.action(RERUN)(_on_press(self._rerun))
+        app.action(FULL)(_on_press(self._full))
+        app.action(re.compile(rf"^{ASK}_\d$"))(_on_press(self._ask))
 
-    async def _ask(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
+    async def _ask(self, press: Pressed, respond: Any) -> None:
         """An example question clicked: ask it, as the clicker, in this thread (or a new one)."""
-        await ack()
-        press = parse_press(body)
-        if press is None or press.value not in {str(i) for i in range(len(EXAMPLE_QUESTIONS))}:
+        if press.value not in {str(i) for i in range(len(EXAMPLE_QUESTIONS))}:
             return
         question = EXAMPLE_QUESTIONS[int(press.value)]
         author = await self._author(press)
@@ -253,30 +250,18 @@ class ButtonHandlers:
         info = await self._users.lookup(press.user_id)
         return Author(info.id, info.name, info.is_admin)
 
-    async def _stop(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        press = parse_press(body)
-        if press is None:
-            return
+    async def _stop(self, press: Pressed, respond: Any) -> None:
         result = await self._core.stop(press.key, press.value, await self._author(press))
         await _tell(respond, result.text)
 
-    async def _rerun(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        press = parse_press(body)
-        if press is None:
-            return
+    async def _rerun(self, press: Pressed, respond: Any) -> None:
         author = await self._author(press)
         sink = self._sink_for(press.key)
         press_id = press.press_id or "press"
         result = await self._core.rerun(press.key, press.value, author, sink, press.message_ts, press_id)
         await _tell(respond, result.text)
 
-    async def _full(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        press = parse_press(body)
-        if press is None:
-            return
+    async def _full(self, press: Pressed, respond: Any) -> None:
         text = self._outputs.get(press.key, press.value)
         if text is None:
             await _tell(respond, "I no longer have that output in memory; the full output is attached above.")
@@ -286,6 +271,19 @@ class ButtonHandlers:
         except SLACK_FAILURES as exc:
             log.info("views.open failed: %s", slack_error(exc))
             await _tell(respond, "I could not open the output; the full output is attached above.")
+
+
+def _on_press(handler: Callable[[Pressed, Any], Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """A Bolt listener (its arguments are injected by name) that acks at once, then hands a press we
+    can act on to `handler`."""
+
+    async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        press = parse_press(body)
+        if press is not None:
+            await handler(press, respond)
+
+    return listener
 
 
 def output_view(text: str) -> dict[str, Any]:

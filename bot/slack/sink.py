@@ -31,16 +31,7 @@ from bot.slack.render import (
 )
 from bot.slack.status import SLACK_FAILURES, SlackStatus, slack_error
 from bot.status import Coalescer, QuestionMarks
-from core.types import (
-    AnswerReply,
-    CodeReply,
-    NoticeReply,
-    Progress,
-    Reply,
-    ResultReply,
-    StepView,
-    VerdictReply,
-)
+from core.types import AnswerReply, CodeReply, NoticeReply, Progress, Reply, StepReply, StepView
 
 if TYPE_CHECKING:
     from bot.slack.actions import StepButtons
@@ -48,9 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["SLACK_FAILURES", "SlackSink", "slack_error", "slack_marks"]
-
-FINAL_STATES = frozenset({Progress.DONE, Progress.FAILED})
-_ENDING_NOTICES = ("error", "abandoned")  # the turn may stop after these without a final progress
 
 
 def slack_marks(client: AsyncWebClient, target: Target, *, started: bool = False) -> QuestionMarks:
@@ -71,14 +59,6 @@ def slack_marks(client: AsyncWebClient, target: Target, *, started: bool = False
         failed="x",
         started=started,
     )
-
-
-def _grown(view: StepView, reply: CodeReply | VerdictReply | ResultReply) -> StepView:
-    if isinstance(reply, VerdictReply):
-        return replace(view, verdict=reply.verdict)
-    if isinstance(reply, ResultReply):
-        return replace(view, result=reply.result)
-    return view
 
 
 @dataclass
@@ -137,7 +117,7 @@ class SlackSink:
 
     async def progress(self, state: Progress, detail: str = "") -> None:
         """Show the turn's state in the thread's status; at the end, clear it and mark the question."""
-        if state not in FINAL_STATES:
+        if not state.final:
             await self._status.update(state, detail)
             return
         await self._status.end()
@@ -147,12 +127,13 @@ class SlackSink:
 
     async def post(self, reply: Reply) -> None:
         """Post a reply in the thread, then upload its files (a failed upload is noted)."""
-        if isinstance(reply, CodeReply | VerdictReply | ResultReply):
+        if isinstance(reply, StepReply):
             await self._step(reply)
             return
         if isinstance(reply, AnswerReply) and await self._answer.finish(reply.text, self._upload):
             return
-        if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
+        ending = isinstance(reply, NoticeReply) and reply.ends_turn
+        if ending:
             await self._answer.interrupt()
         messages = render(reply, self._limits)
         if self._buttons is not None:
@@ -160,7 +141,7 @@ class SlackSink:
         for message in messages:
             if await self._post_message(message) and message.attachments:
                 await self._upload(message.attachments)
-        if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
+        if ending:
             await self._status.end()
             await self._close_steps()
 
@@ -176,15 +157,15 @@ class SlackSink:
 
     # ---- steps ---------------------------------------------------------------------------------
 
-    async def _step(self, reply: CodeReply | VerdictReply | ResultReply) -> None:
+    async def _step(self, reply: StepReply) -> None:
         step = self._steps.get(reply.step)
         if isinstance(reply, CodeReply) or step is None:  # the step's first message
             view = StepView(reply.step, reply.code if isinstance(reply, CodeReply) else "")
-            step = self._new_step(_grown(view, reply))
+            step = self._new_step(view.grown(reply))
             await self._show_step(step, step.view)
             step.edits.mark_shown(step.view)
             return
-        step.view = _grown(step.view, reply)
+        step.view = step.view.grown(reply)
         # A verdict that lets the code run is shown with the result when that comes within the interval
         # (one edit instead of two); a refusal or a result is shown at once.
         await step.edits.update(step.view, final=not step.view.open)
