@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack import events, markup
 from bot.slack.admins import UserDirectory
 from bot.slack.render import Block, RenderLimits, SlackMessage, section
-from bot.slack.sink import SLACK_FAILURES, slack_error
+from bot.slack.thread import SLACK_FAILURES, slack_error
 from core.commands import EXAMPLE_QUESTIONS
 from core.control import step_ref
 from core.service import EMPTY_TEXT

@@ -27,7 +27,8 @@ from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
 from bot.slack.files import SlackFileFetcher, complete_files, file_origins, scope_warning
 from bot.slack.render import RenderLimits
-from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error, slack_marks
+from bot.slack.sink import SlackSink, slack_marks
+from bot.slack.thread import SLACK_FAILURES, slack_error
 from core.command_specs import thread_command
 from core.settings import ConfigError, Settings
 from core.types import Author, CommandRequest, Incoming, NoticeReply, ThreadKey

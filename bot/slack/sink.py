@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -29,7 +29,8 @@ from bot.slack.render import (
     section,
     within_limits,
 )
-from bot.slack.status import SLACK_FAILURES, SlackStatus, slack_error
+from bot.slack.status import SlackStatus
+from bot.slack.thread import SLACK_FAILURES, ThreadMessages, slack_error
 from bot.status import Coalescer, QuestionMarks
 from core.types import AnswerReply, CodeReply, NoticeReply, Progress, Reply, StepReply, StepView
 
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
     from bot.slack.actions import StepButtons
 
 log = logging.getLogger(__name__)
-
-__all__ = ["SLACK_FAILURES", "SlackSink", "slack_error", "slack_marks"]
 
 
 def slack_marks(client: AsyncWebClient, target: Target, *, started: bool = False) -> QuestionMarks:
@@ -86,6 +85,7 @@ class SlackSink:
         buttons: StepButtons | None = None,
     ) -> None:
         self._client = client
+        self._messages = ThreadMessages(client, target, "post")
         self._buttons = buttons
         self._target = target
         self._limits = limits or RenderLimits()
@@ -182,7 +182,7 @@ class SlackSink:
         if step.ts is None:
             step.ts = await self._post_message(message)
         else:
-            await self._update_message(step.ts, message)
+            await self._messages.update(step.ts, message.text, message.blocks)
         new = tuple(a for a in message.attachments if a.filename not in step.uploaded)
         if new:
             step.uploaded.update(a.filename for a in new)
@@ -197,34 +197,9 @@ class SlackSink:
 
     # ---- Web API -------------------------------------------------------------------------------
 
-    def _message_args(self, message: SlackMessage) -> dict[str, Any]:
-        args: dict[str, Any] = {
-            "channel": self._target.channel,
-            "text": message.text,
-            "blocks": list(message.blocks),
-            "unfurl_links": False,
-            "unfurl_media": False,
-        }
-        if self._target.thread_ts:
-            args["thread_ts"] = self._target.thread_ts
-        return args
-
     async def _post_message(self, message: SlackMessage) -> str | None:
         """Post one message; return its ts (None when Slack refused it)."""
-        try:
-            resp = await self._client.chat_postMessage(**self._message_args(message))
-        except SLACK_FAILURES as exc:
-            log.warning("slack post failed in %s: %s", self._target.channel, slack_error(exc))
-            return None
-        return str(resp.get("ts") or "") or None
-
-    async def _update_message(self, ts: str, message: SlackMessage) -> None:
-        try:
-            await self._client.chat_update(
-                channel=self._target.channel, ts=ts, text=message.text, blocks=list(message.blocks)
-            )
-        except SLACK_FAILURES as exc:
-            log.warning("slack update failed in %s: %s", self._target.channel, slack_error(exc))
+        return await self._messages.post(message.text, message.blocks, unfurl_links=False, unfurl_media=False)
 
     async def _upload(self, attachments: tuple[Attachment, ...]) -> None:
         uploads = [{"content": a.content, "filename": a.filename, "title": a.title} for a in attachments]
