@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
-from bot.discord.events import PLATFORM, dm_workspace
+from bot.discord.events import PLATFORM
+from bot.discord.interactions import conversation_key, interaction_author
 from bot.discord.render import DISCORD_HELP_NOTE, MAX_CHARS, render_command
 from bot.discord.status import NO_MENTIONS
 from core.command_specs import BY_NAME, COMMANDS, Syntax
-from core.types import Author, CommandRequest, CommandResult, ThreadKey
+from core.types import CommandRequest, CommandResult
 
 if TYPE_CHECKING:
     from core.service import Codebot
@@ -141,21 +142,20 @@ def _result_of(task: asyncio.Task[CommandResult]) -> CommandResult:
 
 def command_request(interaction: discord.Interaction, name: str, args: tuple[str, ...]) -> CommandRequest:
     """Build the platform-neutral request; `thread` is set inside a thread or DM (for reset)."""
-    user = interaction.user
-    perms = interaction.permissions
-    is_admin = interaction.guild_id is not None and (perms.manage_guild or perms.administrator)
-    author = Author(str(user.id), getattr(user, "display_name", "") or user.name, is_admin)
-    channel = interaction.channel
-    channel_id = str(interaction.channel_id)
-    workspace = str(interaction.guild_id) if interaction.guild_id else dm_workspace(channel_id)
-    thread: ThreadKey | None = None
-    if isinstance(channel, discord.Thread):
-        channel_id = str(channel.parent_id)
-        thread = ThreadKey(PLATFORM, workspace, channel_id, str(channel.id))
-    elif interaction.guild_id is None:
-        thread = ThreadKey(PLATFORM, workspace, channel_id, channel_id)
+    key = conversation_key(interaction)
+    # Inside a thread or DM the command acts on that conversation (reset, files).
+    in_thread = interaction.guild_id is None or isinstance(interaction.channel, discord.Thread)
+    thread = key if in_thread else None
     return CommandRequest(
-        PLATFORM, workspace, channel_id, author, name, args, thread, DISCORD_SYNTAX, REPLY_LIMIT
+        PLATFORM,
+        key.workspace,
+        key.channel,
+        interaction_author(interaction),
+        name,
+        args,
+        thread,
+        DISCORD_SYNTAX,
+        REPLY_LIMIT,
     )
 
 

@@ -156,13 +156,8 @@ def _render(reply: Reply, upload_limit: int) -> list[Outgoing]:
 
 def _code(reply: CodeReply) -> Outgoing:
     head = f"**Step {reply.step}** · code"
-    block = code_block(reply.code, "py")
-    if len(head) + 1 + len(block) <= MAX_CHARS:
-        return Outgoing(f"{head}\n{block}")
-    name = f"step{reply.step}.py"
-    note = f"\n*(code shortened; the full code is attached as `{name}`)*"
-    shown = code_block(reply.code, "py", MAX_CHARS - len(head) - len(note) - 1)
-    return Outgoing(f"{head}\n{shown}{note}", (Attachment(name, reply.code.encode()),))
+    code, files = _code_text(reply.step, reply.code, MAX_CHARS - len(head) - 1)
+    return Outgoing(f"{head}\n{code}", tuple(files))
 
 
 def _verdict(reply: VerdictReply) -> str:
@@ -253,7 +248,7 @@ def render_step(step: StepView, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> lis
     """
     state = _STEP_STATE.get(step.state)
     head = f"**Step {step.step}**" + (f" · {state}" if state else "")
-    code, files = _step_code(step)
+    code, files = _code_text(step.step, step.code, STEP_CODE_CHARS)
     lines = [head, code]
     if step.verdict is not None:
         lines.append(clip(_verdict(VerdictReply(step.step, step.verdict)), STEP_VERDICT_CHARS))
@@ -266,14 +261,14 @@ def render_step(step: StepView, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> lis
     return [_checked(out) for out in pack_files("\n".join(lines), files, upload_limit)]
 
 
-def _step_code(step: StepView) -> tuple[str, list[Attachment]]:
-    block = code_block(step.code, "py")
-    if len(block) <= STEP_CODE_CHARS:
+def _code_text(step: int, code: str, budget: int) -> tuple[str, list[Attachment]]:
+    """The code as a block within `budget` characters; shortened, it is attached in full."""
+    block = code_block(code, "py")
+    if len(block) <= budget:
         return block, []
-    name = f"step{step.step}.py"
+    name = f"step{step}.py"
     note = f"\n*(code shortened; the full code is attached as `{name}`)*"
-    shown = code_block(step.code, "py", STEP_CODE_CHARS - len(note))
-    return shown + note, [Attachment(name, step.code.encode())]
+    return code_block(code, "py", budget - len(note)) + note, [Attachment(name, code.encode())]
 
 
 def _shortened(head: str, sections: list[tuple[str, str, bool]], budget: int) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.outputs import FullOutputs
 from bot.slack import events, markup
 from bot.slack.admins import UserDirectory
 from bot.slack.render import Block, RenderLimits, SlackMessage, section
@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 
 STOP, RERUN, FULL, ASK = "codebot_stop", "codebot_rerun", "codebot_full_output", "codebot_ask"
 MAX_VALUE = 200  # what we put in a button value (Slack allows 2,000); longer values are refused back
-FULL_CACHE_ENTRIES = 200  # full outputs kept in memory for "Show full output"
-FULL_CACHE_CHARS = 8_000_000  # and at most this many characters in all
 MODAL_SECTIONS = 24  # fenced sections in the "Show full output" modal (Slack allows 100 blocks)
 MODAL_SECTION_CHARS = 2900
 
@@ -70,25 +68,6 @@ def examples_block() -> Block:
 def help_args(args: dict[str, Any]) -> dict[str, Any]:
     """The `/codebot help` answer with the example questions to click under it."""
     return {**args, "blocks": [section(args["text"]), examples_block()]}
-
-
-class FullOutputs:
-    """Full outputs of recent steps, in memory only (the full text is also attached in the thread)."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[tuple[ThreadKey, str], str] = OrderedDict()
-        self._chars = 0
-
-    def put(self, key: ThreadKey, ref: str, text: str) -> None:
-        text = text[: FULL_CACHE_CHARS // 8]
-        self._items[(key, ref)] = text
-        self._chars += len(text)
-        while self._items and (len(self._items) > FULL_CACHE_ENTRIES or self._chars > FULL_CACHE_CHARS):
-            _, dropped = self._items.popitem(last=False)
-            self._chars -= len(dropped)
-
-    def get(self, key: ThreadKey, ref: str) -> str | None:
-        return self._items.get((key, ref))
 
 
 @dataclass
