@@ -29,11 +29,6 @@ ZWSP = "\u200b"
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _ID_MENTION = re.compile(r"<(@[!&]?|#|/)(?=[\w:-]*\d>)")
 _FENCE_RUN = re.compile(r"`{3,}")
-_MASKED_LINK = re.compile(
-    r"\[([^\[\]\n]{0,300})\]\(\s*<?([a-z][a-z0-9+.-]*:[^\s)>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)", re.I
-)
-_INLINE_CODE = re.compile(r"(`[^`\n]+`)")
-_MD_SPECIAL = re.compile(r"([*_~`|>#\\\[\]()<-])")
 
 _STATUS = {
     Progress.QUEUED: "⏳ Queued",
