@@ -1,7 +1,7 @@
-"""The coalescing status and the reactions on a question, once for every platform (calls injected).
+"""The coalescing status and the reactions on a question, for every platform.
 
-Slack and Discord each had their own copy of both; the platform now only says how to show a state
-(set the thread status, post or edit a message) and how to add or remove a reaction.
+The platform only says how to show a state (set the thread status, post or edit a message) and how to
+add or remove a reaction.
 """
 
 from __future__ import annotations

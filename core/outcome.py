@@ -1,8 +1,5 @@
-"""How a run ended, decided once: the facts every renderer (Slack, Discord, console, the model) formats.
-
-Before this, four renderers each decided the status and which streams to show, with different stderr
-rules, so the same run read differently on each platform. They now only format a `RunView`.
-"""
+"""How a run ended, decided once: the facts every renderer (Slack, Discord, console, the model) formats,
+so the same run reads the same on each platform; renderers only choose words and markup."""
 
 from __future__ import annotations
 
