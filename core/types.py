@@ -200,9 +200,7 @@ class CommandRequest:
     name: str  # help, limits, set, usage, reset, audit (core/command_specs.py)
     args: tuple[str, ...] = ()
     thread: ThreadKey | None = None  # set when invoked inside a conversation thread
-    syntax: Syntax = field(
-        default_factory=Syntax
-    )  # how this platform's users type commands, for help and hints
+    syntax: Syntax = field(default_factory=Syntax)  # how this platform's users type commands (help, hints)
     reply_limit: int = 3000  # characters the platform shows in one reply (Discord: 2,000)
 
 
@@ -219,4 +217,4 @@ class Submitted:
 
     accepted: bool
     reason: str = ""  # "duplicate", "empty", "too-long", "channel-not-allowed", ...
-    notices: tuple[NoticeReply, ...] = field(default_factory=tuple)
+    notices: tuple[NoticeReply, ...] = ()
