@@ -28,7 +28,7 @@ class Coalescer(Generic[T]):
 
     def __init__(
         self,
-        show: Callable[[T], Awaitable[None]],
+        show: Callable[[T], Awaitable[object]],
         interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -41,11 +41,6 @@ class Coalescer(Generic[T]):
         self._flush: asyncio.Task[None] | None = None
         self._generation = 0
         self._lock = asyncio.Lock()  # the first show must finish before an update can refer to it
-
-    @property
-    def wanted(self) -> T | None:
-        """The newest state asked for (shown, or about to be)."""
-        return self._wanted
 
     @property
     def shown_any(self) -> bool:

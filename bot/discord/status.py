@@ -32,15 +32,6 @@ class StatusLine:
         self._message: discord.Message | None = None
         self.view: discord.ui.View | None = None  # buttons on the status (Stop); gone with the message
 
-    @property
-    def text(self) -> str:
-        """The text the status message shows (or will show after the pending edit)."""
-        return self._coalescer.wanted or ""
-
-    @property
-    def posted(self) -> bool:
-        return self._message is not None
-
     async def update(self, channel: discord.abc.Messageable, text: str, *, final: bool = False) -> None:
         """Show `text`; intermediate states are coalesced so a busy turn never floods the channel."""
         self._channel = channel

@@ -64,12 +64,7 @@ class SlackAnswer:
         self._in_fence = False
         self._latest = ""
         self._closed = False  # finished or interrupted: nothing more changes
-        self._drafts: Coalescer[str] = Coalescer(self._show, interval_s, clock)
-
-    @property
-    def started(self) -> bool:
-        """A draft is on screen (streamed or posted)."""
-        return self._ts is not None
+        self._drafts: Coalescer[str] = Coalescer(self._show_now, interval_s, clock)
 
     async def draft(self, text: str) -> None:
         """Show the answer so far (coalesced); "" takes the draft away."""
@@ -120,9 +115,6 @@ class SlackAnswer:
         await self._messages.delete(ts)
 
     # ---- drafts --------------------------------------------------------------------------------
-
-    async def _show(self, text: str) -> None:
-        await self._show_now(text)
 
     async def _show_now(self, text: str) -> bool:
         """Show a draft; True when a message is on screen afterwards."""

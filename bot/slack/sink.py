@@ -108,10 +108,6 @@ class SlackSink:
         )
 
     @property
-    def target(self) -> Target:
-        return self._target
-
-    @property
     def marks(self) -> QuestionMarks:
         return self._marks
 

@@ -61,11 +61,6 @@ class SlackStatus:
         self._decorate = decorate  # adds the buttons (Stop) to the fallback status message
         self._coalescer: Coalescer[tuple[Progress, str]] = Coalescer(self._show, interval_s, clock)
 
-    @property
-    def native(self) -> bool:
-        """Whether the thread's own status line is in use (False after Slack refused it)."""
-        return self._native
-
     async def update(self, state: Progress, detail: str = "") -> None:
         await self._coalescer.update((state, detail))
 
