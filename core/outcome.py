@@ -52,6 +52,11 @@ class RunView:
         return LIMIT_NAMES.get(reason, f"{reason} limit")
 
     @property
+    def full_text(self) -> str:
+        """Every part in full, headed by its label: the attached (or shown) full output of a step."""
+        return "\n\n".join(f"== {p.label} ==\n{p.text}" for p in self.parts)
+
+    @property
     def notes(self) -> tuple[str, ...]:
         """Plain-words caveats to append to the status line."""
         notes = []

@@ -219,7 +219,7 @@ def _result_text(head: str, step: int, r: RunResult, budget: int) -> tuple[str, 
     notes = list(_skipped_notes(r))
     if len(full) + sum(len(n) + 1 for n in notes) > budget:
         name = f"output-step{step}.txt"
-        files.insert(0, Attachment(name, _plain_output(r).encode()))
+        files.insert(0, Attachment(name, view(r).full_text.encode()))
         notes.insert(0, f"*(output shortened; the full output is attached as `{name}`)*")
         full = _shortened(head, sections, budget - sum(len(n) + 1 for n in notes))
     return "\n".join([full, *notes]), files
@@ -272,11 +272,6 @@ def _shortened(head: str, sections: list[tuple[str, str, bool]], budget: int) ->
     each = max((budget - overhead) // max(len(sections), 1), 20)
     blocks = [f"**{t}**\n{code_block(b, limit=each, keep_tail=tail)}" for t, b, tail in sections]
     return clip_markdown("\n".join([head, *blocks]), budget)
-
-
-def _plain_output(r: RunResult) -> str:
-    parts = [f"--- {t} ---\n{b.rstrip()}\n" for t, b, _ in _sections(r)]
-    return "\n".join(parts)
 
 
 def _skipped_notes(r: RunResult) -> list[str]:

@@ -22,11 +22,11 @@ from bot.slack import events, markup
 from bot.slack.admins import UserDirectory
 from bot.slack.render import Block, RenderLimits, SlackMessage, section
 from bot.slack.thread import SLACK_FAILURES, slack_error
+from core import outcome
 from core.commands import EXAMPLE_QUESTIONS
 from core.control import step_ref
 from core.service import EMPTY_TEXT
 from core.types import Author, Incoming, NoticeReply, Progress, Reply, StepView, ThreadKey
-from sandbox.types import RunResult
 
 if TYPE_CHECKING:
     from bot.slack.sink import SlackSink
@@ -100,7 +100,7 @@ class StepButtons:
             ref = step_ref(view.step, view.code)
             elements = [button("Re-run", RERUN, ref)]
             if any(a.filename.startswith("output_step") for a in message.attachments):
-                self.outputs.put(self.key, ref, _full_text(view.result))
+                self.outputs.put(self.key, ref, outcome.view(view.result).full_text)
                 elements.append(button("Show full output", FULL, ref))
             return _with_block(message, actions(f"codebot_step_{view.step}", *elements), self.limits)
         stop = self._stop()
@@ -118,11 +118,6 @@ class StepButtons:
 def _with_block(message: SlackMessage, block: Block, limits: RenderLimits) -> SlackMessage:
     blocks = message.blocks[: limits.max_blocks - 1]
     return SlackMessage(message.text, (*blocks, block), message.attachments)
-
-
-def _full_text(r: RunResult) -> str:
-    parts = [("stdout", r.stdout), ("result", r.result or ""), ("error", r.error or ""), ("stderr", r.stderr)]
-    return "\n\n".join(f"== {label} ==\n{text}" for label, text in parts if text)
 
 
 @dataclass(frozen=True)

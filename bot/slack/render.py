@@ -157,8 +157,7 @@ def render_result(reply: ResultReply, limits: RenderLimits, room: int | None = N
     attachments = [Attachment(f.name, f.data, f.name) for f in r.files]
     if cut:
         name = f"output_step{reply.step}.txt"
-        full = "\n\n".join(f"== {label} ==\n{text}" for label, text in _result_parts(r))
-        attachments.append(Attachment(name, full.encode(), f"Full output, step {reply.step}"))
+        attachments.append(Attachment(name, view(r).full_text.encode(), f"Full output, step {reply.step}"))
         blocks.append(context(f"Output truncated here; the full output is attached as `{name}`."))
     notes = _file_notes(r, limits)
     room = limits.max_blocks if room is None else room
