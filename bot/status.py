@@ -11,11 +11,19 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a task that may still run and wait until it has stopped."""
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class Coalescer(Generic[T]):
@@ -77,10 +85,7 @@ class Coalescer(Generic[T]):
         """Drop a pending update; one already being shown finishes first (its message must be known)."""
         self._generation += 1  # a shielded flush that has not started yet will not show anything
         task, self._flush = self._flush, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         async with self._lock:
             pass
 

@@ -7,7 +7,6 @@ subcommands live in their own group: `/codebot-admin set` and `/codebot-admin au
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from bot.discord.events import PLATFORM
 from bot.discord.interactions import conversation_key, interaction_author
 from bot.discord.render import DISCORD_HELP_NOTE, MAX_CHARS, render_command
 from bot.discord.status import NO_MENTIONS
+from bot.status import cancel_and_wait
 from core.command_specs import BY_NAME, COMMANDS, Syntax
 from core.types import CommandRequest, CommandResult
 
@@ -119,10 +119,7 @@ class CommandRunner:
         finally:
             if view is not None:
                 view.stop()  # its buttons are dynamic items; the client need not keep the view
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
 
     def _may_act_on_thread(self, interaction: discord.Interaction, req: CommandRequest) -> bool:
         """Only someone who can see the thread may wipe it; admins always may."""

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.status import Coalescer
+from bot.status import Coalescer, cancel_and_wait
 
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -89,10 +89,7 @@ class TypingLoop:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self, channel: discord.abc.Messageable) -> None:
         while time.monotonic() - self._touched < self._max_idle:
