@@ -1,7 +1,7 @@
-"""The coalescing status and the reactions on a question, once for every platform (calls injected).
+"""The coalescing status and the reactions on a question, for every platform.
 
-Slack and Discord each had their own copy of both; the platform now only says how to show a state
-(set the thread status, post or edit a message) and how to add or remove a reaction.
+The platform only says how to show a state (set the thread status, post or edit a message) and how to
+add or remove a reaction.
 """
 
 from __future__ import annotations
@@ -11,11 +11,19 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a task that may still run and wait until it has stopped."""
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class Coalescer(Generic[T]):
@@ -28,7 +36,7 @@ class Coalescer(Generic[T]):
 
     def __init__(
         self,
-        show: Callable[[T], Awaitable[None]],
+        show: Callable[[T], Awaitable[object]],
         interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -41,11 +49,6 @@ class Coalescer(Generic[T]):
         self._flush: asyncio.Task[None] | None = None
         self._generation = 0
         self._lock = asyncio.Lock()  # the first show must finish before an update can refer to it
-
-    @property
-    def wanted(self) -> T | None:
-        """The newest state asked for (shown, or about to be)."""
-        return self._wanted
 
     @property
     def shown_any(self) -> bool:
@@ -82,10 +85,7 @@ class Coalescer(Generic[T]):
         """Drop a pending update; one already being shown finishes first (its message must be known)."""
         self._generation += 1  # a shielded flush that has not started yet will not show anything
         task, self._flush = self._flush, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         async with self._lock:
             pass
 

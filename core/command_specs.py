@@ -14,7 +14,6 @@ from dataclasses import dataclass
 class Arg:
     name: str
     description: str
-    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "[id]",
         "latest code runs, or one run's code (admins)",
         "Latest code executions, or one run's code by id",
-        (Arg("entry", "an audit id to show that run's code", required=False),),
+        (Arg("entry", "an audit id to show that run's code"),),  # optional: usage says "[id]"
         admin=True,
         refusal="Only workspace admins can see the audit log.",
     ),

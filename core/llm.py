@@ -7,6 +7,7 @@ several clients (tests against different fakes) never see each other's endpoint 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
@@ -146,18 +147,12 @@ def retry_after_s(exc: BaseException, now: float | None = None) -> float | None:
     headers = getattr(response, "headers", None)
     if headers is None:
         return None
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
     value = headers.get("retry-after")
+    for text, scale in ((headers.get("retry-after-ms"), 1000.0), (value, 1.0)):
+        with contextlib.suppress(TypeError, ValueError):  # absent, or not a number
+            return max(0.0, float(text) / scale)
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
     try:  # the other form is an HTTP date
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -340,13 +335,10 @@ class LLMClient:
                     server_text(exc, self._secrets),
                 )
                 delay = self._delay(exc, attempt)
-                if not failure.retryable or attempt >= self._retries or delay is None:
+                last = not failure.retryable or attempt >= self._retries
+                if last or delay is None or time.monotonic() + delay >= deadline:
                     raise LLMFailure(
                         failure.message, retryable=failure.retryable, status=status, kind=failure.kind
-                    ) from exc
-                if time.monotonic() + delay >= deadline:
-                    raise LLMFailure(
-                        failure.message, retryable=True, status=status, kind=failure.kind
                     ) from exc
                 await asyncio.sleep(delay)
                 attempt += 1

@@ -1,8 +1,5 @@
-"""How a run ended, decided once: the facts every renderer (Slack, Discord, console, the model) formats.
-
-Before this, four renderers each decided the status and which streams to show, with different stderr
-rules, so the same run read differently on each platform. They now only format a `RunView`.
-"""
+"""How a run ended, decided once: the facts every renderer (Slack, Discord, console, the model) formats,
+so the same run reads the same on each platform; renderers only choose words and markup."""
 
 from __future__ import annotations
 
@@ -53,6 +50,11 @@ class RunView:
         """The limit a killed run hit, for a person ("memory limit")."""
         reason = self.killed_reason or ""
         return LIMIT_NAMES.get(reason, f"{reason} limit")
+
+    @property
+    def full_text(self) -> str:
+        """Every part in full, headed by its label: the attached (or shown) full output of a step."""
+        return "\n\n".join(f"== {p.label} ==\n{p.text}" for p in self.parts)
 
     @property
     def notes(self) -> tuple[str, ...]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from core.command_specs import Syntax
 from sandbox.types import OutputFile, RunResult
-
-Platform = Literal["slack", "discord", "console"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +63,11 @@ class Progress(enum.Enum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        """The turn is over (the question gets its done or failed mark)."""
+        return self in (Progress.DONE, Progress.FAILED)
 
 
 RiskLevel = Literal["low", "medium", "high"]
@@ -149,6 +152,14 @@ class StepView:
         """The step still waits for its verdict or its result."""
         return self.state in ("reviewing", "running")
 
+    def grown(self, reply: StepReply) -> StepView:
+        """The step as it stands once `reply` (its verdict or result) arrived."""
+        if isinstance(reply, VerdictReply):
+            return replace(self, verdict=reply.verdict)
+        if isinstance(reply, ResultReply):
+            return replace(self, result=reply.result)
+        return self
+
 
 @dataclass(frozen=True)
 class AnswerReply:
@@ -165,8 +176,14 @@ class NoticeReply:
     kind: NoticeKind
     text: str
 
+    @property
+    def ends_turn(self) -> bool:
+        """The turn may stop after this notice without a final progress state."""
+        return self.kind in ("error", "abandoned")
 
-Reply = CodeReply | VerdictReply | ResultReply | AnswerReply | NoticeReply
+
+StepReply = CodeReply | VerdictReply | ResultReply  # the replies that make up one step's message
+Reply = StepReply | AnswerReply | NoticeReply
 
 
 # ---- commands (/codebot ...) ----------------------------------------------------------------------
@@ -183,9 +200,7 @@ class CommandRequest:
     name: str  # help, limits, set, usage, reset, audit (core/command_specs.py)
     args: tuple[str, ...] = ()
     thread: ThreadKey | None = None  # set when invoked inside a conversation thread
-    syntax: Syntax = field(
-        default_factory=Syntax
-    )  # how this platform's users type commands, for help and hints
+    syntax: Syntax = field(default_factory=Syntax)  # how this platform's users type commands (help, hints)
     reply_limit: int = 3000  # characters the platform shows in one reply (Discord: 2,000)
 
 
@@ -202,4 +217,4 @@ class Submitted:
 
     accepted: bool
     reason: str = ""  # "duplicate", "empty", "too-long", "channel-not-allowed", ...
-    notices: tuple[NoticeReply, ...] = field(default_factory=tuple)
+    notices: tuple[NoticeReply, ...] = ()

@@ -15,6 +15,7 @@ from typing import TextIO
 from bot.console.files import ConsoleFetcher, local_file
 from bot.console.render import render
 from bot.console.rich_view import RichSink
+from core.command_specs import BY_NAME as COMMANDS_BY_NAME
 from core.service import Codebot
 from core.text import escape_controls
 from core.types import (
@@ -34,13 +35,12 @@ BANNER = (
 )
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _COMMANDISH = re.compile(r"/[A-Za-z][\w-]{0,39}")  # "/help": meant as a command, not a question
-CONSOLE_COMMANDS = ("help", "limits", "set", "usage", "reset", "files", "audit")
 
 
 def unknown_command_text(word: str) -> str:
     """Directions for a line like `/help` that looks like a command the console does not have."""
     name = word.lstrip("/").lower()
-    hint = f"did you mean `/codebot {name}`? " if name in CONSOLE_COMMANDS else ""
+    hint = f"did you mean `/codebot {name}`? " if name in COMMANDS_BY_NAME else ""
     return f"Unknown command `{word}`; {hint}`/codebot help` lists the commands."
 
 

@@ -62,7 +62,7 @@ class RichSink:
         self._status: Status | None = None
 
     async def progress(self, state: Progress, detail: str = "") -> None:
-        if state in (Progress.DONE, Progress.FAILED):
+        if state.final:
             self.stop()
             return
         label = Text(escape_controls(f"{state.value}{' ' + detail if detail else ''}…"), style="dim")

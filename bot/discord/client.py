@@ -181,23 +181,12 @@ class DiscordBot:
     def _question_sink(
         self, target: Target, key: ThreadKey, event_id: str, question: discord.Message | None
     ) -> tuple[DiscordSink, QuestionMarks | None]:
-        """The sink of a question asked by clicking an example (tracked for shutdown like the others).
-
-        The message posted for the question (when the click started a thread) gets the reactions that
-        show how the turn ended, the way a typed question does: there is no "Done" message any more.
-        """
-        opt = self.messages.options
-        me = self.client.user
-        marks = question_marks(question, opt, me) if question is not None and me is not None else None
-        sink = DiscordSink(
-            target,
-            status_interval_s=opt.status_interval_s,
-            typing_interval_s=opt.typing_interval_s,
-            on_finish=marks.finish if marks is not None else None,
-            buttons=StepButtons(self.buttons, key, event_id),
-        )
-        self.messages.sinks.add(sink)
-        return sink, marks
+        """The sink of a question asked by clicking an example; the message posted for it (when the
+        click started a thread) gets the reactions that show how the turn ended, as a typed one does."""
+        me, marks = self.client.user, None
+        if question is not None and me is not None:
+            marks = question_marks(question, self.messages.options, me)
+        return self.messages.question_sink(target, key, event_id, marks), marks
 
     def sink_for(self, key: ThreadKey) -> DiscordSink:
         """A sink for a conversation known only by its key (its thread or DM channel id)."""

@@ -7,19 +7,20 @@ subcommands live in their own group: `/codebot-admin set` and `/codebot-admin au
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
-from bot.discord.events import PLATFORM, dm_workspace
+from bot.discord.events import PLATFORM
+from bot.discord.interactions import conversation_key, interaction_author
 from bot.discord.render import DISCORD_HELP_NOTE, MAX_CHARS, render_command
 from bot.discord.status import NO_MENTIONS
+from bot.status import cancel_and_wait
 from core.command_specs import BY_NAME, COMMANDS, Syntax
-from core.types import Author, CommandRequest, CommandResult, ThreadKey
+from core.types import CommandRequest, CommandResult
 
 if TYPE_CHECKING:
     from core.service import Codebot
@@ -118,10 +119,7 @@ class CommandRunner:
         finally:
             if view is not None:
                 view.stop()  # its buttons are dynamic items; the client need not keep the view
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
 
     def _may_act_on_thread(self, interaction: discord.Interaction, req: CommandRequest) -> bool:
         """Only someone who can see the thread may wipe it; admins always may."""
@@ -141,21 +139,20 @@ def _result_of(task: asyncio.Task[CommandResult]) -> CommandResult:
 
 def command_request(interaction: discord.Interaction, name: str, args: tuple[str, ...]) -> CommandRequest:
     """Build the platform-neutral request; `thread` is set inside a thread or DM (for reset)."""
-    user = interaction.user
-    perms = interaction.permissions
-    is_admin = interaction.guild_id is not None and (perms.manage_guild or perms.administrator)
-    author = Author(str(user.id), getattr(user, "display_name", "") or user.name, is_admin)
-    channel = interaction.channel
-    channel_id = str(interaction.channel_id)
-    workspace = str(interaction.guild_id) if interaction.guild_id else dm_workspace(channel_id)
-    thread: ThreadKey | None = None
-    if isinstance(channel, discord.Thread):
-        channel_id = str(channel.parent_id)
-        thread = ThreadKey(PLATFORM, workspace, channel_id, str(channel.id))
-    elif interaction.guild_id is None:
-        thread = ThreadKey(PLATFORM, workspace, channel_id, channel_id)
+    key = conversation_key(interaction)
+    # Inside a thread or DM the command acts on that conversation (reset, files).
+    in_thread = interaction.guild_id is None or isinstance(interaction.channel, discord.Thread)
+    thread = key if in_thread else None
     return CommandRequest(
-        PLATFORM, workspace, channel_id, author, name, args, thread, DISCORD_SYNTAX, REPLY_LIMIT
+        PLATFORM,
+        key.workspace,
+        key.channel,
+        interaction_author(interaction),
+        name,
+        args,
+        thread,
+        DISCORD_SYNTAX,
+        REPLY_LIMIT,
     )
 
 
@@ -171,6 +168,13 @@ def command(user: app_commands.Group, admin: app_commands.Group, name: str) -> C
     return register
 
 
+def _plain(runner: CommandRunner, name: str) -> Callable[[discord.Interaction], Awaitable[None]]:
+    async def callback(interaction: discord.Interaction) -> None:
+        await runner.run(interaction, name)
+
+    return callback
+
+
 def build_groups(runner: CommandRunner) -> list[app_commands.Group]:
     """The command groups to add to the tree."""
     user = app_commands.Group(name="codebot", description="Ask codebot about its limits, usage and commands")
@@ -182,25 +186,9 @@ def build_groups(runner: CommandRunner) -> list[app_commands.Group]:
         allowed_contexts=app_commands.AppCommandContext(guild=True),
     )
 
-    @command(user, admin, "help")
-    async def help_(interaction: discord.Interaction) -> None:
-        await runner.run(interaction, "help")
-
-    @command(user, admin, "limits")
-    async def limits(interaction: discord.Interaction) -> None:
-        await runner.run(interaction, "limits")
-
-    @command(user, admin, "usage")
-    async def usage(interaction: discord.Interaction) -> None:
-        await runner.run(interaction, "usage")
-
-    @command(user, admin, "reset")
-    async def reset(interaction: discord.Interaction) -> None:
-        await runner.run(interaction, "reset")
-
-    @command(user, admin, "files")
-    async def files(interaction: discord.Interaction) -> None:
-        await runner.run(interaction, "files")
+    for spec in COMMANDS:  # the commands without arguments; set and audit have typed options below
+        if not spec.args:
+            command(user, admin, spec.name)(_plain(runner, spec.name))
 
     @command(user, admin, "set")
     async def set_(interaction: discord.Interaction, name: str, value: str) -> None:

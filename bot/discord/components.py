@@ -12,16 +12,17 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.discord.events import PLATFORM, dm_workspace, thread_name
+from bot.discord.events import thread_name
+from bot.discord.interactions import conversation_key, interaction_author
 from bot.discord.render import Outgoing
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS
+from bot.outputs import FullOutputs
 from core.commands import EXAMPLE_QUESTIONS
 from core.control import step_ref
 from core.service import EMPTY_TEXT
@@ -42,30 +43,8 @@ log = logging.getLogger(__name__)
 TEMPLATE = r"cb:(?P<op>stop|rerun|full|ask):(?P<ref>[A-Za-z0-9._-]{1,80})"
 LABELS = {"stop": "Stop", "rerun": "Re-run", "full": "Show full output", "ask": "Ask"}
 STYLES = {"stop": discord.ButtonStyle.danger, "rerun": discord.ButtonStyle.secondary}
-FULL_CACHE_ENTRIES = 200
-FULL_CACHE_CHARS = 8_000_000
 FULL_FILE_BYTES = 1 << 20  # what "Show full output" sends back at most (the thread has the whole file)
 GONE_TEXT = "I no longer have that output in memory; the full output is attached above."
-
-
-class FullOutputs:
-    """Full outputs of recent steps, in memory only (the full text is also attached in the thread)."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[tuple[ThreadKey, str], str] = OrderedDict()
-        self._chars = 0
-
-    def put(self, key: ThreadKey, ref: str, text: str) -> None:
-        text = text[:FULL_FILE_BYTES]
-        old = self._items.pop((key, ref), None)
-        self._chars += len(text) - (len(old) if old is not None else 0)
-        self._items[(key, ref)] = text
-        while self._items and (len(self._items) > FULL_CACHE_ENTRIES or self._chars > FULL_CACHE_CHARS):
-            _, dropped = self._items.popitem(last=False)
-            self._chars -= len(dropped)
-
-    def get(self, key: ThreadKey, ref: str) -> str | None:
-        return self._items.get((key, ref))
 
 
 class ButtonActions:
@@ -96,7 +75,7 @@ class ButtonActions:
 
     async def pressed(self, interaction: discord.Interaction, op: str, ref: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        key, author = conversation_key(interaction), presser(interaction)
+        key, author = conversation_key(interaction), interaction_author(interaction)
         if op == "ask":
             await self._ask(interaction, key, author, ref)
             return
@@ -191,28 +170,9 @@ def _button_class(actions: ButtonActions) -> type[Any]:
     return CodebotButton
 
 
-def conversation_key(interaction: discord.Interaction) -> ThreadKey:
-    """The conversation a pressed message belongs to, keyed as events.route keys it."""
-    ch = str(interaction.channel_id)
-    if interaction.guild_id is None:
-        return ThreadKey(PLATFORM, dm_workspace(ch), ch, ch)
-    channel = interaction.channel
-    guild = str(interaction.guild_id)
-    if isinstance(channel, discord.Thread):
-        return ThreadKey(PLATFORM, guild, str(channel.parent_id), ch)
-    return ThreadKey(PLATFORM, guild, ch, ch)
-
-
 def _plain(name: str) -> str:
     """A display name shown in bold: no markdown or mention can come through."""
     return discord.utils.escape_mentions(discord.utils.escape_markdown(name))[:80]
-
-
-def presser(interaction: discord.Interaction) -> Author:
-    user = interaction.user
-    perms = interaction.permissions
-    admin = interaction.guild_id is not None and (perms.manage_guild or perms.administrator)
-    return Author(str(user.id), getattr(user, "display_name", "") or user.name, admin)
 
 
 async def _followup(interaction: discord.Interaction, text: str) -> None:

@@ -19,6 +19,7 @@ from bot.status import QuestionMarks
 if TYPE_CHECKING:
     from core.files_in import FileFetcher
     from core.service import Codebot
+    from core.types import ThreadKey
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +88,24 @@ class MessageHandler:
             return
         incoming = to_incoming(facts, decision.key, me.id)
         marks = question_marks(message, self._opt, me)
-        sink = DiscordSink(
-            self._target(decision, message, incoming.text),
-            status_interval_s=self._opt.status_interval_s,
-            typing_interval_s=self._opt.typing_interval_s,
-            on_finish=marks.finish,
-            buttons=StepButtons(self.buttons, incoming.key, incoming.event_id) if self.buttons else None,
-        )
-        self.sinks.add(sink)
+        target = self._target(decision, message, incoming.text)
+        sink = self.question_sink(target, incoming.key, incoming.event_id, marks)
         submitted = await self._core.submit(incoming, sink, self._fetcher)
         await marks.start(submitted.accepted)
+
+    def question_sink(
+        self, target: Target, key: ThreadKey, event_id: str, marks: QuestionMarks | None
+    ) -> DiscordSink:
+        """The sink of one question's turn, tracked for shutdown; `marks` show how the turn ended."""
+        sink = DiscordSink(
+            target,
+            status_interval_s=self._opt.status_interval_s,
+            typing_interval_s=self._opt.typing_interval_s,
+            on_finish=marks.finish if marks is not None else None,
+            buttons=StepButtons(self.buttons, key, event_id) if self.buttons else None,
+        )
+        self.sinks.add(sink)
+        return sink
 
     def _target(self, decision: Route, message: discord.Message, question: str) -> Target:
         if decision.action is Action.NEW_THREAD:

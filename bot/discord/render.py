@@ -29,11 +29,6 @@ ZWSP = "\u200b"
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _ID_MENTION = re.compile(r"<(@[!&]?|#|/)(?=[\w:-]*\d>)")
 _FENCE_RUN = re.compile(r"`{3,}")
-_MASKED_LINK = re.compile(
-    r"\[([^\[\]\n]{0,300})\]\(\s*<?([a-z][a-z0-9+.-]*:[^\s)>]+)>?(?:\s+\"[^\"\n]*\")?\s*\)", re.I
-)
-_INLINE_CODE = re.compile(r"(`[^`\n]+`)")
-_MD_SPECIAL = re.compile(r"([*_~`|>#\\\[\]()<-])")
 
 _STATUS = {
     Progress.QUEUED: "⏳ Queued",
@@ -156,13 +151,8 @@ def _render(reply: Reply, upload_limit: int) -> list[Outgoing]:
 
 def _code(reply: CodeReply) -> Outgoing:
     head = f"**Step {reply.step}** · code"
-    block = code_block(reply.code, "py")
-    if len(head) + 1 + len(block) <= MAX_CHARS:
-        return Outgoing(f"{head}\n{block}")
-    name = f"step{reply.step}.py"
-    note = f"\n*(code shortened; the full code is attached as `{name}`)*"
-    shown = code_block(reply.code, "py", MAX_CHARS - len(head) - len(note) - 1)
-    return Outgoing(f"{head}\n{shown}{note}", (Attachment(name, reply.code.encode()),))
+    code, files = _code_text(reply.step, reply.code, MAX_CHARS - len(head) - 1)
+    return Outgoing(f"{head}\n{code}", tuple(files))
 
 
 def _verdict(reply: VerdictReply) -> str:
@@ -229,7 +219,7 @@ def _result_text(head: str, step: int, r: RunResult, budget: int) -> tuple[str, 
     notes = list(_skipped_notes(r))
     if len(full) + sum(len(n) + 1 for n in notes) > budget:
         name = f"output-step{step}.txt"
-        files.insert(0, Attachment(name, _plain_output(r).encode()))
+        files.insert(0, Attachment(name, view(r).full_text.encode()))
         notes.insert(0, f"*(output shortened; the full output is attached as `{name}`)*")
         full = _shortened(head, sections, budget - sum(len(n) + 1 for n in notes))
     return "\n".join([full, *notes]), files
@@ -253,7 +243,7 @@ def render_step(step: StepView, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> lis
     """
     state = _STEP_STATE.get(step.state)
     head = f"**Step {step.step}**" + (f" · {state}" if state else "")
-    code, files = _step_code(step)
+    code, files = _code_text(step.step, step.code, STEP_CODE_CHARS)
     lines = [head, code]
     if step.verdict is not None:
         lines.append(clip(_verdict(VerdictReply(step.step, step.verdict)), STEP_VERDICT_CHARS))
@@ -266,14 +256,14 @@ def render_step(step: StepView, upload_limit: int = DEFAULT_UPLOAD_LIMIT) -> lis
     return [_checked(out) for out in pack_files("\n".join(lines), files, upload_limit)]
 
 
-def _step_code(step: StepView) -> tuple[str, list[Attachment]]:
-    block = code_block(step.code, "py")
-    if len(block) <= STEP_CODE_CHARS:
+def _code_text(step: int, code: str, budget: int) -> tuple[str, list[Attachment]]:
+    """The code as a block within `budget` characters; shortened, it is attached in full."""
+    block = code_block(code, "py")
+    if len(block) <= budget:
         return block, []
-    name = f"step{step.step}.py"
+    name = f"step{step}.py"
     note = f"\n*(code shortened; the full code is attached as `{name}`)*"
-    shown = code_block(step.code, "py", STEP_CODE_CHARS - len(note))
-    return shown + note, [Attachment(name, step.code.encode())]
+    return code_block(code, "py", budget - len(note)) + note, [Attachment(name, code.encode())]
 
 
 def _shortened(head: str, sections: list[tuple[str, str, bool]], budget: int) -> str:
@@ -282,11 +272,6 @@ def _shortened(head: str, sections: list[tuple[str, str, bool]], budget: int) ->
     each = max((budget - overhead) // max(len(sections), 1), 20)
     blocks = [f"**{t}**\n{code_block(b, limit=each, keep_tail=tail)}" for t, b, tail in sections]
     return clip_markdown("\n".join([head, *blocks]), budget)
-
-
-def _plain_output(r: RunResult) -> str:
-    parts = [f"--- {t} ---\n{b.rstrip()}\n" for t, b, _ in _sections(r)]
-    return "\n".join(parts)
 
 
 def _skipped_notes(r: RunResult) -> list[str]:

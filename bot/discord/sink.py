@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -15,6 +15,7 @@ from bot.discord.draft import DiscordDraft
 from bot.discord.render import (
     DEFAULT_UPLOAD_LIMIT,
     MAX_CHARS,
+    Attachment,
     Outgoing,
     clip,
     clip_markdown,
@@ -24,25 +25,14 @@ from bot.discord.render import (
     render_step,
 )
 from bot.discord.status import NO_MENTIONS, SEND_ERRORS, StatusLine, TypingLoop
-from core.types import (
-    AnswerReply,
-    CodeReply,
-    NoticeReply,
-    Progress,
-    Reply,
-    ResultReply,
-    StepView,
-    VerdictReply,
-)
+from core.types import AnswerReply, CodeReply, NoticeReply, Progress, Reply, StepReply, StepView
 
 if TYPE_CHECKING:
     from bot.discord.components import StepButtons
 
 log = logging.getLogger(__name__)
 
-_FINAL = (Progress.DONE, Progress.FAILED)
 ArchiveMinutes = Literal[60, 1440, 4320, 10080]  # the only values Discord accepts
-_ENDING_NOTICES = ("error", "abandoned")  # the turn may stop after these without a final progress
 
 
 class Target(Protocol):
@@ -165,7 +155,7 @@ class DiscordSink:
     async def progress(self, state: Progress, detail: str = "") -> None:
         """Keep the typing indicator going until the end; a queue position shows as a status message."""
         channel = await self._open()
-        if state in _FINAL:
+        if state.final:
             await self._end()
             if self._on_finish is not None:
                 on_finish, self._on_finish = self._on_finish, None
@@ -187,19 +177,19 @@ class DiscordSink:
             if not self._opened and await self._target.early_notice(render_notice(reply), view):
                 return
         channel = await self._open()
-        if isinstance(reply, CodeReply | VerdictReply | ResultReply):
+        if isinstance(reply, StepReply):
             await self._step(channel, reply)
         else:
             outs = render_reply(reply, self._target.upload_limit)
             if isinstance(reply, AnswerReply):
                 outs = await self._draft.finish(outs)  # the draft becomes the answer's first message
-            elif reply.kind in _ENDING_NOTICES:
+            elif reply.ends_turn:
                 await self._draft.interrupt()
             view = self._buttons.notice_view(reply) if self._buttons is not None else None
             for i, message in enumerate(outs):
                 await self._send(channel, message, view if i == len(outs) - 1 else None)
         self._typing.touch()
-        if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
+        if isinstance(reply, NoticeReply) and reply.ends_turn:
             await self._end()
 
     async def answer_draft(self, text: str) -> None:
@@ -228,17 +218,12 @@ class DiscordSink:
 
     # ---- steps ---------------------------------------------------------------------------------
 
-    async def _step(
-        self, channel: discord.abc.Messageable, reply: CodeReply | VerdictReply | ResultReply
-    ) -> None:
+    async def _step(self, channel: discord.abc.Messageable, reply: StepReply) -> None:
         step = self._steps.get(reply.step)
         if isinstance(reply, CodeReply) or step is None:
             code = reply.code if isinstance(reply, CodeReply) else ""
             step = self._steps[reply.step] = _StepMessage(StepView(reply.step, code))
-        if isinstance(reply, VerdictReply):
-            step.view = replace(step.view, verdict=reply.verdict)
-        elif isinstance(reply, ResultReply):
-            step.view = replace(step.view, result=reply.result)
+        step.view = step.view.grown(reply)
         await self._show_step(channel, step)
 
     async def _show_step(self, channel: discord.abc.Messageable, step: _StepMessage) -> None:
@@ -260,13 +245,11 @@ class DiscordSink:
     ) -> discord.Message | None:
         """Edit a step's message in place, adding the files it did not carry yet; with buttons, the
         message shows `view` (None takes its buttons away)."""
-        new = [discord.File(io.BytesIO(a.data), filename=a.name) for a in out.files if a.name not in attached]
+        new = [a for a in out.files if a.name not in attached]
         extra: dict[str, Any] = {"view": view} if self._buttons is not None else {}
+        keep: dict[str, Any] = {"attachments": [*message.attachments, *map(_file, new)]} if new else {}
         try:
-            if new:
-                keep: list[discord.Attachment | discord.File] = [*message.attachments, *new]
-                extra["attachments"] = keep
-            edited = await message.edit(content=out.content, allowed_mentions=NO_MENTIONS, **extra)
+            edited = await message.edit(content=out.content, allowed_mentions=NO_MENTIONS, **keep, **extra)
             if view is not None:
                 view.stop()  # dynamic items dispatch the presses; the client need not keep the view
             return edited
@@ -274,12 +257,8 @@ class DiscordSink:
             log.warning("could not edit step message %s: %s", message.id, exc)
         if not new:
             return None
-        names = ", ".join(a.name for a in out.files if a.name not in attached)
-        note = "\n" + clip(f"*(could not attach {names})*", 300)
-        content = clip_markdown(out.content, MAX_CHARS - len(note)) + note
-        extra.pop("attachments", None)
         try:
-            return await message.edit(content=content, allowed_mentions=NO_MENTIONS, **extra)
+            return await message.edit(content=_unattached(out, new), allowed_mentions=NO_MENTIONS, **extra)
         except SEND_ERRORS as exc:
             log.warning("could not edit step message %s: %s", message.id, exc)
             return None
@@ -287,26 +266,30 @@ class DiscordSink:
     async def _send(
         self, channel: discord.abc.Messageable, out: Outgoing, view: discord.ui.View | None = None
     ) -> discord.Message | None:
-        files = [discord.File(io.BytesIO(a.data), filename=a.name) for a in out.files]
         extra: dict[str, Any] = {"view": view} if view is not None else {}
+        files: dict[str, Any] = {"files": [_file(a) for a in out.files]} if out.files else {}
+        where = getattr(channel, "id", "?")
         try:
-            if files:
-                sent = await channel.send(out.content, files=files, allowed_mentions=NO_MENTIONS, **extra)
-            else:
-                sent = await channel.send(out.content, allowed_mentions=NO_MENTIONS, **extra)
+            sent = await channel.send(out.content, allowed_mentions=NO_MENTIONS, **files, **extra)
             if view is not None:
                 view.stop()  # dynamic items dispatch the presses; the client need not keep the view
             return sent
         except SEND_ERRORS as exc:
+            log.warning("%s in %s: %s", "upload failed" if files else "could not post", where, exc)
             if not files:
-                log.warning("could not post in %s: %s", getattr(channel, "id", "?"), exc)
                 return None
-            log.warning("upload failed in %s: %s", getattr(channel, "id", "?"), exc)
-        # A failed upload still leaves the text, with a short note.
-        note = "\n" + clip(f"*(could not attach {', '.join(a.name for a in out.files)})*", 300)
-        content = clip_markdown(out.content, MAX_CHARS - len(note)) + note
         try:
-            return await channel.send(content, allowed_mentions=NO_MENTIONS, **extra)
+            return await channel.send(_unattached(out, out.files), allowed_mentions=NO_MENTIONS, **extra)
         except SEND_ERRORS as exc:
-            log.warning("could not post in %s: %s", getattr(channel, "id", "?"), exc)
+            log.warning("could not post in %s: %s", where, exc)
             return None
+
+
+def _file(a: Attachment) -> discord.File:
+    return discord.File(io.BytesIO(a.data), filename=a.name)
+
+
+def _unattached(out: Outgoing, missing: Iterable[Attachment]) -> str:
+    """A message whose files could not be attached keeps its text, with a short note naming them."""
+    note = "\n" + clip(f"*(could not attach {', '.join(a.name for a in missing)})*", 300)
+    return clip_markdown(out.content, MAX_CHARS - len(note)) + note

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import discord
 
-from bot.status import Coalescer
+from bot.status import Coalescer, cancel_and_wait
 
 log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -31,15 +31,6 @@ class StatusLine:
         self._channel: discord.abc.Messageable | None = None
         self._message: discord.Message | None = None
         self.view: discord.ui.View | None = None  # buttons on the status (Stop); gone with the message
-
-    @property
-    def text(self) -> str:
-        """The text the status message shows (or will show after the pending edit)."""
-        return self._coalescer.wanted or ""
-
-    @property
-    def posted(self) -> bool:
-        return self._message is not None
 
     async def update(self, channel: discord.abc.Messageable, text: str, *, final: bool = False) -> None:
         """Show `text`; intermediate states are coalesced so a busy turn never floods the channel."""
@@ -98,10 +89,7 @@ class TypingLoop:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self, channel: discord.abc.Messageable) -> None:
         while time.monotonic() - self._touched < self._max_idle:

@@ -6,7 +6,7 @@ import logging
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.sink import SLACK_FAILURES, slack_error
+from bot.slack.thread import SLACK_FAILURES, slack_error
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,15 +17,16 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.outputs import FullOutputs
 from bot.slack import events, markup
 from bot.slack.admins import UserDirectory
 from bot.slack.render import Block, RenderLimits, SlackMessage, section
-from bot.slack.sink import SLACK_FAILURES, slack_error
+from bot.slack.thread import SLACK_FAILURES, slack_error
+from core import outcome
 from core.commands import EXAMPLE_QUESTIONS
 from core.control import step_ref
 from core.service import EMPTY_TEXT
 from core.types import Author, Incoming, NoticeReply, Progress, Reply, StepView, ThreadKey
-from sandbox.types import RunResult
 
 if TYPE_CHECKING:
     from bot.slack.sink import SlackSink
@@ -38,11 +38,8 @@ log = logging.getLogger(__name__)
 
 STOP, RERUN, FULL, ASK = "codebot_stop", "codebot_rerun", "codebot_full_output", "codebot_ask"
 MAX_VALUE = 200  # what we put in a button value (Slack allows 2,000); longer values are refused back
-FULL_CACHE_ENTRIES = 200  # full outputs kept in memory for "Show full output"
-FULL_CACHE_CHARS = 8_000_000  # and at most this many characters in all
 MODAL_SECTIONS = 24  # fenced sections in the "Show full output" modal (Slack allows 100 blocks)
 MODAL_SECTION_CHARS = 2900
-FINAL = frozenset({Progress.DONE, Progress.FAILED})
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
@@ -73,25 +70,6 @@ def help_args(args: dict[str, Any]) -> dict[str, Any]:
     return {**args, "blocks": [section(args["text"]), examples_block()]}
 
 
-class FullOutputs:
-    """Full outputs of recent steps, in memory only (the full text is also attached in the thread)."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[tuple[ThreadKey, str], str] = OrderedDict()
-        self._chars = 0
-
-    def put(self, key: ThreadKey, ref: str, text: str) -> None:
-        text = text[: FULL_CACHE_CHARS // 8]
-        self._items[(key, ref)] = text
-        self._chars += len(text)
-        while self._items and (len(self._items) > FULL_CACHE_ENTRIES or self._chars > FULL_CACHE_CHARS):
-            _, dropped = self._items.popitem(last=False)
-            self._chars -= len(dropped)
-
-    def get(self, key: ThreadKey, ref: str) -> str | None:
-        return self._items.get((key, ref))
-
-
 @dataclass
 class StepButtons:
     """Per turn: the buttons on its messages, decided from what each message shows.
@@ -112,7 +90,7 @@ class StepButtons:
 
     def status(self, message: SlackMessage, state: Progress) -> SlackMessage:
         stop = self._stop()
-        if state in FINAL or stop is None:
+        if state.final or stop is None:
             return message
         return _with_block(message, actions("codebot_status", stop), self.limits)
 
@@ -122,7 +100,7 @@ class StepButtons:
             ref = step_ref(view.step, view.code)
             elements = [button("Re-run", RERUN, ref)]
             if any(a.filename.startswith("output_step") for a in message.attachments):
-                self.outputs.put(self.key, ref, _full_text(view.result))
+                self.outputs.put(self.key, ref, outcome.view(view.result).full_text)
                 elements.append(button("Show full output", FULL, ref))
             return _with_block(message, actions(f"codebot_step_{view.step}", *elements), self.limits)
         stop = self._stop()
@@ -140,11 +118,6 @@ class StepButtons:
 def _with_block(message: SlackMessage, block: Block, limits: RenderLimits) -> SlackMessage:
     blocks = message.blocks[: limits.max_blocks - 1]
     return SlackMessage(message.text, (*blocks, block), message.attachments)
-
-
-def _full_text(r: RunResult) -> str:
-    parts = [("stdout", r.stdout), ("result", r.result or ""), ("error", r.error or ""), ("stderr", r.stderr)]
-    return "\n\n".join(f"== {label} ==\n{text}" for label, text in parts if text)
 
 
 @dataclass(frozen=True)
@@ -209,16 +182,14 @@ class ButtonHandlers:
         self._question_sink = question_sink
 
     def register(self, app: AsyncApp) -> None:
-        app.action(STOP)(self._stop)
-        app.action(RERUN)(self._rerun)
-        app.action(FULL)(self._full)
-        app.action(re.compile(rf"^{ASK}_\d$"))(self._ask)
+        app.action(STOP)(_on_press(self._stop))
+        app.action(RERUN)(_on_press(self._rerun))
+        app.action(FULL)(_on_press(self._full))
+        app.action(re.compile(rf"^{ASK}_\d$"))(_on_press(self._ask))
 
-    async def _ask(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
+    async def _ask(self, press: Pressed, respond: Any) -> None:
         """An example question clicked: ask it, as the clicker, in this thread (or a new one)."""
-        await ack()
-        press = parse_press(body)
-        if press is None or press.value not in {str(i) for i in range(len(EXAMPLE_QUESTIONS))}:
+        if press.value not in {str(i) for i in range(len(EXAMPLE_QUESTIONS))}:
             return
         question = EXAMPLE_QUESTIONS[int(press.value)]
         author = await self._author(press)
@@ -253,30 +224,18 @@ class ButtonHandlers:
         info = await self._users.lookup(press.user_id)
         return Author(info.id, info.name, info.is_admin)
 
-    async def _stop(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        press = parse_press(body)
-        if press is None:
-            return
+    async def _stop(self, press: Pressed, respond: Any) -> None:
         result = await self._core.stop(press.key, press.value, await self._author(press))
         await _tell(respond, result.text)
 
-    async def _rerun(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        press = parse_press(body)
-        if press is None:
-            return
+    async def _rerun(self, press: Pressed, respond: Any) -> None:
         author = await self._author(press)
         sink = self._sink_for(press.key)
         press_id = press.press_id or "press"
         result = await self._core.rerun(press.key, press.value, author, sink, press.message_ts, press_id)
         await _tell(respond, result.text)
 
-    async def _full(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        press = parse_press(body)
-        if press is None:
-            return
+    async def _full(self, press: Pressed, respond: Any) -> None:
         text = self._outputs.get(press.key, press.value)
         if text is None:
             await _tell(respond, "I no longer have that output in memory; the full output is attached above.")
@@ -286,6 +245,19 @@ class ButtonHandlers:
         except SLACK_FAILURES as exc:
             log.info("views.open failed: %s", slack_error(exc))
             await _tell(respond, "I could not open the output; the full output is attached above.")
+
+
+def _on_press(handler: Callable[[Pressed, Any], Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """A Bolt listener (its arguments are injected by name) that acks at once, then hands a press we
+    can act on to `handler`."""
+
+    async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        press = parse_press(body)
+        if press is not None:
+            await handler(press, respond)
+
+    return listener
 
 
 def output_view(text: str) -> dict[str, Any]:

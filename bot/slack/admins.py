@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.sink import SLACK_FAILURES, slack_error
+from bot.slack.thread import SLACK_FAILURES, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,6 @@ class UserInfo:
     id: str
     name: str = ""
     is_admin: bool = False  # workspace admin, owner or primary owner
-    is_bot: bool = False
 
 
 class UserDirectory:
@@ -64,4 +63,4 @@ def _user_info(user_id: str, user: dict) -> UserInfo:
     profile = user.get("profile") or {}
     name = profile.get("display_name") or user.get("real_name") or user.get("name") or ""
     admin = any(bool(user.get(k)) for k in ("is_admin", "is_owner", "is_primary_owner"))
-    return UserInfo(user_id, str(name), admin and not user.get("deleted"), bool(user.get("is_bot")))
+    return UserInfo(user_id, str(name), admin and not user.get("deleted"))

@@ -14,14 +14,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.events import Target
 from bot.slack.markup import markdown_line, to_markdown
 from bot.slack.render import Attachment, RenderLimits, fallback
-from bot.slack.status import SLACK_FAILURES, slack_error
+from bot.slack.thread import SLACK_FAILURES, ThreadMessages, slack_error
 from bot.status import Coalescer
 
 log = logging.getLogger(__name__)
@@ -54,6 +53,7 @@ class SlackAnswer:
     ) -> None:
         self._client = client
         self._target = target
+        self._messages = ThreadMessages(client, target, "answer update")
         self._limits = limits
         self._recipient = recipient
         self._stream: AsyncChatStream | None = None
@@ -64,12 +64,7 @@ class SlackAnswer:
         self._in_fence = False
         self._latest = ""
         self._closed = False  # finished or interrupted: nothing more changes
-        self._drafts: Coalescer[str] = Coalescer(self._show, interval_s, clock)
-
-    @property
-    def started(self) -> bool:
-        """A draft is on screen (streamed or posted)."""
-        return self._ts is not None
+        self._drafts: Coalescer[str] = Coalescer(self._show_now, interval_s, clock)
 
     async def draft(self, text: str) -> None:
         """Show the answer so far (coalesced); "" takes the draft away."""
@@ -117,12 +112,9 @@ class SlackAnswer:
             return
         await self._close_stream("")
         self._stream, self._sent, self._sent_chars, self._in_fence = None, "", 0, False
-        await self._call(self._client.chat_delete, channel=self._target.channel, ts=ts)
+        await self._messages.delete(ts)
 
     # ---- drafts --------------------------------------------------------------------------------
-
-    async def _show(self, text: str) -> None:
-        await self._show_now(text)
 
     async def _show_now(self, text: str) -> bool:
         """Show a draft; True when a message is on screen afterwards."""
@@ -206,23 +198,10 @@ class SlackAnswer:
             note = ATTACHED
         if len(shown) + len(note) > MARKDOWN_CHARS:
             shown = shown[: MARKDOWN_CHARS - len(note) - 1] + "…"
-        args = {"text": fallback(text, self._limits), "blocks": [markdown_block(shown + note)]}
+        fallback_text, blocks = fallback(text, self._limits), [markdown_block(shown + note)]
         if self._ts is None:
-            thread = {"thread_ts": self._target.thread_ts} if self._target.thread_ts else {}
-            resp = await self._call(
-                self._client.chat_postMessage, channel=self._target.channel, **thread, **args
-            )
-            self._ts = str(resp.get("ts") or "") or None if resp is not None else None
+            self._ts = await self._messages.post(fallback_text, blocks)
         else:
-            await self._call(self._client.chat_update, channel=self._target.channel, ts=self._ts, **args)
+            await self._messages.update(self._ts, fallback_text, blocks)
         if attach and upload is not None:
             await upload((Attachment("answer.md", text.encode(), "Full answer"),))
-
-    async def _call(self, fn: Any, **kwargs: Any) -> Any:
-        try:
-            return await fn(**kwargs)
-        except SlackApiError as exc:
-            log.warning("slack answer update refused in %s: %s", self._target.channel, slack_error(exc))
-        except SLACK_FAILURES as exc:
-            log.warning("slack answer update failed in %s: %s", self._target.channel, slack_error(exc))
-        return None

@@ -27,7 +27,8 @@ from bot.slack.admins import UserDirectory
 from bot.slack.commands import SlashCommand
 from bot.slack.files import SlackFileFetcher, complete_files, file_origins, scope_warning
 from bot.slack.render import RenderLimits
-from bot.slack.sink import SLACK_FAILURES, SlackSink, slack_error, slack_marks
+from bot.slack.sink import SlackSink, slack_marks
+from bot.slack.thread import SLACK_FAILURES, slack_error
 from core.command_specs import thread_command
 from core.settings import ConfigError, Settings
 from core.types import Author, CommandRequest, Incoming, NoticeReply, ThreadKey
@@ -149,30 +150,27 @@ class SlackBot:
         await sink.marks.start(submitted.accepted)
 
     def _question_sink(self, target: events.Target, incoming: Incoming) -> SlackSink:
-        """The sink of one question's turn: its buttons (Stop carries the turn's event id), the :eyes: on
-        the question, and the asker the answer is streamed to."""
+        """The sink of one question's turn: Stop carries the turn's event id, the :eyes: go on the
+        question, and the answer is streamed to the asker."""
         key = incoming.key
-        return SlackSink(
-            self.client,
-            target,
-            limits=self._limits,
-            min_update_interval_s=self._status_interval,
-            buttons=StepButtons(key, incoming.event_id, self._outputs, self._limits),
-            marks=slack_marks(self.client, target),
-            recipient=(key.workspace, incoming.author.id),
-        )
+        buttons = StepButtons(key, incoming.event_id, self._outputs, self._limits)
+        recipient = (key.workspace, incoming.author.id)
+        return self._sink(target, buttons, marks=slack_marks(self.client, target), recipient=recipient)
 
     def sink_for(self, key: ThreadKey) -> SlackSink:
         """A sink for a thread known only by its key (telling threads about interrupted turns)."""
         thread_ts = None if key.thread == key.channel else key.thread  # top-level DM conversation
         target = events.Target(key.channel, thread_ts, key.thread)
-        buttons = StepButtons(key, "", self._outputs, self._limits)  # Re-run on a re-run's result too
+        return self._sink(target, StepButtons(key, "", self._outputs, self._limits))  # Re-run, no Stop
+
+    def _sink(self, target: events.Target, buttons: StepButtons, **extra: Any) -> SlackSink:
         return SlackSink(
             self.client,
             target,
             limits=self._limits,
             min_update_interval_s=self._status_interval,
             buttons=buttons,
+            **extra,
         )
 
     async def _thread_command(self, incoming: Incoming, sink: SlackSink, name: str) -> None:

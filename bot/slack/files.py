@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from bot.downloads import DownloadLimits, Origin, download, origin_of
 from bot.slack.events import MAX_FILES_PER_MESSAGE, is_stub_file
-from bot.slack.sink import SLACK_FAILURES, slack_error
+from bot.slack.thread import SLACK_FAILURES, slack_error
 from core.files_in import FetchError
 from core.settings import ConfigError
 from core.types import IncomingFile

@@ -136,10 +136,6 @@ def status_line(r: RunResult) -> str:
     return "".join([line, *(f" · {escape(note)}" for note in v.notes)])
 
 
-def _result_parts(r: RunResult) -> list[tuple[str, str]]:
-    return [(p.label, p.text) for p in view(r).parts]
-
-
 def render_result(reply: ResultReply, limits: RenderLimits, room: int | None = None) -> SlackMessage:
     """Render a run's outcome: status, stdout, result, error; files and overflow become attachments.
 
@@ -148,17 +144,16 @@ def render_result(reply: ResultReply, limits: RenderLimits, room: int | None = N
     r = reply.result
     blocks: list[Block] = [section(status_line(r))]
     budget, cut = limits.message_chars, False
-    for label, text in _result_parts(r):
-        blocks.append(context(f"*{label}*"))
-        sections, part_cut = fenced_sections(text, max(budget, 200), limits.section_chars)
+    for part in view(r).parts:
+        blocks.append(context(f"*{part.label}*"))
+        sections, part_cut = fenced_sections(part.text, max(budget, 200), limits.section_chars)
         blocks.extend(sections)
         budget -= sum(len(b["text"]["text"]) for b in sections)
         cut = cut or part_cut
     attachments = [Attachment(f.name, f.data, f.name) for f in r.files]
     if cut:
         name = f"output_step{reply.step}.txt"
-        full = "\n\n".join(f"== {label} ==\n{text}" for label, text in _result_parts(r))
-        attachments.append(Attachment(name, full.encode(), f"Full output, step {reply.step}"))
+        attachments.append(Attachment(name, view(r).full_text.encode(), f"Full output, step {reply.step}"))
         blocks.append(context(f"Output truncated here; the full output is attached as `{name}`."))
     notes = _file_notes(r, limits)
     room = limits.max_blocks if room is None else room

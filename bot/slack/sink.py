@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -29,28 +29,15 @@ from bot.slack.render import (
     section,
     within_limits,
 )
-from bot.slack.status import SLACK_FAILURES, SlackStatus, slack_error
+from bot.slack.status import SlackStatus
+from bot.slack.thread import SLACK_FAILURES, ThreadMessages, slack_error
 from bot.status import Coalescer, QuestionMarks
-from core.types import (
-    AnswerReply,
-    CodeReply,
-    NoticeReply,
-    Progress,
-    Reply,
-    ResultReply,
-    StepView,
-    VerdictReply,
-)
+from core.types import AnswerReply, CodeReply, NoticeReply, Progress, Reply, StepReply, StepView
 
 if TYPE_CHECKING:
     from bot.slack.actions import StepButtons
 
 log = logging.getLogger(__name__)
-
-__all__ = ["SLACK_FAILURES", "SlackSink", "slack_error", "slack_marks"]
-
-FINAL_STATES = frozenset({Progress.DONE, Progress.FAILED})
-_ENDING_NOTICES = ("error", "abandoned")  # the turn may stop after these without a final progress
 
 
 def slack_marks(client: AsyncWebClient, target: Target, *, started: bool = False) -> QuestionMarks:
@@ -71,14 +58,6 @@ def slack_marks(client: AsyncWebClient, target: Target, *, started: bool = False
         failed="x",
         started=started,
     )
-
-
-def _grown(view: StepView, reply: CodeReply | VerdictReply | ResultReply) -> StepView:
-    if isinstance(reply, VerdictReply):
-        return replace(view, verdict=reply.verdict)
-    if isinstance(reply, ResultReply):
-        return replace(view, result=reply.result)
-    return view
 
 
 @dataclass
@@ -106,6 +85,7 @@ class SlackSink:
         buttons: StepButtons | None = None,
     ) -> None:
         self._client = client
+        self._messages = ThreadMessages(client, target, "post")
         self._buttons = buttons
         self._target = target
         self._limits = limits or RenderLimits()
@@ -128,16 +108,12 @@ class SlackSink:
         )
 
     @property
-    def target(self) -> Target:
-        return self._target
-
-    @property
     def marks(self) -> QuestionMarks:
         return self._marks
 
     async def progress(self, state: Progress, detail: str = "") -> None:
         """Show the turn's state in the thread's status; at the end, clear it and mark the question."""
-        if state not in FINAL_STATES:
+        if not state.final:
             await self._status.update(state, detail)
             return
         await self._status.end()
@@ -147,12 +123,13 @@ class SlackSink:
 
     async def post(self, reply: Reply) -> None:
         """Post a reply in the thread, then upload its files (a failed upload is noted)."""
-        if isinstance(reply, CodeReply | VerdictReply | ResultReply):
+        if isinstance(reply, StepReply):
             await self._step(reply)
             return
         if isinstance(reply, AnswerReply) and await self._answer.finish(reply.text, self._upload):
             return
-        if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
+        ending = isinstance(reply, NoticeReply) and reply.ends_turn
+        if ending:
             await self._answer.interrupt()
         messages = render(reply, self._limits)
         if self._buttons is not None:
@@ -160,7 +137,7 @@ class SlackSink:
         for message in messages:
             if await self._post_message(message) and message.attachments:
                 await self._upload(message.attachments)
-        if isinstance(reply, NoticeReply) and reply.kind in _ENDING_NOTICES:
+        if ending:
             await self._status.end()
             await self._close_steps()
 
@@ -176,15 +153,15 @@ class SlackSink:
 
     # ---- steps ---------------------------------------------------------------------------------
 
-    async def _step(self, reply: CodeReply | VerdictReply | ResultReply) -> None:
+    async def _step(self, reply: StepReply) -> None:
         step = self._steps.get(reply.step)
         if isinstance(reply, CodeReply) or step is None:  # the step's first message
             view = StepView(reply.step, reply.code if isinstance(reply, CodeReply) else "")
-            step = self._new_step(_grown(view, reply))
+            step = self._new_step(view.grown(reply))
             await self._show_step(step, step.view)
             step.edits.mark_shown(step.view)
             return
-        step.view = _grown(step.view, reply)
+        step.view = step.view.grown(reply)
         # A verdict that lets the code run is shown with the result when that comes within the interval
         # (one edit instead of two); a refusal or a result is shown at once.
         await step.edits.update(step.view, final=not step.view.open)
@@ -201,7 +178,7 @@ class SlackSink:
         if step.ts is None:
             step.ts = await self._post_message(message)
         else:
-            await self._update_message(step.ts, message)
+            await self._messages.update(step.ts, message.text, message.blocks)
         new = tuple(a for a in message.attachments if a.filename not in step.uploaded)
         if new:
             step.uploaded.update(a.filename for a in new)
@@ -216,34 +193,9 @@ class SlackSink:
 
     # ---- Web API -------------------------------------------------------------------------------
 
-    def _message_args(self, message: SlackMessage) -> dict[str, Any]:
-        args: dict[str, Any] = {
-            "channel": self._target.channel,
-            "text": message.text,
-            "blocks": list(message.blocks),
-            "unfurl_links": False,
-            "unfurl_media": False,
-        }
-        if self._target.thread_ts:
-            args["thread_ts"] = self._target.thread_ts
-        return args
-
     async def _post_message(self, message: SlackMessage) -> str | None:
         """Post one message; return its ts (None when Slack refused it)."""
-        try:
-            resp = await self._client.chat_postMessage(**self._message_args(message))
-        except SLACK_FAILURES as exc:
-            log.warning("slack post failed in %s: %s", self._target.channel, slack_error(exc))
-            return None
-        return str(resp.get("ts") or "") or None
-
-    async def _update_message(self, ts: str, message: SlackMessage) -> None:
-        try:
-            await self._client.chat_update(
-                channel=self._target.channel, ts=ts, text=message.text, blocks=list(message.blocks)
-            )
-        except SLACK_FAILURES as exc:
-            log.warning("slack update failed in %s: %s", self._target.channel, slack_error(exc))
+        return await self._messages.post(message.text, message.blocks, unfurl_links=False, unfurl_media=False)
 
     async def _upload(self, attachments: tuple[Attachment, ...]) -> None:
         uploads = [{"content": a.content, "filename": a.filename, "title": a.title} for a in attachments]

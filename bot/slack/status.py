@@ -7,25 +7,20 @@ it), the status falls back to a message edited in place, deleted when the turn e
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
-import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.events import Target
 from bot.slack.render import SlackMessage, render_progress
+from bot.slack.thread import SLACK_FAILURES, ThreadMessages, slack_error
 from bot.status import Coalescer
 from core.types import Progress
 
 log = logging.getLogger(__name__)
-
-# Failures the sink absorbs: the turn's bookkeeping must go on even when Slack misbehaves.
-SLACK_FAILURES = (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 _NATIVE = {
     Progress.QUEUED: "is waiting in the queue…",
@@ -34,13 +29,6 @@ _NATIVE = {
     Progress.RUNNING: "is running the code…",
 }
 _NATIVE_STEP = {Progress.REVIEWING: "is reviewing {detail}…", Progress.RUNNING: "is running {detail}…"}
-
-
-def slack_error(exc: BaseException) -> str:
-    """Name a Slack failure briefly, without request details (which could carry tokens)."""
-    if isinstance(exc, SlackApiError):
-        return str(exc.response.get("error") or exc.response.status_code)
-    return type(exc).__name__
 
 
 def native_status(state: Progress, detail: str = "") -> str:
@@ -66,16 +54,12 @@ class SlackStatus:
     ) -> None:
         self._client = client
         self._target = target
+        self._messages = ThreadMessages(client, target, "status update")
         self._native = native and target.thread_ts is not None  # setStatus needs a thread
         self._set = False  # a native status is showing
         self._message_ts: str | None = None  # the fallback status message
         self._decorate = decorate  # adds the buttons (Stop) to the fallback status message
         self._coalescer: Coalescer[tuple[Progress, str]] = Coalescer(self._show, interval_s, clock)
-
-    @property
-    def native(self) -> bool:
-        """Whether the thread's own status line is in use (False after Slack refused it)."""
-        return self._native
 
     async def update(self, state: Progress, detail: str = "") -> None:
         await self._coalescer.update((state, detail))
@@ -89,7 +73,7 @@ class SlackStatus:
         await self._coalescer.cancel()
         if self._set:
             self._set = False
-            await self._call(
+            await self._messages.call(
                 self._client.assistant_threads_setStatus,
                 channel_id=self._target.channel,
                 thread_ts=self._target.thread_ts or "",
@@ -97,7 +81,7 @@ class SlackStatus:
             )
         ts, self._message_ts = self._message_ts, None
         if ts is not None:
-            await self._call(self._client.chat_delete, channel=self._target.channel, ts=ts)
+            await self._messages.delete(ts)
 
     async def _show(self, value: tuple[Progress, str]) -> None:
         state, detail = value
@@ -125,24 +109,8 @@ class SlackStatus:
 
     async def _show_message(self, message: SlackMessage) -> None:
         if self._message_ts is None:
-            args: dict[str, Any] = {"channel": self._target.channel, "text": message.text}
-            args |= {"blocks": list(message.blocks), "unfurl_links": False, "unfurl_media": False}
-            if self._target.thread_ts:
-                args["thread_ts"] = self._target.thread_ts
-            resp = await self._call(self._client.chat_postMessage, **args)
-            self._message_ts = resp.get("ts") if resp is not None else None
-            return
-        await self._call(
-            self._client.chat_update,
-            channel=self._target.channel,
-            ts=self._message_ts,
-            text=message.text,
-            blocks=list(message.blocks),
-        )
-
-    async def _call(self, fn: Any, **kwargs: Any) -> Any:
-        try:
-            return await fn(**kwargs)
-        except SLACK_FAILURES as exc:
-            log.warning("slack status update failed in %s: %s", self._target.channel, slack_error(exc))
-            return None
+            self._message_ts = await self._messages.post(
+                message.text, message.blocks, unfurl_links=False, unfurl_media=False
+            )
+        else:
+            await self._messages.update(self._message_ts, message.text, message.blocks)

@@ -20,7 +20,6 @@ class LimitSpec:
     """One limit as users see it. Numbers are in `unit`; `ceiling` is the built-in operator ceiling."""
 
     name: str
-    field: str  # attribute of EffectiveLimits
     kind: Kind
     unit: str  # short unit shown in tables ("s", "MB")
     unit_word: str  # unit in sentences ("seconds", "runs")
@@ -35,6 +34,11 @@ class LimitSpec:
         return self.minimum is not None
 
     @property
+    def field(self) -> str:
+        """The attribute of EffectiveLimits: the name with its unit ("timeout_s", "memory_mb")."""
+        return self.name + {"s": "_s", "MB": "_mb", "KB": "_kb"}.get(self.unit, "")
+
+    @property
     def env(self) -> str:
         """Name of the environment variable holding the operator's default."""
         return f"CODEBOT_LIMIT_{self.name.upper()}"
@@ -42,34 +46,25 @@ class LimitSpec:
 
 # fmt: off
 SPECS: tuple[LimitSpec, ...] = (
-    LimitSpec("timeout", "timeout_s", "time", "s", "seconds", 10, 1, 60,
-              "wall-clock time per code run", "30s"),
-    LimitSpec("memory", "memory_mb", "memory", "MB", "MB", 256, 64, 1024,
-              "memory per code run", "512MB"),
-    LimitSpec("output", "output_kb", "output", "KB", "KB", 64, 1, 512,
-              "stdout + stderr kept per run", "128KB"),
-    LimitSpec("files", "files", "count", "", "files", 10, 0, 20,
-              "files returned per run", "5"),
-    LimitSpec("steps", "steps", "count", "", "steps", 3, 1, 10,
-              "code runs the agent may try per question", "5"),
-    LimitSpec("user_runs_per_hour", "user_runs_per_hour", "count", "", "runs", 30, 1, 1000,
-              "questions per user per hour", "60"),
-    LimitSpec("workspace_runs_per_day", "workspace_runs_per_day", "count", "", "runs", 500, 1, 100_000,
+    LimitSpec("timeout", "time", "s", "seconds", 10, 1, 60, "wall-clock time per code run", "30s"),
+    LimitSpec("memory", "memory", "MB", "MB", 256, 64, 1024, "memory per code run", "512MB"),
+    LimitSpec("output", "output", "KB", "KB", 64, 1, 512, "stdout + stderr kept per run", "128KB"),
+    LimitSpec("files", "count", "", "files", 10, 0, 20, "files returned per run", "5"),
+    LimitSpec("steps", "count", "", "steps", 3, 1, 10, "code runs the agent may try per question", "5"),
+    LimitSpec("user_runs_per_hour", "count", "", "runs", 30, 1, 1000, "questions per user per hour", "60"),
+    LimitSpec("workspace_runs_per_day", "count", "", "runs", 500, 1, 100_000,
               "questions per workspace per day", "1000"),
-    LimitSpec("concurrency", "concurrency", "count", "", "runs", 4, 1, 32,
+    LimitSpec("concurrency", "count", "", "runs", 4, 1, 32,
               "questions answered at once; more wait in a queue", "2"),
-    LimitSpec("tokens_per_day", "tokens_per_day", "tokens", "", "tokens", 1_000_000, 1000, 100_000_000,
+    LimitSpec("tokens_per_day", "tokens", "", "tokens", 1_000_000, 1000, 100_000_000,
               "LLM tokens per workspace per UTC day", "2M"),
-    LimitSpec("channels", "channels", "channels", "", "", "all", None, None,
+    LimitSpec("channels", "channels", "", "", "all", None, None,
               "channels the bot answers in: all, or a list", "#general #data"),
-    LimitSpec("safety", "safety", "safety", "", "", "standard", None, None,
+    LimitSpec("safety", "safety", "", "", "standard", None, None,
               "code review: strict, standard or off", "strict"),
-    LimitSpec("file_size", "file_size_mb", "memory", "MB", "MB", 20, 1, 100,
-              "one attached file", "50MB"),
-    LimitSpec("thread_files", "thread_files_mb", "memory", "MB", "MB", 100, 1, 1024,
-              "a thread's files together", "200MB"),
-    LimitSpec("thread_state", "thread_state_mb", "memory", "MB", "MB", 50, 1, 500,
-              "a thread's kept variables", "100MB"),
+    LimitSpec("file_size", "memory", "MB", "MB", 20, 1, 100, "one attached file", "50MB"),
+    LimitSpec("thread_files", "memory", "MB", "MB", 100, 1, 1024, "a thread's files together", "200MB"),
+    LimitSpec("thread_state", "memory", "MB", "MB", 50, 1, 500, "a thread's kept variables", "100MB"),
 )
 # fmt: on
 

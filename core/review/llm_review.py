@@ -132,13 +132,8 @@ class LLMReview:
         self, model: llm.Model, mode: str, prompt: str, deadline: float
     ) -> tuple[ReviewVerdict, int]:
         """One verdict in one mode, with one validation retry; _Rejected if the server refuses it."""
-        if mode == "text":
-            messages = [
-                llm.messages.system(REVIEW_PROMPT),
-                llm.messages.user(f"{prompt}\n\n{self._text_instruction}"),
-            ]
-        else:
-            messages = [llm.messages.system(REVIEW_PROMPT), llm.messages.user(prompt)]
+        user = f"{prompt}\n\n{self._text_instruction}" if mode == "text" else prompt
+        messages = [llm.messages.system(REVIEW_PROMPT), llm.messages.user(user)]
         response = await self._ask(
             lambda: model.call_async(messages, format=self._formats.get(mode)), deadline
         )

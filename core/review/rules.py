@@ -14,34 +14,15 @@ RULE_TEXT = {
     "syntax": "is not valid Python",
 }
 
+# fmt: off
 # Importing any of these (or a submodule) is a finding on its own.
 MODULE_RULES: dict[str, str] = {
     **dict.fromkeys(("subprocess", "pty", "multiprocessing", "pexpect", "sh", "plumbum"), "process"),
     **dict.fromkeys(
         (
-            "socket",
-            "socketserver",
-            "ssl",
-            "urllib",
-            "urllib2",
-            "urllib3",
-            "http",
-            "requests",
-            "httpx",
-            "aiohttp",
-            "ftplib",
-            "smtplib",
-            "poplib",
-            "imaplib",
-            "nntplib",
-            "telnetlib",
-            "xmlrpc",
-            "websocket",
-            "websockets",
-            "paramiko",
-            "asyncssh",
-            "dns",
-            "webbrowser",
+            "socket", "socketserver", "ssl", "urllib", "urllib2", "urllib3", "http", "requests", "httpx",
+            "aiohttp", "ftplib", "smtplib", "poplib", "imaplib", "nntplib", "telnetlib", "xmlrpc",
+            "websocket", "websockets", "paramiko", "asyncssh", "dns", "webbrowser",
         ),
         "network",
     ),
@@ -53,16 +34,8 @@ MODULE_RULES: dict[str, str] = {
 NAME_RULES: dict[str, str] = {
     **dict.fromkeys(
         (
-            "os.system",
-            "os.popen",
-            "os.fork",
-            "os.forkpty",
-            "os.posix_spawn",
-            "os.posix_spawnp",
-            "os.kill",
-            "os.killpg",
-            "asyncio.create_subprocess_exec",
-            "asyncio.create_subprocess_shell",
+            "os.system", "os.popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.posix_spawnp", "os.kill",
+            "os.killpg", "asyncio.create_subprocess_exec", "asyncio.create_subprocess_shell",
             "concurrent.futures.ProcessPoolExecutor",
         ),
         "process",
@@ -78,23 +51,9 @@ NAME_PREFIX_RULES: tuple[tuple[str, str], ...] = (("os.exec", "process"), ("os.s
 # Attribute names used to climb from an ordinary object to the interpreter's internals.
 DUNDER_ATTRS = frozenset(
     {
-        "__subclasses__",
-        "__globals__",
-        "__builtins__",
-        "__code__",
-        "__mro__",
-        "__bases__",
-        "__base__",
-        "__closure__",
-        "__loader__",
-        "__getattribute__",
-        "__dict__",
-        "__class__",
-        "f_globals",
-        "f_locals",
-        "f_back",
-        "gi_frame",
-        "tb_frame",
+        "__subclasses__", "__globals__", "__builtins__", "__code__", "__mro__", "__bases__", "__base__",
+        "__closure__", "__loader__", "__getattribute__", "__dict__", "__class__", "f_globals", "f_locals",
+        "f_back", "gi_frame", "tb_frame",
     }
 )
 # Of those, the ones so common in ordinary code that only a string literal (getattr tricks) counts.
@@ -104,20 +63,8 @@ BENIGN_ATTRS = frozenset({"__class__", "__dict__"})
 PATH_WRITERS: dict[str, int] = {
     **dict.fromkeys(
         (
-            "os.remove",
-            "os.unlink",
-            "os.rmdir",
-            "os.removedirs",
-            "os.rename",
-            "os.renames",
-            "os.replace",
-            "os.chmod",
-            "os.chown",
-            "os.truncate",
-            "os.mkdir",
-            "os.makedirs",
-            "os.symlink",
-            "shutil.rmtree",
+            "os.remove", "os.unlink", "os.rmdir", "os.removedirs", "os.rename", "os.renames", "os.replace",
+            "os.chmod", "os.chown", "os.truncate", "os.mkdir", "os.makedirs", "os.symlink", "shutil.rmtree",
             "shutil.chown",
         ),
         0,
@@ -131,17 +78,10 @@ PATH_CONSTRUCTORS = frozenset(
 HOME_CALLS = frozenset({"Path.home", "pathlib.Path.home", "os.path.expanduser", "os.path.expandvars"})
 PATH_WRITE_METHODS = frozenset(
     {
-        "write_text",
-        "write_bytes",
-        "unlink",
-        "rmdir",
-        "mkdir",
-        "touch",
-        "rename",
-        "replace",
-        "symlink_to",
+        "write_text", "write_bytes", "unlink", "rmdir", "mkdir", "touch", "rename", "replace", "symlink_to",
         "chmod",
     }
 )
 # Methods that derive a new path from a path: outside stays outside.
 PATH_DERIVERS = frozenset({"resolve", "expanduser", "absolute", "joinpath", "with_name", "with_suffix"})
+# fmt: on
