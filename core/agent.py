@@ -253,19 +253,10 @@ class Agent:
         stream: bool = True,
     ) -> None:
         self._llm = llm
-        self._reviewer = reviewer
-        self._runner = runner
+        self.reviewer = reviewer
+        self.runner = runner  # the sandbox every turn runs in (a turn may wrap it: run_turn(runner=...))
         self._system_prompt = system_prompt or SYSTEM_PROMPT
         self._stream = stream  # stream the model's replies, showing the answer as it is written
-
-    @property
-    def reviewer(self) -> Reviewer:
-        return self._reviewer
-
-    @property
-    def runner(self) -> Runner:
-        """The sandbox every turn runs in (a turn may wrap it, see `run_turn(runner=...)`)."""
-        return self._runner
 
     async def run_turn(
         self,
@@ -287,7 +278,7 @@ class Agent:
         """
         guard = _GuardedSink(sink)
         ledger = ledger if ledger is not None else TurnLedger()
-        turn = _Turn(self._reviewer, runner or self._runner, guard, limits, deadline, ledger)
+        turn = _Turn(self.reviewer, runner or self.runner, guard, limits, deadline, ledger)
         start = len(history) + 1  # the system prompt and the history are not new
         system = f"{self._system_prompt}\n{context}" if context else self._system_prompt
         messages: list[llm.Message] = [
@@ -295,17 +286,15 @@ class Agent:
             *history,
             llm.messages.user(question),
         ]
+        error: str | None = None
         try:
             # _loop keeps this same list a complete exchange as it goes, for the error path below.
             messages, answer = await self._loop(turn, messages)
         except Exception as exc:  # whatever failed, what already ran is returned for the record
-            error = _user_error(exc)
-            await guard.post(NoticeReply("error", error))
-            await guard.progress(Progress.FAILED)
-            return TurnOutcome(tuple(messages[start:]), "", tuple(turn.records), ledger.tokens, error)
-        await guard.post(AnswerReply(answer))
-        await guard.progress(Progress.DONE)
-        return TurnOutcome(tuple(messages[start:]), answer, tuple(turn.records), ledger.tokens)
+            answer, error = "", _user_error(exc)
+        await guard.post(AnswerReply(answer) if error is None else NoticeReply("error", error))
+        await guard.progress(Progress.DONE if error is None else Progress.FAILED)
+        return TurnOutcome(tuple(messages[start:]), answer, tuple(turn.records), ledger.tokens, error)
 
     async def _loop(self, turn: _Turn, messages: list[llm.Message]) -> tuple[list[llm.Message], str]:
         """Call the model until it answers in text; `messages` is kept valid for the error path."""
