@@ -129,15 +129,12 @@ class MeteredRunner:
         self.inner = runner
         self._m = metrics
         self.broken: str | None = None  # why the last run could not start, until one succeeds
-        # Runners standing in for the sandbox (benchmarks, test doubles) may take no workspace.
-        self._takes_workspace = "workspace" in inspect.signature(runner.run).parameters
 
     async def run(
         self, code: str, limits: RunLimits | None = None, *, workspace: RunWorkspace | None = None
     ) -> RunResult:
-        extra = {"workspace": workspace} if workspace is not None and self._takes_workspace else {}
         try:
-            result: RunResult = await self.inner.run(code, limits, **extra)
+            result: RunResult = await self.inner.run(code, limits, workspace=workspace)
         except SandboxUnavailable as exc:
             self.broken = str(exc) or "the sandbox is unavailable"
             self._m.sandbox_unavailable()
