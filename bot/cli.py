@@ -137,11 +137,8 @@ async def _serve(cmd: str, args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_platform_settings(cmd: str, args: argparse.Namespace, settings: Settings) -> None:
-    if cmd == "slack":
-        if args.http:
-            settings.require("slack_bot_token", "slack_signing_secret")
-        else:
-            settings.require("slack_bot_token", "slack_app_token")
+    if cmd == "slack":  # Events over HTTP are signed; Socket Mode needs the app-level token
+        settings.require("slack_bot_token", "slack_signing_secret" if args.http else "slack_app_token")
     elif cmd == "discord":
         settings.require("discord_token")
 
