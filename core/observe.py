@@ -162,16 +162,23 @@ class MeteredStore:
     def _timed(self, op: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(fn)
         async def call(*args: Any, **kwargs: Any) -> Any:
-            start = time.monotonic()
-            failed = True
-            try:
-                result = await fn(*args, **kwargs)
-                failed = False
-                return result
-            finally:
-                self._m.store_call(op, time.monotonic() - start, failed)
+            return await _timed(
+                lambda: fn(*args, **kwargs), lambda s, exc: self._m.store_call(op, s, exc is not None)
+            )
 
         return call
+
+
+async def _timed(fn: Callable[[], Awaitable[T]], record: Callable[[float, BaseException | None], None]) -> T:
+    """Await `fn()`, then record its seconds and what it raised (None when it returned)."""
+    start = time.monotonic()
+    try:
+        result = await fn()
+    except BaseException as exc:
+        record(time.monotonic() - start, exc)
+        raise
+    record(time.monotonic() - start, None)
+    return result
 
 
 _LLM_KINDS: tuple[tuple[type[BaseException], str], ...] = (
@@ -205,14 +212,7 @@ class MeteredLLMClient(LLMClient):
         self._m = metrics
 
     async def call(self, fn: Callable[[], Awaitable[T]], *, deadline: float, which: Which = "agent") -> T:
-        async def attempt() -> T:
-            start = time.monotonic()
-            try:
-                result = await fn()
-            except BaseException as exc:
-                self._m.llm_attempt(time.monotonic() - start, llm_error_kind(exc))
-                raise
-            self._m.llm_attempt(time.monotonic() - start, None)
-            return result
+        def record(seconds: float, exc: BaseException | None) -> None:
+            self._m.llm_attempt(seconds, None if exc is None else llm_error_kind(exc))
 
-        return await super().call(attempt, deadline=deadline, which=which)
+        return await super().call(lambda: _timed(fn, record), deadline=deadline, which=which)
