@@ -171,8 +171,7 @@ class _Turn:
         if remaining < MIN_RUN_S:
             raise _Abort(DEADLINE_MESSAGE)
         run_limits = self.limits.run_limits
-        if run_limits.timeout_s > remaining:
-            run_limits = run_limits.replace(timeout_s=remaining)
+        run_limits = run_limits.replace(timeout_s=min(run_limits.timeout_s, remaining))
         await self.sink.progress(Progress.RUNNING, f"step {n}")
         result = await self._run(n, code, verdict, run_limits)
         self.records.append(StepRecord(n, code, verdict, result))
