@@ -152,21 +152,18 @@ class MeteredStore:
         self._m = metrics
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.inner, name)
-        if name.startswith("_") or not inspect.iscoroutinefunction(attr):
-            return attr
-        timed = self._timed(name, attr)
-        setattr(self, name, timed)  # built once per method
-        return timed
+        fn = getattr(self.inner, name)
+        if name.startswith("_") or not inspect.iscoroutinefunction(fn):
+            return fn
 
-    def _timed(self, op: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(fn)
-        async def call(*args: Any, **kwargs: Any) -> Any:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
             return await _timed(
-                lambda: fn(*args, **kwargs), lambda s, exc: self._m.store_call(op, s, exc is not None)
+                lambda: fn(*args, **kwargs), lambda s, exc: self._m.store_call(name, s, exc is not None)
             )
 
-        return call
+        setattr(self, name, timed)  # built once per method
+        return timed
 
 
 async def _timed(fn: Callable[[], Awaitable[T]], record: Callable[[float, BaseException | None], None]) -> T:
