@@ -157,8 +157,8 @@ async def _run_until_signal(run: Awaitable[None], stop: Callable[[], Awaitable[N
         await stop()
     waiter.cancel()
     await asyncio.gather(runner, return_exceptions=True)
-    if runner.done() and not runner.cancelled() and runner.exception() is not None:
-        raise runner.exception()  # type: ignore[misc]
+    if not runner.cancelled() and (error := runner.exception()) is not None:
+        raise error
 
 
 async def _run_slack(core: Codebot, settings: Settings, args: argparse.Namespace) -> int:
