@@ -152,20 +152,16 @@ class _Turn:
     ledger: TurnLedger
     used: int = 0  # tool calls charged against max_steps
 
-    @property
-    def records(self) -> list[StepRecord]:
-        return self.ledger.records
-
     async def run_step(self, code: str) -> str:
         """Review, run and report one program; return what the model should see."""
-        n = len(self.records) + 1
+        n = len(self.ledger.records) + 1
         await self.sink.post(CodeReply(n, code))
         await self.sink.progress(Progress.REVIEWING, f"step {n}")
         verdict, tokens = await self.reviewer.review(code, self.limits.safety_mode, deadline=self.deadline)
         self.ledger.tokens += tokens
         await self.sink.post(VerdictReply(n, verdict))
         if not verdict.allowed:
-            self.records.append(StepRecord(n, code, verdict, None))
+            self.ledger.records.append(StepRecord(n, code, verdict, None))
             return format_refusal(verdict)
         remaining = self.deadline - time.monotonic()
         if remaining < MIN_RUN_S:
@@ -174,7 +170,7 @@ class _Turn:
         run_limits = run_limits.replace(timeout_s=min(run_limits.timeout_s, remaining))
         await self.sink.progress(Progress.RUNNING, f"step {n}")
         result = await self._run(n, code, verdict, run_limits)
-        self.records.append(StepRecord(n, code, verdict, result))
+        self.ledger.records.append(StepRecord(n, code, verdict, result))
         await self.sink.post(ResultReply(n, result))
         return format_run(result)
 
@@ -183,14 +179,14 @@ class _Turn:
         try:
             return await self.runner.run(code, limits)
         except asyncio.CancelledError:  # stopped (button) or shut down mid-run: the sandbox killed it
-            self.records.append(StepRecord(n, code, verdict, None, "cancelled"))
+            self.ledger.records.append(StepRecord(n, code, verdict, None, "cancelled"))
             raise
         except SandboxUnavailable as exc:
-            self.records.append(StepRecord(n, code, verdict, None, "sandbox-unavailable"))
+            self.ledger.records.append(StepRecord(n, code, verdict, None, "sandbox-unavailable"))
             raise _Abort(str(exc) or "The sandbox is unavailable.") from exc
         except Exception as exc:  # the code may well have run: the audit must still show it
             log.exception("the sandbox raised while running step %d", n)
-            self.records.append(StepRecord(n, code, verdict, None, "sandbox-error"))
+            self.ledger.records.append(StepRecord(n, code, verdict, None, "sandbox-error"))
             raise _Abort(SANDBOX_FAILED_TEXT) from exc
 
     async def answer_call(self, call: llm.ToolCall) -> tuple[llm.ToolOutput, bool]:
@@ -293,7 +289,7 @@ class Agent:
             answer, error = "", _user_error(exc)
         await guard.post(AnswerReply(answer) if error is None else NoticeReply("error", error))
         await guard.progress(Progress.DONE if error is None else Progress.FAILED)
-        return TurnOutcome(tuple(messages[start:]), answer, tuple(turn.records), ledger.tokens, error)
+        return TurnOutcome(tuple(messages[start:]), answer, tuple(turn.ledger.records), ledger.tokens, error)
 
     async def _loop(self, turn: _Turn, messages: list[llm.Message]) -> tuple[list[llm.Message], str]:
         """Call the model until it answers in text; `messages` is kept valid for the error path."""
@@ -322,7 +318,7 @@ class Agent:
         text = scrub_surrogates(response.text().strip())
         if text:
             return list(response.messages), text
-        text = fallback_answer([r.result for r in turn.records if r.result is not None])
+        text = fallback_answer([r.result for r in turn.ledger.records if r.result is not None])
         return [*response.messages[:-1], self._assistant(text)], text
 
     async def _answer_calls(
