@@ -45,7 +45,7 @@ TURNS = 200
 class InstantRunner:
     """Stands in for the sandbox so only the core is measured."""
 
-    async def run(self, code: str, limits: RunLimits | None = None) -> RunResult:
+    async def run(self, code: str, limits: RunLimits | None = None, *, workspace: object = None) -> RunResult:
         return RunResult(stdout="", result="1", duration_ms=0.0)
 
 

@@ -27,6 +27,7 @@ EXPORT_FIELDS = (
     "id", "platform", "workspace", "channel", "thread", "user_id", "at", "at_iso", "step", "allowed", "risk",
     "reasons", "outcome", "exit_code", "duration_ms", "code",
 )  # fmt: skip
+_KEY_FIELDS = ("platform", "workspace", "channel", "thread")  # of the record's thread key
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -120,12 +121,8 @@ async def _run(args: argparse.Namespace, ws: Workspace | None, settings: Setting
 
 
 def _row(r: AuditRecord) -> dict[str, Any]:
-    return {
-        "id": r.id, "platform": r.key.platform, "workspace": r.key.workspace, "channel": r.key.channel,
-        "thread": r.key.thread, "user_id": r.user_id, "at": r.at, "at_iso": iso(r.at), "step": r.step,
-        "allowed": r.allowed, "risk": r.risk, "reasons": r.reasons, "outcome": r.outcome,
-        "exit_code": r.exit_code, "duration_ms": r.duration_ms, "code": r.code,
-    }  # fmt: skip
+    row = {f: getattr(r.key if f in _KEY_FIELDS else r, f, None) for f in EXPORT_FIELDS}
+    return {**row, "at_iso": iso(r.at)}
 
 
 def _render(records: tuple[AuditRecord, ...], fmt: str) -> str:

@@ -137,11 +137,8 @@ async def _serve(cmd: str, args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_platform_settings(cmd: str, args: argparse.Namespace, settings: Settings) -> None:
-    if cmd == "slack":
-        if args.http:
-            settings.require("slack_bot_token", "slack_signing_secret")
-        else:
-            settings.require("slack_bot_token", "slack_app_token")
+    if cmd == "slack":  # Events over HTTP are signed; Socket Mode needs the app-level token
+        settings.require("slack_bot_token", "slack_signing_secret" if args.http else "slack_app_token")
     elif cmd == "discord":
         settings.require("discord_token")
 
@@ -160,8 +157,8 @@ async def _run_until_signal(run: Awaitable[None], stop: Callable[[], Awaitable[N
         await stop()
     waiter.cancel()
     await asyncio.gather(runner, return_exceptions=True)
-    if runner.done() and not runner.cancelled() and runner.exception() is not None:
-        raise runner.exception()  # type: ignore[misc]
+    if not runner.cancelled() and (error := runner.exception()) is not None:
+        raise error
 
 
 async def _run_slack(core: Codebot, settings: Settings, args: argparse.Namespace) -> int:

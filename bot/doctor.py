@@ -23,15 +23,10 @@ def settings_lines(settings: Settings) -> list[str]:
     key = settings.openai_api_key is not None and bool(settings.openai_api_key.get_secret_value())
     endpoint = settings.openai_base_url or "OpenAI (api.openai.com)"
     llm_ok = key or settings.openai_base_url is not None
-    lines = [
-        _line(
-            llm_ok,
-            "llm",
-            f"model {settings.model}, review model {settings.effective_review_model}, endpoint {endpoint}, "
-            f"API key {'set' if key else 'not set'}"
-            + ("" if llm_ok else " (set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server)"),
-        )
-    ]
+    llm = f"model {settings.model}, review model {settings.effective_review_model}, endpoint {endpoint}, "
+    llm += f"API key {'set' if key else 'not set'}"
+    llm += "" if llm_ok else " (set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server)"
+    lines = [_line(llm_ok, "llm", llm)]
     for platform, names in (
         ("slack", ("slack_bot_token", "slack_app_token", "slack_signing_secret")),
         ("discord", ("discord_token",)),
@@ -89,12 +84,10 @@ async def endpoint_lines(settings: Settings) -> list[str]:
     except ConfigError as exc:
         return [_line(False, "llm/endpoint", str(exc))]
     try:
-        lines = [await _models_line(client, settings)]
-        if lines[0].startswith("[!!]") and "not reachable" in lines[0]:
-            return lines
-        lines.append(await _tools_line(client))
-        lines.append(await _structured_line(client))
-        return lines
+        models = await _models_line(client, settings)
+        if models.startswith("[!!]") and "not reachable" in models:
+            return [models]
+        return [models, await _tools_line(client), await _structured_line(client)]
     finally:
         await client.aclose()
 

@@ -30,13 +30,6 @@ class OpsServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
-    def app(self) -> web.Application:
-        webapp = web.Application()
-        webapp.router.add_get("/healthz", self._health)
-        webapp.router.add_get("/readyz", self._ready)
-        webapp.router.add_get("/metrics", self._metrics)
-        return webapp
-
     async def start(self) -> None:
         """Bind and serve; a port already in use is a ConfigError naming the setting."""
         try:
@@ -46,7 +39,10 @@ class OpsServer:
                 f"cannot listen on CODEBOT_HTTP_HOST={self._host} CODEBOT_HTTP_PORT={self._port}: "
                 f"{exc.strerror or exc}"
             ) from None
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        app = web.Application()
+        routes = {"/healthz": self._health, "/readyz": self._ready, "/metrics": self._metrics}
+        app.add_routes([web.get(path, handler) for path, handler in routes.items()])
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         self.port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()

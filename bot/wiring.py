@@ -58,11 +58,13 @@ async def _start_sweeper(stack: AsyncExitStack, store: Store, settings: Settings
     stack.push_async_callback(stop)
 
 
-def _gate(settings: Settings, store: Store, owner: str) -> WorkspaceGate:
-    """Replicas on PostgreSQL share one queue per workspace in the database; one process keeps its own."""
-    if isinstance(settings.database, str):
-        return StoreGate(store, lease_s=settings.turn_lease_s, owner=owner)
-    return WorkspaceGate()
+def _leases(settings: Settings, store: Store) -> tuple[TurnLeases, WorkspaceGate]:
+    # Replicas on PostgreSQL hold leases, thread locks and one queue per workspace in the database
+    # (core.lease); one process on SQLite keeps its queue in memory.
+    owner, shared = replica_id(), isinstance(settings.database, str)
+    gate = StoreGate(store, lease_s=settings.turn_lease_s, owner=owner) if shared else None
+    leases = TurnLeases(store, shared=shared, lease_s=settings.turn_lease_s, owner=owner, gate=gate)
+    return leases, gate or WorkspaceGate()
 
 
 @asynccontextmanager
@@ -91,16 +93,7 @@ async def open_core(
                 ops.metrics,
             )
             limits = limits_engine(store, settings)
-            # Replicas on PostgreSQL: turns hold leases and thread locks in the database (core.lease).
-            owner = replica_id()
-            gate = _gate(settings, store, owner)
-            leases = TurnLeases(
-                store,
-                shared=isinstance(settings.database, str),
-                lease_s=settings.turn_lease_s,
-                owner=owner,
-                gate=gate if isinstance(gate, StoreGate) else None,
-            )
+            leases, gate = _leases(settings, store)
             agent = Agent(llm_client, Reviewer(llm_client), sandbox, stream=settings.stream)
             deps = TurnDeps(
                 settings=settings,

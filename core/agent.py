@@ -152,30 +152,25 @@ class _Turn:
     ledger: TurnLedger
     used: int = 0  # tool calls charged against max_steps
 
-    @property
-    def records(self) -> list[StepRecord]:
-        return self.ledger.records
-
     async def run_step(self, code: str) -> str:
         """Review, run and report one program; return what the model should see."""
-        n = len(self.records) + 1
+        n = len(self.ledger.records) + 1
         await self.sink.post(CodeReply(n, code))
         await self.sink.progress(Progress.REVIEWING, f"step {n}")
         verdict, tokens = await self.reviewer.review(code, self.limits.safety_mode, deadline=self.deadline)
         self.ledger.tokens += tokens
         await self.sink.post(VerdictReply(n, verdict))
         if not verdict.allowed:
-            self.records.append(StepRecord(n, code, verdict, None))
+            self.ledger.records.append(StepRecord(n, code, verdict, None))
             return format_refusal(verdict)
         remaining = self.deadline - time.monotonic()
         if remaining < MIN_RUN_S:
             raise _Abort(DEADLINE_MESSAGE)
         run_limits = self.limits.run_limits
-        if run_limits.timeout_s > remaining:
-            run_limits = run_limits.replace(timeout_s=remaining)
+        run_limits = run_limits.replace(timeout_s=min(run_limits.timeout_s, remaining))
         await self.sink.progress(Progress.RUNNING, f"step {n}")
         result = await self._run(n, code, verdict, run_limits)
-        self.records.append(StepRecord(n, code, verdict, result))
+        self.ledger.records.append(StepRecord(n, code, verdict, result))
         await self.sink.post(ResultReply(n, result))
         return format_run(result)
 
@@ -184,14 +179,14 @@ class _Turn:
         try:
             return await self.runner.run(code, limits)
         except asyncio.CancelledError:  # stopped (button) or shut down mid-run: the sandbox killed it
-            self.records.append(StepRecord(n, code, verdict, None, "cancelled"))
+            self.ledger.records.append(StepRecord(n, code, verdict, None, "cancelled"))
             raise
         except SandboxUnavailable as exc:
-            self.records.append(StepRecord(n, code, verdict, None, "sandbox-unavailable"))
+            self.ledger.records.append(StepRecord(n, code, verdict, None, "sandbox-unavailable"))
             raise _Abort(str(exc) or "The sandbox is unavailable.") from exc
         except Exception as exc:  # the code may well have run: the audit must still show it
             log.exception("the sandbox raised while running step %d", n)
-            self.records.append(StepRecord(n, code, verdict, None, "sandbox-error"))
+            self.ledger.records.append(StepRecord(n, code, verdict, None, "sandbox-error"))
             raise _Abort(SANDBOX_FAILED_TEXT) from exc
 
     async def answer_call(self, call: llm.ToolCall) -> tuple[llm.ToolOutput, bool]:
@@ -253,19 +248,10 @@ class Agent:
         stream: bool = True,
     ) -> None:
         self._llm = llm
-        self._reviewer = reviewer
-        self._runner = runner
+        self.reviewer = reviewer
+        self.runner = runner  # the sandbox every turn runs in (a turn may wrap it: run_turn(runner=...))
         self._system_prompt = system_prompt or SYSTEM_PROMPT
         self._stream = stream  # stream the model's replies, showing the answer as it is written
-
-    @property
-    def reviewer(self) -> Reviewer:
-        return self._reviewer
-
-    @property
-    def runner(self) -> Runner:
-        """The sandbox every turn runs in (a turn may wrap it, see `run_turn(runner=...)`)."""
-        return self._runner
 
     async def run_turn(
         self,
@@ -287,7 +273,7 @@ class Agent:
         """
         guard = _GuardedSink(sink)
         ledger = ledger if ledger is not None else TurnLedger()
-        turn = _Turn(self._reviewer, runner or self._runner, guard, limits, deadline, ledger)
+        turn = _Turn(self.reviewer, runner or self.runner, guard, limits, deadline, ledger)
         start = len(history) + 1  # the system prompt and the history are not new
         system = f"{self._system_prompt}\n{context}" if context else self._system_prompt
         messages: list[llm.Message] = [
@@ -295,17 +281,15 @@ class Agent:
             *history,
             llm.messages.user(question),
         ]
+        error: str | None = None
         try:
             # _loop keeps this same list a complete exchange as it goes, for the error path below.
             messages, answer = await self._loop(turn, messages)
         except Exception as exc:  # whatever failed, what already ran is returned for the record
-            error = _user_error(exc)
-            await guard.post(NoticeReply("error", error))
-            await guard.progress(Progress.FAILED)
-            return TurnOutcome(tuple(messages[start:]), "", tuple(turn.records), ledger.tokens, error)
-        await guard.post(AnswerReply(answer))
-        await guard.progress(Progress.DONE)
-        return TurnOutcome(tuple(messages[start:]), answer, tuple(turn.records), ledger.tokens)
+            answer, error = "", _user_error(exc)
+        await guard.post(AnswerReply(answer) if error is None else NoticeReply("error", error))
+        await guard.progress(Progress.DONE if error is None else Progress.FAILED)
+        return TurnOutcome(tuple(messages[start:]), answer, tuple(turn.ledger.records), ledger.tokens, error)
 
     async def _loop(self, turn: _Turn, messages: list[llm.Message]) -> tuple[list[llm.Message], str]:
         """Call the model until it answers in text; `messages` is kept valid for the error path."""
@@ -334,7 +318,7 @@ class Agent:
         text = scrub_surrogates(response.text().strip())
         if text:
             return list(response.messages), text
-        text = fallback_answer([r.result for r in turn.records if r.result is not None])
+        text = fallback_answer([r.result for r in turn.ledger.records if r.result is not None])
         return [*response.messages[:-1], self._assistant(text)], text
 
     async def _answer_calls(

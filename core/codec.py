@@ -82,15 +82,14 @@ def _read_v1(doc: dict[str, Any]) -> Record:
     role = _role(doc["role"])
     content = [doc["content"]] if role == "system" else doc["content"]
     parts = tuple(_v1_part(p) for p in content)
-    replay = None
-    if role == "assistant":
-        replay = {
-            "provider": doc["provider_id"],
-            "model": doc["model_id"],
-            "provider_model": doc["provider_model_name"],
-            "raw": doc["raw_message"],
-        }
+    if role != "assistant":
+        return Record(role, parts, doc.get("name"))
+    replay = _replay(doc["provider_id"], doc["model_id"], doc["provider_model_name"], doc["raw_message"])
     return Record(role, parts, doc.get("name"), replay)
+
+
+def _replay(provider: Any, model: Any, provider_model: Any, raw: Any) -> dict[str, Any]:
+    return {"provider": provider, "model": model, "provider_model": provider_model, "raw": raw}
 
 
 def _v1_part(data: dict[str, Any]) -> dict[str, Any]:
@@ -131,12 +130,7 @@ def _from_mirascope(m: llm.Message) -> Record:
     parts = tuple(_part_of(p) for p in m.content)
     if m.role == "user":
         return Record("user", parts, m.name)
-    replay = {
-        "provider": m.provider_id,
-        "model": m.model_id,
-        "provider_model": m.provider_model_name,
-        "raw": m.raw_message,
-    }
+    replay = _replay(m.provider_id, m.model_id, m.provider_model_name, m.raw_message)
     return Record("assistant", parts, m.name, replay)
 
 

@@ -23,14 +23,16 @@ from core.wire import wire_messages
 _PASS_THROUGH = ("messages", "tools")
 
 
-class _Completions:
-    """The SDK's completions resource, with the request made compatible and lean on the way in."""
-
+class _Proxy:
     def __init__(self, sdk: Any) -> None:
         self._sdk = sdk
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sdk, name)  # with_raw_response, with_streaming_response, parse, ...
+
+
+class _Completions(_Proxy):
+    """The SDK's completions resource, with the request made compatible and lean on the way in."""
 
     async def create(self, **kwargs: Any) -> Any:
         """Same contract as the SDK's create."""
@@ -62,13 +64,10 @@ def compatible_request(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-class _Chat:
+class _Chat(_Proxy):
     def __init__(self, sdk: Any) -> None:
-        self._sdk = sdk
+        super().__init__(sdk)
         self.completions = _Completions(sdk.completions)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sdk, name)
 
 
 class LeanAsyncOpenAI(AsyncOpenAI):

@@ -14,7 +14,6 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
@@ -23,13 +22,8 @@ MAX_ID_CHARS = 120  # thread keys and turn ids come from chat payloads: bounded 
 REDACTED = "[redacted]"
 
 
-@dataclass(frozen=True)
-class LogContext:
-    thread: str
-    turn: str
-
-
-_context: contextvars.ContextVar[LogContext | None] = contextvars.ContextVar("codebot_log", default=None)
+# The current turn's {"thread": ..., "turn": ...}, added to every line logged on its behalf.
+_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("codebot_log", default=None)
 
 
 def _clean_id(value: str) -> str:
@@ -38,18 +32,13 @@ def _clean_id(value: str) -> str:
 
 
 @contextlib.contextmanager
-def turn_context(thread: str, turn: str) -> Iterator[LogContext]:
+def turn_context(thread: str, turn: str) -> Iterator[None]:
     """Tag every log line of the current task (and the tasks it starts) with a thread key and turn id."""
-    ctx = LogContext(_clean_id(thread), _clean_id(turn))
-    token = _context.set(ctx)
+    token = _context.set({"thread": _clean_id(thread), "turn": _clean_id(turn)})
     try:
-        yield ctx
+        yield
     finally:
         _context.reset(token)
-
-
-def current_context() -> LogContext | None:
-    return _context.get()
 
 
 # Token shapes of the services the bot talks to, for secrets that are not in Settings (a token pasted
@@ -105,10 +94,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extras = _extras(record)
-        ctx = current_context()
-        if ctx is not None:
-            extras = {"thread": ctx.thread, "turn": ctx.turn, **extras}
+        extras = {**(_context.get() or {}), **_extras(record)}
         if extras:
             line += " [" + " ".join(f"{k}={v}" for k, v in extras.items()) + "]"
         # A chat message in a log line must not be able to forge the next line.
@@ -129,9 +115,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        ctx = current_context()
-        if ctx is not None:
-            entry["thread"], entry["turn"] = ctx.thread, ctx.turn
+        entry.update(_context.get() or {})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:

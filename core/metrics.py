@@ -37,62 +37,40 @@ class Metrics:
     """Typed recording helpers over one CollectorRegistry; cheap enough for every call on the hot path."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self._turn_metrics(r)
-        self._run_metrics(r)
-        self._llm_s = Histogram(
-            "codebot_llm_request_seconds",
-            "LLM request attempts, by result",
-            ["result"],
-            buckets=_LLM_BUCKETS,
-            registry=r,
-        )
-        self._llm_errors = Counter(
-            "codebot_llm_errors", "Failed LLM request attempts, by kind", ["kind"], registry=r
-        )
-        self._store_s = Histogram(
-            "codebot_store_seconds", "Store calls, by operation", ["op"], buckets=_STORE_BUCKETS, registry=r
-        )
-        self._store_errors = Counter(
-            "codebot_store_errors", "Store calls that failed, by operation", ["op"], registry=r
-        )
-        self._platform_errors = Counter(
-            "codebot_platform_api_errors", "Chat platform API calls that failed", ["platform"], registry=r
-        )
-        self._ready = Gauge("codebot_ready", "1 when the last readiness check passed", registry=r)
+        self.registry = r = registry or CollectorRegistry(auto_describe=True)
 
-    def _turn_metrics(self, r: CollectorRegistry) -> None:
-        self._turns = Counter(
-            "codebot_turns", "Turns finished, by platform and outcome", ["platform", "outcome"], registry=r
-        )
-        self._turn_s = Histogram(
-            "codebot_turn_seconds",
-            "Wall time of a turn, admission to last reply",
-            buckets=_TURN_BUCKETS,
-            registry=r,
-        )
-        self._waiting = Gauge(
-            "codebot_turns_waiting",
-            "Turns accepted but not answering yet (admission, locks, slots)",
-            registry=r,
-        )
-        self._running = Gauge("codebot_turns_running", "Turns the model is working on", registry=r)
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(f"codebot_{name}", doc, labels, registry=r)
 
-    def _run_metrics(self, r: CollectorRegistry) -> None:
-        self._steps = Counter(
-            "codebot_steps", "Programs the model submitted (execute_code steps)", registry=r
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(f"codebot_{name}", doc, registry=r)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...], *labels: str) -> Histogram:
+            return Histogram(f"codebot_{name}", doc, labels, buckets=buckets, registry=r)
+
+        self._turns = counter("turns", "Turns finished, by platform and outcome", "platform", "outcome")
+        self._turn_s = histogram(
+            "turn_seconds", "Wall time of a turn, admission to last reply", _TURN_BUCKETS
         )
-        self._refusals = Counter(
-            "codebot_refusals", "Programs the safety review refused, by risk", ["risk"], registry=r
+        self._waiting = gauge(
+            "turns_waiting", "Turns accepted but not answering yet (admission, locks, slots)"
         )
-        self._runs = Counter("codebot_sandbox_runs", "Sandbox runs, by outcome", ["outcome"], registry=r)
-        self._run_s = Histogram(
-            "codebot_sandbox_seconds", "Wall time of sandbox runs", buckets=_SANDBOX_BUCKETS, registry=r
+        self._running = gauge("turns_running", "Turns the model is working on")
+        self._steps = counter("steps", "Programs the model submitted (execute_code steps)")
+        self._refusals = counter("refusals", "Programs the safety review refused, by risk", "risk")
+        self._runs = counter("sandbox_runs", "Sandbox runs, by outcome", "outcome")
+        self._run_s = histogram("sandbox_seconds", "Wall time of sandbox runs", _SANDBOX_BUCKETS)
+        self._kills = counter("sandbox_kills", "Sandbox runs killed, by reason", "reason")
+        self._llm_s = histogram(
+            "llm_request_seconds", "LLM request attempts, by result", _LLM_BUCKETS, "result"
         )
-        self._kills = Counter(
-            "codebot_sandbox_kills", "Sandbox runs killed, by reason", ["reason"], registry=r
+        self._llm_errors = counter("llm_errors", "Failed LLM request attempts, by kind", "kind")
+        self._store_s = histogram("store_seconds", "Store calls, by operation", _STORE_BUCKETS, "op")
+        self._store_errors = counter("store_errors", "Store calls that failed, by operation", "op")
+        self._platform_errors = counter(
+            "platform_api_errors", "Chat platform API calls that failed", "platform"
         )
+        self._ready = gauge("ready", "1 when the last readiness check passed")
 
     def turn_finished(self, platform: str, outcome: str, seconds: float) -> None:
         self._turns.labels(_bounded(platform, PLATFORMS), _bounded(outcome, TURN_OUTCOMES)).inc()

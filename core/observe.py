@@ -129,15 +129,12 @@ class MeteredRunner:
         self.inner = runner
         self._m = metrics
         self.broken: str | None = None  # why the last run could not start, until one succeeds
-        # Runners standing in for the sandbox (benchmarks, test doubles) may take no workspace.
-        self._takes_workspace = "workspace" in inspect.signature(runner.run).parameters
 
     async def run(
         self, code: str, limits: RunLimits | None = None, *, workspace: RunWorkspace | None = None
     ) -> RunResult:
-        extra = {"workspace": workspace} if workspace is not None and self._takes_workspace else {}
         try:
-            result: RunResult = await self.inner.run(code, limits, **extra)
+            result: RunResult = await self.inner.run(code, limits, workspace=workspace)
         except SandboxUnavailable as exc:
             self.broken = str(exc) or "the sandbox is unavailable"
             self._m.sandbox_unavailable()
@@ -155,26 +152,30 @@ class MeteredStore:
         self._m = metrics
 
     def __getattr__(self, name: str) -> Any:
-        attr = getattr(self.inner, name)
-        if name.startswith("_") or not inspect.iscoroutinefunction(attr):
-            return attr
-        timed = self._timed(name, attr)
+        fn = getattr(self.inner, name)
+        if name.startswith("_") or not inspect.iscoroutinefunction(fn):
+            return fn
+
+        @functools.wraps(fn)
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            return await _timed(
+                lambda: fn(*args, **kwargs), lambda s, exc: self._m.store_call(name, s, exc is not None)
+            )
+
         setattr(self, name, timed)  # built once per method
         return timed
 
-    def _timed(self, op: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        @functools.wraps(fn)
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            start = time.monotonic()
-            failed = True
-            try:
-                result = await fn(*args, **kwargs)
-                failed = False
-                return result
-            finally:
-                self._m.store_call(op, time.monotonic() - start, failed)
 
-        return call
+async def _timed(fn: Callable[[], Awaitable[T]], record: Callable[[float, BaseException | None], None]) -> T:
+    """Await `fn()`, then record its seconds and what it raised (None when it returned)."""
+    start = time.monotonic()
+    try:
+        result = await fn()
+    except BaseException as exc:
+        record(time.monotonic() - start, exc)
+        raise
+    record(time.monotonic() - start, None)
+    return result
 
 
 _LLM_KINDS: tuple[tuple[type[BaseException], str], ...] = (
@@ -208,14 +209,7 @@ class MeteredLLMClient(LLMClient):
         self._m = metrics
 
     async def call(self, fn: Callable[[], Awaitable[T]], *, deadline: float, which: Which = "agent") -> T:
-        async def attempt() -> T:
-            start = time.monotonic()
-            try:
-                result = await fn()
-            except BaseException as exc:
-                self._m.llm_attempt(time.monotonic() - start, llm_error_kind(exc))
-                raise
-            self._m.llm_attempt(time.monotonic() - start, None)
-            return result
+        def record(seconds: float, exc: BaseException | None) -> None:
+            self._m.llm_attempt(seconds, None if exc is None else llm_error_kind(exc))
 
-        return await super().call(attempt, deadline=deadline, which=which)
+        return await super().call(lambda: _timed(fn, record), deadline=deadline, which=which)

@@ -44,6 +44,11 @@ def _fixed_call(call: Any) -> Any:
     return {**call, "function": {**function, "arguments": fixed}}
 
 
+def _mapped(fn: Any, items: Any) -> Any:
+    fixed = [fn(item) for item in items]  # `items` itself when nothing changed: callers test identity
+    return items if all(a is b for a, b in zip(fixed, items, strict=True)) else fixed
+
+
 def _with_valid_arguments(message: Any) -> Any:
     """An assistant message dict whose tool calls have JSON-object arguments (same object if they do)."""
     if not isinstance(message, dict) or message.get("role") != "assistant":
@@ -51,10 +56,8 @@ def _with_valid_arguments(message: Any) -> Any:
     calls = message.get("tool_calls")
     if not isinstance(calls, list):
         return message
-    fixed = [_fixed_call(c) for c in calls]
-    if all(a is b for a, b in zip(fixed, calls, strict=True)):
-        return message
-    return {**message, "tool_calls": fixed}
+    fixed = _mapped(_fixed_call, calls)
+    return message if fixed is calls else {**message, "tool_calls": fixed}
 
 
 def wire_message(message: Any) -> Any:
@@ -67,20 +70,17 @@ def wire_message(message: Any) -> Any:
 
 def wire_messages(messages: Any) -> Any:
     """The request's messages with every assistant message made acceptable (see `wire_message`)."""
-    if not isinstance(messages, list):
-        return messages
-    fixed = [wire_message(m) for m in messages]
-    return messages if all(a is b for a, b in zip(fixed, messages, strict=True)) else fixed
+    return _mapped(wire_message, messages) if isinstance(messages, list) else messages
 
 
 def repair_message(message: llm.Message) -> llm.Message:
     """A message whose tool calls carry valid JSON arguments, in its parts and in its raw encoding."""
     if message.role != "assistant":
         return message
-    parts = [_repaired_part(p) for p in message.content]
+    parts = _mapped(_repaired_part, message.content)
     raw = message.raw_message
     fixed_raw = _with_valid_arguments(raw)  # content stays as received: the wire fixes null
-    if fixed_raw is raw and all(a is b for a, b in zip(parts, message.content, strict=True)):
+    if fixed_raw is raw and parts is message.content:
         return message
     return dataclasses.replace(message, content=parts, raw_message=fixed_raw)
 

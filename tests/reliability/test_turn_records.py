@@ -44,7 +44,7 @@ class RaisesAfterRunning:
         self._sandbox = sandbox
         self.ran: list[RunResult] = []
 
-    async def run(self, code: str, limits: RunLimits | None = None) -> RunResult:
+    async def run(self, code: str, limits: RunLimits | None = None, *, workspace: object = None) -> RunResult:
         self.ran.append(await self._sandbox.run(code, limits))
         raise ValueError("malformed result trailer")
 
