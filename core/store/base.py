@@ -97,6 +97,49 @@ class SlotResult:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A sliding-window bucket and its limit, as one question's admission checks it."""
+
+    bucket: str
+    limit: int
+    window_s: float
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """The windows a question must pass, checked in this order by Ledger.admit_run in one call.
+
+    tokens: refused when its total has reached the limit (nothing counted). workspace: refused when full
+    (peeked first, so a full workspace never costs the user a slot). user, then workspace: one slot each.
+    """
+
+    tokens: Window
+    workspace: Window
+    user: Window
+    now: float
+
+
+RunRefusal = Literal["tokens", "workspace", "user"]
+
+
+@dataclass(frozen=True)
+class RunAdmission:
+    """What admit_run decided: granted (refused None), or which window refused, with its count and reset."""
+
+    refused: RunRefusal | None
+    slot: SlotResult | None = None  # the refusing run window (None when granted or refused on tokens)
+
+
+@dataclass(frozen=True)
+class BucketCharge:
+    """An amount (e.g. LLM tokens) added to a sliding-window bucket with the turn's commit."""
+
+    bucket: str
+    amount: int
+    window_s: float
+
+
+@dataclass(frozen=True)
 class Turn:
     """Everything one finished (or failed) turn writes, persisted in one transaction."""
 
@@ -105,6 +148,7 @@ class Turn:
     messages: Sequence[str]  # new history entries (codec JSON), appended in order
     audits: Sequence[AuditRecord]
     usage: UsageRecord
+    charges: Sequence[BucketCharge] = ()  # added to their buckets in the same transaction
 
 
 FileOrigin = Literal["attached", "run"]
@@ -204,7 +248,7 @@ class Conversations(Protocol):
         ...
 
     async def commit_turn(self, turn: Turn) -> None:
-        """Append history, audit records and usage, and mark the turn finished, atomically."""
+        """Append history, audit records, usage and charges, and mark the turn finished, atomically."""
         ...
 
 
@@ -272,6 +316,12 @@ class Ledger(Protocol):
         ...
 
     async def bucket_total(self, bucket: str, window_s: float, now: float) -> int: ...
+
+    async def admit_run(self, check: RunCheck) -> RunAdmission:
+        """Check a question's token quota and run windows and take its slots, in one call (one round trip
+        on PostgreSQL, one transaction on SQLite); the same decisions as bucket_total and take_slot made
+        one after the other."""
+        ...
 
 
 class Leases(Protocol):

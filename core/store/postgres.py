@@ -28,6 +28,8 @@ from core.store import postgres_turns as turns
 from core.store.base import (
     AuditRecord,
     LimitChange,
+    RunAdmission,
+    RunCheck,
     SlotResult,
     StoreError,
     Turn,
@@ -341,6 +343,13 @@ class PostgresStore(PostgresThreadFiles):
         """Return a bucket's total inside the window ending at `now`."""
         async with self._conn() as db:
             return await ledger.bucket_total(db, bucket, window_s, now)
+
+    async def admit_run(self, check: RunCheck) -> RunAdmission:
+        """Check a question's token quota and run windows and take its slots, in one call."""
+        async with self._conn() as db:
+            if self._sweep_due("buckets", check.now):
+                await ledger.sweep_buckets(db, check.now)
+            return await ledger.admit_run(db, check)
 
     # leases shared by replicas (queue tickets, thread locks)
 

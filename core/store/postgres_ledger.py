@@ -6,7 +6,16 @@ Functions take a connection; the caller (PostgresStore) owns transactions.
 from __future__ import annotations
 
 from core.store.audit_rows import AUDIT_COLUMNS, audit_record
-from core.store.base import AuditRecord, LimitChange, SlotResult, UsageRecord, UsageTotals, Workspace
+from core.store.base import (
+    AuditRecord,
+    LimitChange,
+    RunAdmission,
+    RunCheck,
+    SlotResult,
+    UsageRecord,
+    UsageTotals,
+    Workspace,
+)
 from core.store.postgres_history import SWEEP_ROWS, Conn
 
 _NO_ID = 2**63 - 1  # "before no id": larger than any identity value
@@ -185,3 +194,26 @@ async def bucket_total(db: Conn, bucket: str, window_s: float, now: float) -> in
         now - window_s,
     )
     return int(total)
+
+
+async def admit_run(db: Conn, check: RunCheck) -> RunAdmission:
+    """Check and count a question's windows in one call of codebot_admit_run (migration 006)."""
+    t, w, u = check.tokens, check.workspace, check.user
+    row = await db.fetchrow(
+        "SELECT refused, used, oldest FROM codebot_admit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        t.bucket, max(min(t.limit, 2**63 - 1), 0), t.window_s,
+        w.bucket, _int32(w.limit), w.window_s,
+        u.bucket, _int32(u.limit), u.window_s,
+        check.now,
+    )  # fmt: skip
+    refused = row[0]
+    if refused is None or refused == "tokens":
+        return RunAdmission(refused)
+    window = u if refused == "user" else w
+    oldest = row[2]
+    resets_at = float(check.now if oldest is None else oldest) + window.window_s
+    return RunAdmission(refused, SlotResult(False, int(row[1]), window.limit, resets_at))
+
+
+def _int32(n: int) -> int:
+    return max(min(n, 2**31 - 1), 0)
