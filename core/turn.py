@@ -170,23 +170,25 @@ class TurnRunner:
     async def _persist(
         self, incoming: Incoming, messages: Sequence[llm.Message], steps: tuple[StepRecord, ...], tokens: int
     ) -> None:
-        """Commit the turn; if its history cannot be written, still record its runs, usage and tokens."""
+        """Commit the turn with its tokens; if its history cannot be written, still record its runs, usage
+        and tokens."""
         ws = Workspace.of(incoming.key)
         turn = self._turn_record(incoming, _encode_all(incoming, messages), steps, tokens)
         try:
-            await self._d.store.commit_turn(turn)
+            await self._d.store.commit_turn(turn)  # the tokens' charge is part of it: one round trip
         except StoreError:
-            if turn.messages:  # history left as it was; the runs that happened are still accounted
-                await self._commit_without_history(turn)
+            # History left as it was; the runs that happened are still accounted, and the tokens charged.
+            if not (turn.messages and await self._commit_without_history(turn)):
+                await self._charge_tokens(ws, tokens)
             raise
-        finally:
-            await self._charge_tokens(ws, tokens)
 
-    async def _commit_without_history(self, turn: Turn) -> None:
+    async def _commit_without_history(self, turn: Turn) -> bool:
         try:
             await self._d.store.commit_turn(dataclasses.replace(turn, messages=()))
         except StoreError as exc:
             log.error("could not record the runs of %s either: %s", turn.event_id, exc)
+            return False
+        return True
 
     async def _charge_tokens(self, ws: Workspace, tokens: int) -> None:
         try:
@@ -209,7 +211,10 @@ class TurnRunner:
             sandbox_ms=sum(r.duration_ms for r in runs),
         )
         audits = [_audit(incoming, step, now) for step in steps]
-        return Turn(incoming.key, incoming.event_id, messages, audits, usage)
+        charge = self._d.limits.token_charge(usage.workspace, tokens)
+        return Turn(
+            incoming.key, incoming.event_id, messages, audits, usage, () if charge is None else (charge,)
+        )
 
     async def _abandon(self, incoming: Incoming, sink: ReplySink, reason: str, notify: bool = True) -> None:
         try:

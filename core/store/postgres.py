@@ -243,7 +243,7 @@ class PostgresStore(PostgresThreadFiles):
             return await history.reset_conversation(db, key)
 
     async def commit_turn(self, turn: Turn) -> None:
-        """Append history, audit records and usage, and mark the turn finished, atomically.
+        """Append history, audit records, usage and charges, and mark the turn finished, atomically.
 
         Committing the same event id twice is a no-op, so a retried commit never duplicates history.
         """

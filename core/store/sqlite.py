@@ -214,7 +214,7 @@ class SQLiteStore(SQLiteThreadFiles):
             return await history.reset_conversation(db, key)
 
     async def commit_turn(self, turn: Turn) -> None:
-        """Append history, audit records and usage, and mark the turn finished, atomically.
+        """Append history, audit records, usage and charges, and mark the turn finished, atomically.
 
         Committing the same event id twice is a no-op, so a retried commit never duplicates history.
         """
@@ -226,6 +226,8 @@ class SQLiteStore(SQLiteThreadFiles):
                 await history.append_messages(db, turn.key, turn.messages, now)
             await ledger.insert_audits(db, turn.audits, turn.event_id)
             await ledger.add_usage(db, turn.usage)
+            for charge in turn.charges:
+                await ledger.add(db, charge.bucket, charge.amount, charge.window_s, now)
             await history.finish_turn(db, turn.key, turn.event_id, turn.usage.user_id, "committed", None, now)
             await turns.release_thread(db, turn.key, turn.event_id)
             if self._sweep_due("turns", now):
