@@ -133,8 +133,8 @@ class TurnRunner:
         self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits, fetcher: FileFetcher | None
     ) -> None:
         s = self._d.settings
-        workspace = await self._workspaces.prepare(incoming, sink, fetcher, limits)
-        raw = await self._d.store.load_messages(incoming.key, s.history_max_messages)
+        workspace = await self._workspaces.prepare(incoming, sink, fetcher, limits, s.history_max_messages)
+        raw = workspace.history  # read with the workspace's listing: one round trip
         history = trim_history(_decode_all(incoming, raw), s.history_max_messages, s.history_max_tokens)
         turn_limits = TurnLimits(
             max_steps=limits.steps,
@@ -225,7 +225,7 @@ class TurnRunner:
             await _safe_post(sink, NoticeReply("abandoned", ABANDONED_TEXT))
 
 
-def _decode_all(incoming: Incoming, raw: list[str]) -> list[llm.Message]:
+def _decode_all(incoming: Incoming, raw: Sequence[str]) -> list[llm.Message]:
     """Decode stored history, skipping rows that cannot be read rather than failing the thread."""
     messages = []
     for row in raw:

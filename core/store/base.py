@@ -192,8 +192,29 @@ class ThreadState:
     updated_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class ThreadContext:
+    """What a turn reads of its thread when it starts, in one call: history, files, state (no bytes)."""
+
+    messages: tuple[str, ...]  # the newest history entries, oldest first (as load_messages)
+    files: tuple[StoredFile, ...]  # as list_files
+    state: ThreadState | None  # as load_state(with_blob=False)
+
+
 class ThreadFiles(Protocol):
     """A thread's workspace: its files and kept state, isolated by the full ThreadKey."""
+
+    async def thread_context(self, key: ThreadKey, history_limit: int) -> ThreadContext:
+        """Read the thread's newest history, its file listing and its state's description together
+        (one statement on PostgreSQL, so one snapshot and one round trip)."""
+        ...
+
+    async def load_workspace(
+        self, key: ThreadKey, now: float
+    ) -> tuple[list[tuple[StoredFile, bytes]], ThreadState | None]:
+        """Read the thread's files with their bytes and its state with its blob, and mark the workspace
+        used if it holds anything, in one call (a turn's first run)."""
+        ...
 
     async def list_files(self, key: ThreadKey) -> list[StoredFile]:
         """Return the thread's files by name, without their bytes."""

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
-from core.store.base import NewFile, StoredFile, ThreadState
+from core.store.base import NewFile, StoredFile, ThreadContext, ThreadState
 from core.store.postgres_history import Conn, key_params
 from core.store.thread_rows import dropped_json, kept_json, parse_dropped, parse_kept, stored_file
 from core.types import ThreadKey
 
 _KEY_WHERE = "platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4"
 _FILE_COLUMNS = "name, size, sha256, origin, created_at, updated_at, preview"
-_TOUCH = """INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
-            VALUES ($1, $2, $3, $4, $5)
-            ON CONFLICT (platform, workspace, channel, thread) DO UPDATE
+_UPSERT_TOUCHED = """ON CONFLICT (platform, workspace, channel, thread) DO UPDATE
             SET touched_at = greatest(thread_workspaces.touched_at, excluded.touched_at)"""
+_TOUCH = f"""INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
+            VALUES ($1, $2, $3, $4, $5) {_UPSERT_TOUCHED}"""
+# load_workspace's touch: only a workspace that holds files or state (its f and s CTEs) is marked used.
+_TOUCH_IF_USED = f"""INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
+            SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT FROM f) OR EXISTS (SELECT FROM s)
+            {_UPSERT_TOUCHED}"""
 
 
 async def list_files(db: Conn, key: ThreadKey) -> list[StoredFile]:
@@ -35,6 +40,46 @@ async def read_files(db: Conn, key: ThreadKey) -> list[tuple[StoredFile, bytes]]
         f"SELECT {_FILE_COLUMNS}, data FROM thread_files WHERE {_KEY_WHERE} ORDER BY name", *key_params(key)
     )
     return [(stored_file(r), bytes(r[7])) for r in rows]
+
+
+async def thread_context(db: Conn, key: ThreadKey, history_limit: int) -> ThreadContext:
+    """History, file listing and state description in one statement: one snapshot, one round trip."""
+    row = await db.fetchrow(
+        f"""SELECT
+              ARRAY(SELECT body FROM (
+                  SELECT seq, body FROM messages
+                  WHERE conversation_id = (SELECT id FROM conversations WHERE {_KEY_WHERE})
+                  ORDER BY seq DESC LIMIT $5) AS newest ORDER BY seq),
+              ARRAY(SELECT ROW({_FILE_COLUMNS}) FROM thread_files WHERE {_KEY_WHERE} ORDER BY name),
+              (SELECT ROW(size, kept, dropped, updated_at, ''::bytea)
+               FROM thread_state WHERE {_KEY_WHERE})""",
+        *key_params(key),
+        max(history_limit, 0),
+    )
+    files = tuple(stored_file(r) for r in row[1])
+    return ThreadContext(tuple(row[0]), files, None if row[2] is None else _state(row[2]))
+
+
+async def load_workspace(
+    db: Conn, key: ThreadKey, now: float
+) -> tuple[list[tuple[StoredFile, bytes]], ThreadState | None]:
+    """Files with bytes and state with blob, touching a non-empty workspace, in one statement."""
+    row = await db.fetchrow(
+        f"""WITH f AS (SELECT name, ROW({_FILE_COLUMNS}, data) AS r FROM thread_files WHERE {_KEY_WHERE}),
+                 s AS (SELECT ROW(size, kept, dropped, updated_at, blob) AS r FROM thread_state
+                       WHERE {_KEY_WHERE}),
+                 t AS ({_TOUCH_IF_USED})
+            SELECT ARRAY(SELECT r FROM f ORDER BY name), (SELECT r FROM s)""",
+        *key_params(key),
+        now,
+    )
+    files = [(stored_file(r), bytes(r[7])) for r in row[0]]
+    return files, None if row[1] is None else _state(row[1])
+
+
+def _state(row: Any) -> ThreadState:
+    """Build a ThreadState from (size, kept, dropped, updated_at, blob)."""
+    return ThreadState(bytes(row[4]), int(row[0]), parse_kept(row[1]), parse_dropped(row[2]), float(row[3]))
 
 
 async def put_files(db: Conn, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
@@ -68,9 +113,7 @@ async def load_state(db: Conn, key: ThreadKey, with_blob: bool) -> ThreadState |
         f"SELECT size, kept, dropped, updated_at, {blob} FROM thread_state WHERE {_KEY_WHERE}",
         *key_params(key),
     )
-    if row is None:
-        return None
-    return ThreadState(bytes(row[4]), int(row[0]), parse_kept(row[1]), parse_dropped(row[2]), float(row[3]))
+    return None if row is None else _state(row)
 
 
 async def save_state(db: Conn, key: ThreadKey, state: ThreadState, now: float) -> None:
@@ -146,6 +189,18 @@ class PostgresThreadFiles:
         """Return the thread's files with their bytes, by name."""
         async with self._conn() as db:
             return await read_files(db, key)
+
+    async def thread_context(self, key: ThreadKey, history_limit: int) -> ThreadContext:
+        """Read the thread's newest history, file listing and state description in one statement."""
+        async with self._conn() as db:
+            return await thread_context(db, key, history_limit)
+
+    async def load_workspace(
+        self, key: ThreadKey, now: float
+    ) -> tuple[list[tuple[StoredFile, bytes]], ThreadState | None]:
+        """Read files and state with their bytes and mark a non-empty workspace used, in one statement."""
+        async with self._conn() as db:
+            return await load_workspace(db, key, now)
 
     async def put_files(self, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
         """Store files (replacing same-named ones) and mark the workspace used, atomically."""

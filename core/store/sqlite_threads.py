@@ -10,8 +10,8 @@ from contextlib import AbstractAsyncContextManager
 
 import aiosqlite
 
-from core.store.base import NewFile, StoredFile, ThreadState
-from core.store.sqlite_history import key_params
+from core.store.base import NewFile, StoredFile, ThreadContext, ThreadState
+from core.store.sqlite_history import key_params, load_messages
 from core.store.thread_rows import dropped_json, kept_json, parse_dropped, parse_kept, stored_file
 from core.types import ThreadKey
 
@@ -140,6 +140,24 @@ class SQLiteThreadFiles:
         """Return the thread's files with their bytes, by name."""
         async with self._use() as db:
             return await read_files(db, key)
+
+    async def thread_context(self, key: ThreadKey, history_limit: int) -> ThreadContext:
+        """Read the thread's newest history, file listing and state description under one lock."""
+        async with self._use() as db:
+            messages = await load_messages(db, key, history_limit)
+            files = await list_files(db, key)
+            return ThreadContext(tuple(messages), tuple(files), await load_state(db, key, with_blob=False))
+
+    async def load_workspace(
+        self, key: ThreadKey, now: float
+    ) -> tuple[list[tuple[StoredFile, bytes]], ThreadState | None]:
+        """Read files and state with their bytes and mark a non-empty workspace used, in one transaction."""
+        async with self._write() as db:
+            files = await read_files(db, key)
+            state = await load_state(db, key, with_blob=True)
+            if files or state is not None:
+                await touch(db, key, now)
+            return files, state
 
     async def put_files(self, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
         """Store files (replacing same-named ones) and mark the workspace used, atomically."""
