@@ -175,12 +175,17 @@ class TurnRunner:
         ws = Workspace.of(incoming.key)
         turn = self._turn_record(incoming, _encode_all(incoming, messages), steps, tokens)
         try:
-            await self._d.store.commit_turn(turn)  # the tokens' charge is part of it: one round trip
+            await self._d.store.commit_turn(turn)  # with the tokens' charge and the queue ticket: one trip
         except StoreError:
             # History left as it was; the runs that happened are still accounted, and the tokens charged.
             if not (turn.messages and await self._commit_without_history(turn)):
                 await self._charge_tokens(ws, tokens)
             raise
+        self._gave_back(turn)
+
+    def _gave_back(self, turn: Turn) -> None:
+        if turn.ticket is not None:
+            self._d.gate.gave_back(turn.ticket)
 
     async def _commit_without_history(self, turn: Turn) -> bool:
         try:
@@ -188,6 +193,7 @@ class TurnRunner:
         except StoreError as exc:
             log.error("could not record the runs of %s either: %s", turn.event_id, exc)
             return False
+        self._gave_back(turn)
         return True
 
     async def _charge_tokens(self, ws: Workspace, tokens: int) -> None:
@@ -212,9 +218,9 @@ class TurnRunner:
         )
         audits = [_audit(incoming, step, now) for step in steps]
         charge = self._d.limits.token_charge(usage.workspace, tokens)
-        return Turn(
-            incoming.key, incoming.event_id, messages, audits, usage, () if charge is None else (charge,)
-        )
+        charges = () if charge is None else (charge,)
+        ticket = self._d.gate.held_ticket()  # given back by the commit itself
+        return Turn(incoming.key, incoming.event_id, messages, audits, usage, charges, ticket)
 
     async def _abandon(self, incoming: Incoming, sink: ReplySink, reason: str, notify: bool = True) -> None:
         try:

@@ -149,6 +149,7 @@ class Turn:
     audits: Sequence[AuditRecord]
     usage: UsageRecord
     charges: Sequence[BucketCharge] = ()  # added to their buckets in the same transaction
+    ticket: int | None = None  # the workspace queue ticket the turn ran under, given back with the commit
 
 
 FileOrigin = Literal["attached", "run"]
@@ -269,7 +270,8 @@ class Conversations(Protocol):
         ...
 
     async def commit_turn(self, turn: Turn) -> None:
-        """Append history, audit records, usage and charges, and mark the turn finished, atomically."""
+        """Append history, audit records, usage and charges, mark the turn finished and give back its
+        queue ticket, atomically."""
         ...
 
 

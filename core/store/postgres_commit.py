@@ -3,8 +3,8 @@
 One statement is one round trip and one transaction, so a turn costs a single commit, and it is atomic
 by construction: a failing CHECK anywhere writes nothing. Every insert hangs off the `t` CTE, which
 yields a row only if this call moved the turn to 'committed'. The turn's thread lock (owner = its
-event id) is freed by the same statement. A concurrent commit of the same event
-waits on that row's lock and then sees it committed, so it writes nothing (a retry is a no-op).
+event id) and its workspace queue ticket are freed by the same statement. A concurrent commit of the
+same event waits on that row's lock and then sees it committed, so it writes nothing (a retry is a no-op).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ WITH t AS (
     INSERT INTO buckets (bucket, at, amount, expires_at)
     SELECT x.bucket, $26, x.amount, $26 + x.window_s
     FROM t, unnest($32::text[], $33::bigint[], $34::float8[]) AS x (bucket, amount, window_s)
+), g AS (
+    DELETE FROM gate_tickets WHERE id = $35
 )
 SELECT count(*) FROM t
 """
@@ -73,5 +75,6 @@ async def commit_turn(db: Conn, turn: Turn) -> bool:
         u.workspace.platform, u.workspace.id, u.user_id, u.at, u.questions, u.runs, u.refusals, u.tokens,
         u.sandbox_ms,
         [c.bucket for c in charges], [c.amount for c in charges], [c.window_s for c in charges],
+        turn.ticket,
     )  # fmt: skip
     return bool(written)

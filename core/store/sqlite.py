@@ -220,6 +220,8 @@ class SQLiteStore(SQLiteThreadFiles):
         """
         now = turn.usage.at
         async with self._write() as db:
+            if turn.ticket is not None:
+                await leases.gate_leave(db, turn.ticket)
             if await history.turn_committed(db, turn.event_id):
                 return
             if turn.messages:
