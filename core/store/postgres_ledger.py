@@ -16,7 +16,7 @@ from core.store.base import (
     UsageTotals,
     Workspace,
 )
-from core.store.postgres_history import SWEEP_ROWS, Conn
+from core.store.postgres_history import RELAXED, SWEEP_ROWS, Conn
 
 _NO_ID = 2**63 - 1  # "before no id": larger than any identity value
 
@@ -177,8 +177,7 @@ async def add(db: Conn, bucket: str, amount: int, window_s: float, now: float) -
     """Insert one bucket row that counts until now + window_s."""
     # Without a disk flush of its own, as take_slot's (see codebot_take_slot in migration 001).
     await db.execute(
-        """WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
-           INSERT INTO buckets (bucket, at, amount, expires_at) SELECT $1, $2, $3, $4 FROM relaxed""",
+        f"INSERT INTO buckets (bucket, at, amount, expires_at) SELECT $1, $2, $3, $4 FROM {RELAXED}",
         bucket,
         now,
         amount,
