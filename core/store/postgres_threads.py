@@ -7,7 +7,6 @@ three tables are one statement (data-modifying CTEs), so they see one snapshot.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from core.store.base import NewFile, StoredFile, ThreadContext, ThreadState
@@ -169,70 +168,3 @@ async def sweep(db: Conn, idle_before: float) -> int:
         idle_before,
     )
     return int(count)
-
-
-class PostgresThreadFiles:
-    """The ThreadFiles part of PostgresStore (mixed in; PostgresStore supplies the connections)."""
-
-    def _conn(self) -> AbstractAsyncContextManager[Conn]:
-        raise NotImplementedError
-
-    def _write(self) -> AbstractAsyncContextManager[Conn]:
-        raise NotImplementedError
-
-    async def list_files(self, key: ThreadKey) -> list[StoredFile]:
-        """Return the thread's files by name, without their bytes."""
-        async with self._conn() as db:
-            return await list_files(db, key)
-
-    async def read_files(self, key: ThreadKey) -> list[tuple[StoredFile, bytes]]:
-        """Return the thread's files with their bytes, by name."""
-        async with self._conn() as db:
-            return await read_files(db, key)
-
-    async def thread_context(self, key: ThreadKey, history_limit: int) -> ThreadContext:
-        """Read the thread's newest history, file listing and state description in one statement."""
-        async with self._conn() as db:
-            return await thread_context(db, key, history_limit)
-
-    async def load_workspace(
-        self, key: ThreadKey, now: float
-    ) -> tuple[list[tuple[StoredFile, bytes]], ThreadState | None]:
-        """Read files and state with their bytes and mark a non-empty workspace used, in one statement."""
-        async with self._conn() as db:
-            return await load_workspace(db, key, now)
-
-    async def put_files(self, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
-        """Store files (replacing same-named ones) and mark the workspace used, atomically."""
-        async with self._write() as db:
-            await put_files(db, key, files, now)
-
-    async def delete_files(self, key: ThreadKey, names: Sequence[str]) -> int:
-        """Delete the named files of the thread; return how many were there."""
-        async with self._conn() as db:
-            return await delete_files(db, key, names)
-
-    async def load_state(self, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
-        """Return the thread's kept state, or None when it has none."""
-        async with self._conn() as db:
-            return await load_state(db, key, with_blob)
-
-    async def save_state(self, key: ThreadKey, state: ThreadState, now: float) -> None:
-        """Replace the thread's kept state and mark the workspace used (one statement)."""
-        async with self._conn() as db:
-            await save_state(db, key, state, now)
-
-    async def touch_workspace(self, key: ThreadKey, now: float) -> None:
-        """Mark the thread's workspace used now."""
-        async with self._conn() as db:
-            await touch(db, key, now)
-
-    async def clear_workspace(self, key: ThreadKey) -> tuple[int, bool]:
-        """Delete the thread's files and state; return (files removed, whether state was removed)."""
-        async with self._conn() as db:
-            return await clear(db, key)
-
-    async def sweep_workspaces(self, idle_before: float) -> int:
-        """Delete every workspace last used before `idle_before`; return how many."""
-        async with self._conn() as db:
-            return await sweep(db, idle_before)
