@@ -44,7 +44,8 @@ STOP_WAIT_S = 30.0  # how long a stop waits for the turn to wind down (the sandb
 
 NOT_YOURS = "Only the person who asked (or an admin) can {what} this."
 
-Exclusive = Callable[[ThreadKey], AbstractAsyncContextManager[None]]
+# Starts the re-run as a turn and holds its thread as a turn does (core.turn.TurnRunner.exclusive).
+Exclusive = Callable[[Incoming], AbstractAsyncContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -188,13 +189,10 @@ class Control:
         if not admission.granted:
             await sink.post(NoticeReply("limit", admission.notice))
             return
-        await d.store.start_turn(
-            incoming.key, incoming.event_id, incoming.author.id, incoming.text, self._clock()
-        )
         name = incoming.author.name or incoming.author.id
         await sink.post(NoticeReply("info", f"Running step {job.step} again for {name}."))
         try:
-            async with exclusive(incoming.key):
+            async with exclusive(incoming):  # started, leased and holding the thread, across replicas
                 record = await self._review_and_run(job, sink, limits)
         except BaseException as exc:  # stopped, shut down or failed: the started re-run is closed
             reason = "stopped" if incoming.event_id in self._stopping else type(exc).__name__

@@ -29,7 +29,7 @@ from core.limits.store_gate import StoreGate
 from core.locks import KeyedLocks
 from core.sink import ReplySink
 from core.store.base import Store, StoreError
-from core.types import Incoming, Progress, Reply, ThreadKey
+from core.types import Incoming, Progress, Reply
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +127,6 @@ class TurnLeases:
                 with contextlib.suppress(StoreError, asyncio.CancelledError):
                     await asyncio.shield(self._store.release_thread(incoming.key, incoming.event_id))
                 raise
-
-    def hold_local(self, key: ThreadKey) -> contextlib.AbstractAsyncContextManager[None]:
-        """This process's lock on the thread only (a re-run button; across replicas it is not leased)."""
-        return self._local.hold(key)
 
     async def _take_thread(self, lease: _Lease) -> None:
         key, event_id = lease.incoming.key, lease.incoming.event_id

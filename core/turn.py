@@ -24,7 +24,7 @@ from core.sink import ReplySink
 from core.store.base import AuditRecord, Store, StoreError, Turn, UsageRecord, Workspace
 from core.threadfiles.runner import WorkspaceRunner
 from core.threadfiles.service import ThreadWorkspaces
-from core.types import Incoming, NoticeReply, Progress, ThreadKey
+from core.types import Incoming, NoticeReply, Progress
 from sandbox.types import RunLimits
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,12 @@ class TurnRunner:
         return self._d
 
     @asynccontextmanager
-    async def exclusive(self, key: ThreadKey) -> AsyncIterator[None]:
-        """Hold the thread's lock and a global slot, as a turn does (a re-run runs under them)."""
-        async with self.leases.hold_local(key), self._global:
+    async def exclusive(self, incoming: Incoming) -> AsyncIterator[None]:
+        """Start `incoming` as a turn (with its lease on replicas) and hold its thread's lock and a global
+        slot as a turn does: a re-run runs under them, so no turn of its thread runs meanwhile on any
+        replica, and a survivor reports it if this replica dies."""
+        await self.leases.begin(incoming)
+        async with self.leases.hold_thread(incoming), self._global:
             yield
 
     async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
