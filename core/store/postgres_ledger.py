@@ -21,7 +21,7 @@ from core.store.postgres_history import RELAXED, SWEEP_ROWS, Conn
 _NO_ID = 2**63 - 1  # "before no id": larger than any identity value
 
 
-async def audit(db: Conn, ws: Workspace, limit: int, before_id: int | None) -> list[AuditRecord]:
+async def audit(db: Conn, ws: Workspace, limit: int = 20, before_id: int | None = None) -> list[AuditRecord]:
     """Return a workspace's audit records, newest first, optionally only those older than before_id."""
     rows = await db.fetch(
         f"""SELECT {AUDIT_COLUMNS} FROM audit WHERE platform = $1 AND workspace = $2 AND id < $3
@@ -70,7 +70,7 @@ async def add_usage(db: Conn, u: UsageRecord) -> None:
     )  # fmt: skip
 
 
-async def usage(db: Conn, ws: Workspace, since: float, user_id: str | None) -> UsageTotals:
+async def usage(db: Conn, ws: Workspace, since: float, user_id: str | None = None) -> UsageTotals:
     """Sum usage rows at or after `since` for the workspace, or for one user in it."""
     sums = "COALESCE(SUM(questions), 0), COALESCE(SUM(runs), 0), COALESCE(SUM(refusals), 0), " + (
         "COALESCE(SUM(tokens), 0), COALESCE(SUM(sandbox_ms), 0.0)"
@@ -137,7 +137,7 @@ async def set_limit(db: Conn, change: LimitChange) -> None:
     )  # fmt: skip
 
 
-async def limit_changes(db: Conn, ws: Workspace, limit: int) -> list[LimitChange]:
+async def limit_changes(db: Conn, ws: Workspace, limit: int = 20) -> list[LimitChange]:
     """Return a workspace's limit changes, newest first."""
     rows = await db.fetch(
         """SELECT name, old, new, by, at FROM limit_changes WHERE platform = $1 AND workspace = $2

@@ -106,7 +106,7 @@ async def delete_files(db: Conn, key: ThreadKey, names: Sequence[str]) -> int:
     return int(gone)
 
 
-async def load_state(db: Conn, key: ThreadKey, with_blob: bool) -> ThreadState | None:
+async def load_state(db: Conn, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
     blob = "blob" if with_blob else "''::bytea"
     row = await db.fetchrow(
         f"SELECT size, kept, dropped, updated_at, {blob} FROM thread_state WHERE {_KEY_WHERE}",

@@ -58,7 +58,7 @@ async def start_turn_leased(
     now: float,
     owner: str,
     lease_s: float,
-    cap: int | None,
+    cap: int | None = None,
 ) -> TurnStart:
     """Record a started turn with its lease, try the thread's lock, and queue a ticket if it got it."""
     row = await db.fetchrow(
@@ -83,7 +83,7 @@ async def renew_turn(db: Conn, event_id: str, owner: str, now: float, lease_s: f
 
 
 async def take_over_turns(
-    db: Conn, now: float, reason: str, expired_only: bool, platforms: Sequence[str] | None
+    db: Conn, now: float, reason: str, expired_only: bool = True, platforms: Sequence[str] | None = None
 ) -> list[tuple[ThreadKey, str, str]]:
     """Abandon started turns whose lease ended (or all of them) and free their threads; return them."""
     rows = await db.fetch(

@@ -51,7 +51,7 @@ async def gate_poll(
            FROM gate_tickets WHERE platform = ? AND workspace = ?""",
         (ticket, ws.platform, ws.id),
     )
-    if position <= cap - running:
+    if position <= max(cap, 1) - running:  # a cap below one still lets one turn run
         await db.execute("UPDATE gate_tickets SET state = 'running' WHERE id = ?", (ticket,))
         return 0
     return int(position)

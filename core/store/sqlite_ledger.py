@@ -44,7 +44,7 @@ async def insert_audits(
 
 
 async def audit(
-    db: aiosqlite.Connection, ws: Workspace, limit: int, before_id: int | None
+    db: aiosqlite.Connection, ws: Workspace, limit: int = 20, before_id: int | None = None
 ) -> list[AuditRecord]:
     """Return a workspace's audit records, newest first, optionally only those older than before_id."""
     rows = await db.execute_fetchall(
@@ -86,7 +86,9 @@ async def add_usage(db: aiosqlite.Connection, u: UsageRecord) -> None:
     )  # fmt: skip
 
 
-async def usage(db: aiosqlite.Connection, ws: Workspace, since: float, user_id: str | None) -> UsageTotals:
+async def usage(
+    db: aiosqlite.Connection, ws: Workspace, since: float, user_id: str | None = None
+) -> UsageTotals:
     """Sum usage rows at or after `since` for the workspace, or for one user in it."""
     sums = "COALESCE(SUM(questions), 0), COALESCE(SUM(runs), 0), COALESCE(SUM(refusals), 0), " + (
         "COALESCE(SUM(tokens), 0), COALESCE(SUM(sandbox_ms), 0.0)"
@@ -132,7 +134,7 @@ async def set_limit(db: aiosqlite.Connection, change: LimitChange) -> None:
     )
 
 
-async def limit_changes(db: aiosqlite.Connection, ws: Workspace, limit: int) -> list[LimitChange]:
+async def limit_changes(db: aiosqlite.Connection, ws: Workspace, limit: int = 20) -> list[LimitChange]:
     """Return a workspace's limit changes, newest first."""
     rows = await db.execute_fetchall(
         """SELECT name, old, new, by, at FROM limit_changes WHERE platform = ? AND workspace = ?

@@ -80,7 +80,7 @@ async def delete_files(db: aiosqlite.Connection, key: ThreadKey, names: Sequence
     return gone
 
 
-async def load_state(db: aiosqlite.Connection, key: ThreadKey, with_blob: bool) -> ThreadState | None:
+async def load_state(db: aiosqlite.Connection, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
     blob = "blob" if with_blob else "x''"
     rows = list(
         await db.execute_fetchall(

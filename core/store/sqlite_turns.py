@@ -27,7 +27,7 @@ async def start_turn_leased(
     now: float,
     owner: str,
     lease_s: float,
-    cap: int | None,
+    cap: int | None = None,
 ) -> TurnStart:
     """Record a started turn with its lease, try the thread's lock, and queue a ticket if it got it."""
     await db.execute(
@@ -82,7 +82,11 @@ async def renew_turn(
 
 
 async def take_over_turns(
-    db: aiosqlite.Connection, now: float, reason: str, expired_only: bool, platforms: Sequence[str] | None
+    db: aiosqlite.Connection,
+    now: float,
+    reason: str,
+    expired_only: bool = True,
+    platforms: Sequence[str] | None = None,
 ) -> list[tuple[ThreadKey, str, str]]:
     """Abandon started turns whose lease ended (or all of them) and free their threads; return them."""
     only = "" if platforms is None else f" AND platform IN ({', '.join('?' * len(platforms))})"
