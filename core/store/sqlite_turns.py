@@ -41,16 +41,7 @@ async def start_turn_leased(
              owner = excluded.owner, lease_until = excluded.lease_until""",
         (event_id, *key_params(key), user_id, question, now, owner, now + lease_s),
     )
-    rows = await db.execute_fetchall(
-        """INSERT INTO thread_locks (platform, workspace, channel, thread, owner, lease_until)
-           VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (platform, workspace, channel, thread) DO UPDATE
-           SET owner = excluded.owner, lease_until = excluded.lease_until
-           WHERE thread_locks.owner = excluded.owner OR thread_locks.lease_until <= ?
-           RETURNING 1""",
-        (*key_params(key), event_id, now + lease_s, now),
-    )
-    if not list(rows):
+    if not await leases.lock_thread(db, key, event_id, now, lease_s):  # the turn's lock: owner = its event
         return TurnStart(False)
     if cap is None:
         return TurnStart(True)
