@@ -49,10 +49,12 @@ _SAMPLE = re.compile(
     r"^(codebot_store_seconds_(?:bucket|count|sum)|codebot_turn_store_seconds_bucket|codebot_turns_total)"
     r"(?:\{([^}]*)\})? (\S+)$"
 )
-# Round trips one process alone would not make: the shared workspace queue, thread locks and lease renewals.
+# Round trips one process alone would not make: the shared workspace queue, thread locks, lease renewals
+# and the replica's poll for Stops pressed elsewhere.
 # (start_turn_leased is the turn's start, as start_turn on SQLite; its lock and ticket ride along with it.)
 GATE_AND_LEASES = frozenset(
     {"gate_enter", "gate_poll", "gate_leave", "lock_thread", "unlock_thread", "renew_turn", "release_thread"}
+    | {"stop_requests"}
 )
 
 

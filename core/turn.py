@@ -55,7 +55,7 @@ class TurnRunner:
         one_process = TurnLeases(deps.store, shared=False, clock=deps.clock)
         self.leases = deps.leases if deps.leases is not None else one_process
         self._global = asyncio.Semaphore(deps.settings.max_concurrent_turns)
-        self.stopping: dict[str, str] = {}  # event id -> who pressed Stop (core/control.py fills it)
+        self.stopping = self.leases.stopping  # event id -> who pressed Stop (core.control, core.lease)
         # The agent's sandbox takes a thread's workspace (MeteredRunner passes it on to the Sandbox).
         sandbox = cast(WorkspaceRunner, deps.agent.runner)
         self._workspaces = ThreadWorkspaces(deps.store, sandbox, deps.clock)

@@ -430,6 +430,17 @@ class TurnLeases(Protocol):
         """Free the thread's lock if the turn `event_id` holds it."""
         ...
 
+    async def request_stop(
+        self, key: ThreadKey, event_id: str, by: str, author_id: str, admin: bool
+    ) -> str | None:
+        """The Stop button for a turn another replica may run: mark the thread's started turn to stop,
+        if `admin` or its asker is `author_id`. Return its asker, or None when no such turn runs."""
+        ...
+
+    async def stop_requests(self, owner: str) -> list[tuple[str, str]]:
+        """(event id, who pressed Stop) of the started turns `owner` runs that were marked to stop."""
+        ...
+
 
 class Store(Conversations, Events, AuditLog, Ledger, Leases, TurnLeases, ThreadFiles, Protocol):
     """Conversation-shaped persistence: every part of the contract, opened and closed as one."""

@@ -117,6 +117,8 @@ class DelegatingStore:
     renew_turn = _Sql("turns")
     take_over_turns = _Sql("turns")
     release_thread = _Sql("turns")
+    request_stop = _Sql("turns")
+    stop_requests = _Sql("turns")
 
     # a thread's workspace
     list_files = _Sql("threads")

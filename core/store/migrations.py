@@ -411,6 +411,11 @@ _ADMIT_RUN_POSTGRES = (
         END $$""",
 )
 
+# The Stop button across replicas (issue 15): whoever presses Stop on any replica marks the started turn;
+# the replica that owns it polls for its marked turns and cancels them (core.lease). The marked turns
+# are found through turns_open (started turns only), so the poll reads no finished rows.
+_STOP_REQUESTS = ("ALTER TABLE turns ADD COLUMN stop_by TEXT",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("001_initial", _INITIAL, _INITIAL_POSTGRES),
     Migration("002_leases", _LEASES, _LEASES_POSTGRES),
@@ -418,6 +423,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("004_start_turn", (), _START_TURN_POSTGRES),
     Migration("005_thread_files", _THREAD_FILES, _THREAD_FILES_POSTGRES),
     Migration("006_admit_run", (), _ADMIT_RUN_POSTGRES),
+    Migration("007_stop_requests", _STOP_REQUESTS, _STOP_REQUESTS),
 )
 
 

@@ -100,3 +100,33 @@ async def release_thread(db: Conn, key: ThreadKey, event_id: str) -> None:
         *key_params(key),
         event_id,
     )
+
+
+_REQUEST_STOP = """
+WITH t AS (
+    SELECT user_id FROM turns
+    WHERE event_id = $1 AND platform = $2 AND workspace = $3 AND channel = $4 AND thread = $5
+      AND state = 'started'
+), s AS (
+    UPDATE turns SET stop_by = $6
+    WHERE event_id = $1 AND state = 'started' AND ($8 OR user_id = $7) AND EXISTS (SELECT FROM t)
+)
+SELECT user_id FROM t
+"""
+
+
+async def request_stop(
+    db: Conn, key: ThreadKey, event_id: str, by: str, author_id: str, admin: bool
+) -> str | None:
+    """Mark the thread's started turn to stop if `author_id` asked it or `admin`; return its asker."""
+    asker = await db.fetchval(_REQUEST_STOP, event_id, *key_params(key), by, author_id, admin)
+    return None if asker is None else str(asker)
+
+
+async def stop_requests(db: Conn, owner: str) -> list[tuple[str, str]]:
+    """(event id, who pressed Stop) of the started turns of `owner` marked to stop."""
+    rows = await db.fetch(
+        "SELECT event_id, stop_by FROM turns WHERE state = 'started' AND owner = $1 AND stop_by IS NOT NULL",
+        owner,
+    )
+    return [(str(r[0]), str(r[1])) for r in rows]

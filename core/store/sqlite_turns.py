@@ -97,3 +97,32 @@ async def take_over_turns(
 async def release_thread(db: aiosqlite.Connection, key: ThreadKey, event_id: str) -> None:
     """Free the thread's lock if this turn holds it."""
     await db.execute(f"DELETE FROM thread_locks WHERE {_KEY} AND owner = ?", (*key_params(key), event_id))
+
+
+async def request_stop(
+    db: aiosqlite.Connection, key: ThreadKey, event_id: str, by: str, author_id: str, admin: bool
+) -> str | None:
+    """Mark the thread's started turn to stop if `author_id` asked it or `admin`; return its asker.
+
+    Call inside a transaction."""
+    rows = list(
+        await db.execute_fetchall(
+            f"SELECT user_id FROM turns WHERE event_id = ? AND {_KEY} AND state = 'started'",
+            (event_id, *key_params(key)),
+        )
+    )
+    if not rows:
+        return None
+    asker = str(rows[0][0])
+    if admin or asker == author_id:
+        await db.execute("UPDATE turns SET stop_by = ? WHERE event_id = ?", (by, event_id))
+    return asker
+
+
+async def stop_requests(db: aiosqlite.Connection, owner: str) -> list[tuple[str, str]]:
+    """(event id, who pressed Stop) of the started turns of `owner` marked to stop."""
+    rows = await db.execute_fetchall(
+        "SELECT event_id, stop_by FROM turns WHERE state = 'started' AND owner = ? AND stop_by IS NOT NULL",
+        (owner,),
+    )
+    return [(str(r[0]), str(r[1])) for r in rows]
