@@ -53,7 +53,7 @@ _SAMPLE = re.compile(
 # and the replica's poll for Stops pressed elsewhere.
 # (start_turn_leased is the turn's start, as start_turn on SQLite; its lock and ticket ride along with it.)
 GATE_AND_LEASES = frozenset(
-    {"gate_enter", "gate_poll", "gate_leave", "lock_thread", "unlock_thread", "renew_turn", "release_thread"}
+    {"gate_enter", "gate_poll", "gate_leave", "lock_thread", "renew_turn", "release_thread"}
     | {"stop_requests"}
 )
 

@@ -1,9 +1,8 @@
-"""The store cost of one turn: its store calls' seconds, summed across the turn's tasks.
+"""The store time of one turn, summed across the turn's tasks through a context variable.
 
-A context variable holds the turn's tally: Codebot.submit opens it before the event's claim, the turn's
-task (and the lease and slot renewers it starts) inherit it, and the metered store adds each call's time
-to it. The turn's observer records the total once the turn ends (codebot_turn_store_seconds), so the
-store overhead per turn is a distribution (p50, p99), not only a mean over calls.
+Codebot.submit opens a tally before the event's claim; the turn's task (and the lease and slot renewers
+it starts) inherit it, the metered store adds each call's seconds, and the turn's observer records the
+total (codebot_turn_store_seconds), so the store overhead per turn has a p50, not only a mean per call.
 """
 
 from __future__ import annotations
@@ -16,10 +15,9 @@ from dataclasses import dataclass
 
 @dataclass
 class TurnCost:
-    """Mutable, private to one turn: what its store calls cost so far."""
+    """Mutable, private to one turn: the seconds its store calls took so far."""
 
     seconds: float = 0.0
-    calls: int = 0
 
 
 _current: ContextVar[TurnCost | None] = ContextVar("codebot_turn_cost", default=None)
@@ -28,8 +26,7 @@ _current: ContextVar[TurnCost | None] = ContextVar("codebot_turn_cost", default=
 @contextmanager
 def tally() -> Iterator[TurnCost]:
     """Count store calls made in this context, and in tasks started from it, into a fresh TurnCost."""
-    cost = TurnCost()
-    token = _current.set(cost)
+    token = _current.set(cost := TurnCost())
     try:
         yield cost
     finally:
@@ -41,8 +38,6 @@ def current() -> TurnCost | None:
 
 
 def note(seconds: float) -> None:
-    """Add one store call to the current turn's tally, if there is one."""
-    cost = _current.get()
-    if cost is not None:
+    """Add one store call's time to the current turn's tally, if there is one."""
+    if (cost := _current.get()) is not None:
         cost.seconds += seconds
-        cost.calls += 1

@@ -376,8 +376,6 @@ class Leases(Protocol):
         """Take or renew the thread's lock for `owner`; True if `owner` holds it now (atomic)."""
         ...
 
-    async def unlock_thread(self, key: ThreadKey, owner: str) -> None: ...
-
 
 @dataclass(frozen=True)
 class TurnStart:

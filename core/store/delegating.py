@@ -110,7 +110,6 @@ class DelegatingStore:
     gate_leave = _Sql("leases")
     gate_counts = _Sql("leases")
     lock_thread = _Sql("leases")
-    unlock_thread = _Sql("leases")
 
     # turn leases (a started turn's owner and lease; its thread lock)
     start_turn_leased = _Sql("turns")

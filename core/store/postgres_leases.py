@@ -84,13 +84,3 @@ async def lock_thread(db: Conn, key: ThreadKey, owner: str, now: float, lease_s:
         now,
     )
     return won is not None
-
-
-async def unlock_thread(db: Conn, key: ThreadKey, owner: str) -> None:
-    """Release the thread's lock if `owner` still holds it."""
-    await db.execute(
-        """DELETE FROM thread_locks
-           WHERE platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4 AND owner = $5""",
-        *key_params(key),
-        owner,
-    )

@@ -89,12 +89,3 @@ async def lock_thread(
         (*key_params(key), owner, now + lease_s, now),
     )
     return bool(list(rows))
-
-
-async def unlock_thread(db: aiosqlite.Connection, key: ThreadKey, owner: str) -> None:
-    """Release the thread's lock if `owner` still holds it."""
-    await db.execute(
-        """DELETE FROM thread_locks
-           WHERE platform = ? AND workspace = ? AND channel = ? AND thread = ? AND owner = ?""",
-        (*key_params(key), owner),
-    )

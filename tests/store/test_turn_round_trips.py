@@ -20,7 +20,7 @@ from tests.harness import stack_environ
 from tests.recording_sink import RecordingSink
 from tests.store.backends import postgres_dsn, postgres_schema
 
-GATE_AND_LEASES = {"gate_enter", "gate_poll", "gate_leave", "lock_thread", "unlock_thread", "release_thread"}
+GATE_AND_LEASES = {"gate_enter", "gate_poll", "gate_leave", "lock_thread", "release_thread"}
 
 
 def store_calls(ops: Ops) -> Counter[str]:
