@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.store.base import NewFile, StoredFile, ThreadContext, ThreadState
-from core.store.postgres_history import Conn, key_params
+from core.store.postgres_history import RELAXED, Conn, key_params
 from core.store.thread_rows import dropped_json, kept_json, parse_dropped, parse_kept, stored_file
 from core.types import ThreadKey
 
@@ -20,6 +20,8 @@ _UPSERT_TOUCHED = """ON CONFLICT (platform, workspace, channel, thread) DO UPDAT
             SET touched_at = greatest(thread_workspaces.touched_at, excluded.touched_at)"""
 _TOUCH = f"""INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
             VALUES ($1, $2, $3, $4, $5) {_UPSERT_TOUCHED}"""
+_TOUCH_RELAXED = f"""INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
+            SELECT $1, $2, $3, $4, $5 FROM {RELAXED} {_UPSERT_TOUCHED}"""
 # load_workspace's touch: only a workspace that holds files or state (its f and s CTEs) is marked used.
 _TOUCH_IF_USED = f"""INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT FROM f) OR EXISTS (SELECT FROM s)
@@ -116,7 +118,12 @@ async def load_state(db: Conn, key: ThreadKey, with_blob: bool = True) -> Thread
 
 
 async def save_state(db: Conn, key: ThreadKey, state: ThreadState, now: float) -> None:
-    """Upsert the state and touch the workspace in one statement."""
+    """Upsert the state and touch the workspace in one statement, without a disk flush of its own.
+
+    A run's state is saved during its turn, whose commit comes later and is durable; WAL is flushed in
+    order, so that commit makes this save durable too. A server crash before it forgets the state only
+    with the turn's history (the turn is reported interrupted): the thread stays consistent.
+    """
     await db.execute(
         f"""WITH saved AS (
                 INSERT INTO thread_state
@@ -125,7 +132,7 @@ async def save_state(db: Conn, key: ThreadKey, state: ThreadState, now: float) -
                 ON CONFLICT (platform, workspace, channel, thread) DO UPDATE SET
                     size = excluded.size, kept = excluded.kept, dropped = excluded.dropped,
                     updated_at = excluded.updated_at, blob = excluded.blob)
-            {_TOUCH}""",
+            {_TOUCH_RELAXED}""",
         *key_params(key),
         now,
         len(state.blob),

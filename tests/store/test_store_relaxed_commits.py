@@ -1,8 +1,8 @@
 """PostgreSQL: only rows a crash may harmlessly forget commit without waiting for the disk.
 
-Lease renewals, queue tickets and rate-limit counts run with synchronous_commit off for their own
-transaction; claims, turn starts, history and audit keep the server's durable default. Each statement
-is run inside an explicit transaction here so the setting it left for that transaction can be read.
+Lease renewals, queue tickets, rate-limit counts and a run's saved state commit with synchronous_commit
+off for their own transaction; claims, turn starts, history and audit keep the server's durable
+default. Each statement runs inside an explicit transaction here, so the setting it left can be read.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from core.store import postgres_commit as commit
 from core.store import postgres_history as history
 from core.store import postgres_leases as leases
 from core.store import postgres_ledger as ledger
+from core.store import postgres_threads as threads
 from core.store import postgres_turns as turns
-from core.store.base import Workspace
+from core.store.base import ThreadState, Workspace
 from core.store.postgres import PostgresStore
 from tests.store.backends import postgres_dsn, postgres_schema
 from tests.store.records import KEY, turn
@@ -56,6 +57,7 @@ async def test_renewals_tickets_and_counts_skip_the_flush(db: Any) -> None:
         lambda c: leases.gate_leave(c, ticket),
         lambda c: ledger.add(c, "tokens:T1", 5, 86400.0, 110.0),
         lambda c: ledger.take_slot(c, "runs:U1", 3, 3600.0, 110.0),
+        lambda c: threads.save_state(c, KEY, ThreadState(b"s", 1), 110.0),  # its turn's commit flushes it
     ]
     assert [await commits_with(db, call) for call in relaxed] == ["off"] * len(relaxed)
 
