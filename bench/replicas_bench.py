@@ -10,7 +10,8 @@ event's retries land on either: the thread lock, de-duplication and leases all w
 
 PostgreSQL comes from CODEBOT_TEST_POSTGRES (`source .ci/postgres.sh`); each setup gets a fresh schema.
 Prints per setup: answered, duplicates, lost, ack p50/p99, turn p50/p99, store calls per turn (and
-which), store time per turn, and the p99 latency of a store call (from the bots' /metrics histograms).
+which; the gate and leases apart from the rest), store time per turn (mean, and p50 of the turns' own
+totals), and the p99 latency of a store call (from the bots' /metrics histograms).
 """
 
 from __future__ import annotations
@@ -44,7 +45,17 @@ from tests.reliability.bot_process import BotProcess, bot_environ, start_bot
 from tests.store.backends import postgres_schema
 
 SETUPS = (("sqlite", 1), ("postgres", 1), ("postgres", 2))
-_SAMPLE = re.compile(r"^(codebot_store_seconds_(?:bucket|count|sum)|codebot_turns_total)\{([^}]*)\} (\S+)$")
+_SAMPLE = re.compile(
+    r"^(codebot_store_seconds_(?:bucket|count|sum)|codebot_turn_store_seconds_bucket|codebot_turns_total)"
+    r"(?:\{([^}]*)\})? (\S+)$"
+)
+# Round trips one process alone would not make: the shared workspace queue, thread locks, lease renewals
+# and the replica's poll for Stops pressed elsewhere.
+# (start_turn_leased is the turn's start, as start_turn on SQLite; its lock and ticket ride along with it.)
+GATE_AND_LEASES = frozenset(
+    {"gate_enter", "gate_poll", "gate_leave", "lock_thread", "renew_turn", "release_thread"}
+    | {"stop_requests"}
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,9 @@ class Figures:
     ack_ms: tuple[float, float]
     turn_s: tuple[float, float]
     calls_per_turn: float
+    gate_calls_per_turn: float
     store_ms_per_turn: float
+    store_ms_p50: float
     store_p99_ms: float
     top_calls: str
     wall_s: float
@@ -93,18 +106,32 @@ async def scrape(http: aiohttp.ClientSession, port: int) -> list[tuple[str, dict
     samples = []
     for line in text.splitlines():
         if m := _SAMPLE.match(line):
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
             samples.append((m.group(1), labels, float(m.group(3))))
     return samples
 
 
-def store_figures(samples: list[tuple[str, dict[str, str], float]]) -> tuple[float, float, float, str]:
-    """Return (calls per turn, store ms per turn, p99 ms of one call, the most frequent calls per turn)."""
+@dataclass(frozen=True)
+class StoreFigures:
+    calls: float  # store calls per turn
+    gate_calls: float  # of which the gate and leases (GATE_AND_LEASES)
+    ms_mean: float  # store ms per turn
+    ms_p50: float  # a turn's store ms, median (from codebot_turn_store_seconds)
+    call_p99_ms: float  # one call's p99
+    top: str  # the calls per turn by operation
+
+
+def store_figures(samples: list[tuple[str, dict[str, str], float]]) -> StoreFigures:
+    """Per-turn store figures from the bots' /metrics samples (summed over replicas)."""
     turns = sum(v for name, _, v in samples if name == "codebot_turns_total")
     calls: dict[str, float] = defaultdict(float)
     seconds: dict[str, float] = defaultdict(float)
     buckets: dict[float, float] = defaultdict(float)
+    per_turn: dict[float, float] = defaultdict(float)
     for name, labels, value in samples:
+        if name == "codebot_turn_store_seconds_bucket":
+            per_turn[float(labels["le"])] += value
+            continue
         if labels.get("op") in ("open", "close"):
             continue  # once per process, not per turn
         if name.endswith("_count"):
@@ -122,7 +149,25 @@ def store_figures(samples: list[tuple[str, dict[str, str], float]]) -> tuple[flo
         for op, c in sorted(calls.items(), key=lambda kv: -kv[1])
         if c
     )
-    return n / per, total_s * 1000 / per, p99 * 1000, top
+    gate = sum(c for op, c in calls.items() if op in GATE_AND_LEASES)
+    p50 = quantile(per_turn, 0.5)
+    return StoreFigures(n / per, gate / per, total_s * 1000 / per, p50 * 1000, p99 * 1000, top)
+
+
+def quantile(cumulative: dict[float, float], q: float) -> float:
+    """The q-quantile of a Prometheus histogram (cumulative counts by upper bound), linear in a bucket."""
+    bounds = sorted(cumulative.items())
+    if not bounds or bounds[-1][1] <= 0:
+        return float("nan")
+    rank = q * bounds[-1][1]
+    lower, below = 0.0, 0.0
+    for le, cum in bounds:
+        if cum >= rank:
+            if le == float("inf"):
+                return lower  # beyond the last finite bound: report that bound
+            return lower + (le - lower) * (rank - below) / max(cum - below, 1e-12)
+        lower, below = le, cum
+    return lower
 
 
 def figures(setup: str, run: lb.Run, slack: FakeSlack, samples: list, wall_s: float) -> Figures:
@@ -136,11 +181,11 @@ def figures(setup: str, run: lb.Run, slack: FakeSlack, samples: list, wall_s: fl
         lost += max(0, len(times) - len(got))
         turn_s += [c.at - t for c, t in zip(got, times, strict=False)]
     acks = [a * 1000 for a in run.acks]
-    calls, ms, p99, top = store_figures(samples)
+    st = store_figures(samples)
     return Figures(
         setup, answered, notices, duplicates, lost,
         (lb.pct(acks, 50), lb.pct(acks, 99)), (lb.pct(turn_s, 50), lb.pct(turn_s, 99)),
-        calls, ms, p99, top, wall_s,
+        st.calls, st.gate_calls, st.ms_mean, st.ms_p50, st.call_p99_ms, st.top, wall_s,
     )  # fmt: skip
 
 
@@ -201,7 +246,10 @@ def print_table(rows: list[Figures]) -> None:
     out.append(line("ack p50 / p99 ms", [f"{r.ack_ms[0]:.1f} / {r.ack_ms[1]:.1f}" for r in rows]))
     out.append(line("turn p50 / p99 s", [f"{r.turn_s[0]:.2f} / {r.turn_s[1]:.2f}" for r in rows]))
     out.append(line("store calls per turn", [f"{r.calls_per_turn:.2f}" for r in rows]))
+    out.append(line("  of which gate+leases", [f"{r.gate_calls_per_turn:.2f}" for r in rows]))
+    out.append(line("  the rest", [f"{r.calls_per_turn - r.gate_calls_per_turn:.2f}" for r in rows]))
     out.append(line("store ms per turn (mean)", [f"{r.store_ms_per_turn:.2f}" for r in rows]))
+    out.append(line("store ms per turn (p50)", [f"{r.store_ms_p50:.2f}" for r in rows]))
     out.append(line("store call p99 ms (<=)", [f"{r.store_p99_ms:g}" for r in rows]))
     out.append(line("wall time s", [f"{r.wall_s:.0f}" for r in rows]))
     base = rows[0]

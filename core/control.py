@@ -40,11 +40,13 @@ _TURN_REF = re.compile(r"[A-Za-z0-9._:-]{1,80}")
 _STEP_REF = re.compile(r"([1-9][0-9]{0,2})\.([0-9a-f]{16})")
 AUDIT_SCAN = 500  # newest audit rows of the workspace searched for a re-run's code
 AUDIT_PAGE = 100
+FINISHED = "That answer has already finished; there is nothing to stop."
 STOP_WAIT_S = 30.0  # how long a stop waits for the turn to wind down (the sandbox kill is immediate)
 
 NOT_YOURS = "Only the person who asked (or an admin) can {what} this."
 
-Exclusive = Callable[[ThreadKey], AbstractAsyncContextManager[None]]
+# Starts the re-run as a turn and holds its thread as a turn does (core.turn.TurnRunner.exclusive).
+Exclusive = Callable[[Incoming], AbstractAsyncContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class Control:
             return ControlResult("That button is not valid.", ok=False)
         found = [(t, inc) for t, (inc, _) in running.items() if inc.event_id == ref and inc.key == key]
         if not found:
-            return ControlResult("That answer has already finished; there is nothing to stop.")
+            return await self._stop_elsewhere(key, ref, author)
         task, incoming = found[0]
         if author.id != incoming.author.id and not self._is_admin(author):
             return ControlResult(NOT_YOURS.format(what="stop"), ok=False)
@@ -122,6 +124,20 @@ class Control:
             self._stopping.pop(ref, None)
         log.info("turn %s stopped by %s", ref, author.id)
         return ControlResult("Stopped.")
+
+    async def _stop_elsewhere(self, key: ThreadKey, ref: str, author: Author) -> ControlResult:
+        """Not running here: on replicas, mark it in the store for the replica that runs it (core.lease)."""
+        leases = self._d.leases
+        if leases is None or not leases.shared:
+            return ControlResult(FINISHED)
+        by = author.name or author.id
+        asker = await self._d.store.request_stop(key, ref, by, author.id, self._is_admin(author))
+        if asker is None:
+            return ControlResult(FINISHED)
+        if asker != author.id and not self._is_admin(author):
+            return ControlResult(NOT_YOURS.format(what="stop"), ok=False)
+        log.info("turn %s: stop requested by %s for the replica that runs it", ref, author.id)
+        return ControlResult("Stopping; the thread will say so in a moment.")
 
     async def prepare_rerun(
         self, key: ThreadKey, ref: str, author: Author, message_id: str, press_id: str
@@ -188,13 +204,10 @@ class Control:
         if not admission.granted:
             await sink.post(NoticeReply("limit", admission.notice))
             return
-        await d.store.start_turn(
-            incoming.key, incoming.event_id, incoming.author.id, incoming.text, self._clock()
-        )
         name = incoming.author.name or incoming.author.id
         await sink.post(NoticeReply("info", f"Running step {job.step} again for {name}."))
         try:
-            async with exclusive(incoming.key):
+            async with exclusive(incoming):  # started, leased and holding the thread, across replicas
                 record = await self._review_and_run(job, sink, limits)
         except BaseException as exc:  # stopped, shut down or failed: the started re-run is closed
             reason = "stopped" if incoming.event_id in self._stopping else type(exc).__name__

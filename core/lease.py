@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import socket
@@ -29,10 +30,11 @@ from core.limits.store_gate import StoreGate
 from core.locks import KeyedLocks
 from core.sink import ReplySink
 from core.store.base import Store, StoreError
-from core.types import Incoming, Progress, Reply, ThreadKey
+from core.types import Incoming, Progress, Reply
 
 log = logging.getLogger(__name__)
 
+STOP_POLL_S = 1.0  # how soon a Stop pressed on another replica reaches a turn here
 RENEWALS_PER_LEASE = 4  # renew at a quarter of the lease: three renewals may fail before it lapses
 VALID_SHARE = 0.75  # post only while the last good renewal was sent less than this share of a lease ago
 
@@ -74,6 +76,7 @@ class TurnLeases:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         gate: StoreGate | None = None,
+        stop_poll_s: float = STOP_POLL_S,
     ) -> None:
         self._store = store
         self._gate = gate  # the shared workspace queue: a turn's start also queues its ticket there
@@ -85,6 +88,10 @@ class TurnLeases:
         self._monotonic = monotonic
         self._local = KeyedLocks()
         self._leases: dict[str, _Lease] = {}
+        self.stopping: dict[str, str] = {}  # event id -> who pressed Stop (here, or on another replica)
+        self._stop_poll_s = stop_poll_s
+        self._stops: asyncio.Task[None] | None = None  # polls for Stops pressed elsewhere while busy
+        self._polling = False
 
     async def begin(self, incoming: Incoming, cap: int | None = None) -> None:
         """Record the turn as started; when shared, with its lease and, if free, its thread's lock.
@@ -105,6 +112,10 @@ class TurnLeases:
         lease = _Lease(incoming, task, sent, started.holds_thread)
         self._leases[incoming.event_id] = lease
         lease.renewer = asyncio.create_task(self._renew(lease), name=f"lease {incoming.event_id}")
+        if self._stops is None or self._stops.done():
+            # A context of its own: its polls belong to this replica, not to the turn that started it.
+            watch = self._watch_stops()
+            self._stops = asyncio.create_task(watch, name="stop requests", context=contextvars.Context())
         if task is None:
             return
         if started.ticket is not None and self._gate is not None:
@@ -127,10 +138,6 @@ class TurnLeases:
                 with contextlib.suppress(StoreError, asyncio.CancelledError):
                     await asyncio.shield(self._store.release_thread(incoming.key, incoming.event_id))
                 raise
-
-    def hold_local(self, key: ThreadKey) -> contextlib.AbstractAsyncContextManager[None]:
-        """This process's lock on the thread only (a re-run button; across replicas it is not leased)."""
-        return self._local.hold(key)
 
     async def _take_thread(self, lease: _Lease) -> None:
         key, event_id = lease.incoming.key, lease.incoming.event_id
@@ -181,6 +188,27 @@ class TurnLeases:
                 return
             lease.renewed_at = sent
 
+    async def _watch_stops(self) -> None:
+        """While this replica runs leased turns, cancel those someone pressed Stop on elsewhere.
+
+        One query per replica per STOP_POLL_S, not per turn; it ends with this replica's last turn."""
+        while self._leases:
+            await asyncio.sleep(self._stop_poll_s)
+            self._polling = True
+            try:
+                asked = await self._store.stop_requests(self.owner)
+            except StoreError as exc:
+                log.warning("could not look for Stop requests: %s", exc)
+                continue
+            finally:
+                self._polling = False
+            for event_id, by in asked:
+                lease = self._leases.get(event_id)
+                if lease is not None and lease.task is not None and event_id not in self.stopping:
+                    log.info("turn %s stopped by %s on another replica", event_id, by)
+                    self.stopping[event_id] = by  # so the turn says "stopped", not "restarting"
+                    lease.task.cancel()
+
     def _lose(self, lease: _Lease, why: str) -> None:
         lease.lost = True
         log.error("stopping turn %s without answering: %s", lease.incoming.event_id, why)
@@ -199,6 +227,9 @@ class TurnLeases:
         lease = self._leases.pop(event_id, None)
         if lease is None:
             return
+        self.stopping.pop(event_id, None)
+        if not self._leases and self._stops is not None and not self._polling:
+            self._stops.cancel()  # nothing left to stop here (a poll under way ends the loop itself)
         lease.ended = True
         if lease.renewer is not None and not lease.in_flight:
             lease.renewer.cancel()

@@ -7,6 +7,7 @@ store, LLM client), so the core's own modules stay free of metrics calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import json
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 from mirascope import llm
 
+from core import turn_cost
 from core.files_in import FileFetcher
 from core.llm import LLMClient, Which
 from core.logs import turn_context
@@ -100,7 +102,8 @@ class ObservedTurns(TurnRunner):
         metered = MeteredSink(sink, self._m, incoming.key.platform)
         start = time.monotonic()
         self._m.turn_waiting(1)
-        with turn_context(str(incoming.key), incoming.event_id):
+        cost = turn_cost.current()  # opened by Codebot.submit, so the event's claim is counted too
+        with turn_context(str(incoming.key), incoming.event_id), _cost_scope(cost) as cost:
             log.info("turn started")
             try:
                 await super().run(incoming, metered, fetcher)
@@ -109,6 +112,7 @@ class ObservedTurns(TurnRunner):
                 raise
             finally:
                 self._finish(metered, incoming.key.platform, time.monotonic() - start)
+                self._m.turn_store(cost.seconds)
 
     def _finish(self, metered: MeteredSink, platform: str, seconds: float) -> None:
         if metered.answering:
@@ -120,6 +124,11 @@ class ObservedTurns(TurnRunner):
             outcome = "undelivered"  # the sink broke before the turn could say how it ended
         self._m.turn_finished(platform, outcome, seconds)
         log.info("turn finished: %s in %.1f s, %d step(s)", outcome, seconds, metered.steps)
+
+
+def _cost_scope(cost: turn_cost.TurnCost | None) -> contextlib.AbstractContextManager[turn_cost.TurnCost]:
+    """The tally the turn was submitted with, or a fresh one (a turn started without submit)."""
+    return contextlib.nullcontext(cost) if cost is not None else turn_cost.tally()
 
 
 class MeteredRunner:
@@ -158,12 +167,14 @@ class MeteredStore:
 
         @functools.wraps(fn)
         async def timed(*args: Any, **kwargs: Any) -> Any:
-            return await _timed(
-                lambda: fn(*args, **kwargs), lambda s, exc: self._m.store_call(name, s, exc is not None)
-            )
+            return await _timed(lambda: fn(*args, **kwargs), lambda s, exc: self._record(name, s, exc))
 
         setattr(self, name, timed)  # built once per method
         return timed
+
+    def _record(self, op: str, seconds: float, exc: BaseException | None) -> None:
+        self._m.store_call(op, seconds, exc is not None)
+        turn_cost.note(seconds)
 
 
 async def _timed(fn: Callable[[], Awaitable[T]], record: Callable[[float, BaseException | None], None]) -> T:

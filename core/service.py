@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from core import turn_cost
 from core.commands import Commands
 from core.control import Control, ControlResult, guarded
 from core.files_in import FileFetcher
@@ -67,6 +68,12 @@ class Codebot:
             await sink.post(NoticeReply("info", SHUTTING_DOWN_TEXT))
             return Submitted(False, "shutting-down")
         incoming = dataclasses.replace(incoming, text=scrub_surrogates(incoming.text))
+        with turn_cost.tally():  # the turn's store cost starts with its claim; its task inherits the tally
+            return await self._claim_and_start(incoming, sink, fetcher)
+
+    async def _claim_and_start(
+        self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None
+    ) -> Submitted:
         try:
             fresh = await self._store.claim_event(
                 incoming.key.platform, incoming.event_id, self._clock(), self._settings.event_ttl_s

@@ -24,7 +24,7 @@ from core.sink import ReplySink
 from core.store.base import AuditRecord, Store, StoreError, Turn, UsageRecord, Workspace
 from core.threadfiles.runner import WorkspaceRunner
 from core.threadfiles.service import ThreadWorkspaces
-from core.types import Incoming, NoticeReply, Progress, ThreadKey
+from core.types import Incoming, NoticeReply, Progress
 from sandbox.types import RunLimits
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class TurnRunner:
         one_process = TurnLeases(deps.store, shared=False, clock=deps.clock)
         self.leases = deps.leases if deps.leases is not None else one_process
         self._global = asyncio.Semaphore(deps.settings.max_concurrent_turns)
-        self.stopping: dict[str, str] = {}  # event id -> who pressed Stop (core/control.py fills it)
+        self.stopping = self.leases.stopping  # event id -> who pressed Stop (core.control, core.lease)
         # The agent's sandbox takes a thread's workspace (MeteredRunner passes it on to the Sandbox).
         sandbox = cast(WorkspaceRunner, deps.agent.runner)
         self._workspaces = ThreadWorkspaces(deps.store, sandbox, deps.clock)
@@ -65,9 +65,12 @@ class TurnRunner:
         return self._d
 
     @asynccontextmanager
-    async def exclusive(self, key: ThreadKey) -> AsyncIterator[None]:
-        """Hold the thread's lock and a global slot, as a turn does (a re-run runs under them)."""
-        async with self.leases.hold_local(key), self._global:
+    async def exclusive(self, incoming: Incoming) -> AsyncIterator[None]:
+        """Start `incoming` as a turn (with its lease on replicas) and hold its thread's lock and a global
+        slot as a turn does: a re-run runs under them, so no turn of its thread runs meanwhile on any
+        replica, and a survivor reports it if this replica dies."""
+        await self.leases.begin(incoming)
+        async with self.leases.hold_thread(incoming), self._global:
             yield
 
     async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
@@ -133,8 +136,8 @@ class TurnRunner:
         self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits, fetcher: FileFetcher | None
     ) -> None:
         s = self._d.settings
-        workspace = await self._workspaces.prepare(incoming, sink, fetcher, limits)
-        raw = await self._d.store.load_messages(incoming.key, s.history_max_messages)
+        workspace = await self._workspaces.prepare(incoming, sink, fetcher, limits, s.history_max_messages)
+        raw = workspace.history  # read with the workspace's listing: one round trip
         history = trim_history(_decode_all(incoming, raw), s.history_max_messages, s.history_max_tokens)
         turn_limits = TurnLimits(
             max_steps=limits.steps,
@@ -170,23 +173,31 @@ class TurnRunner:
     async def _persist(
         self, incoming: Incoming, messages: Sequence[llm.Message], steps: tuple[StepRecord, ...], tokens: int
     ) -> None:
-        """Commit the turn; if its history cannot be written, still record its runs, usage and tokens."""
+        """Commit the turn with its tokens; if its history cannot be written, still record its runs, usage
+        and tokens."""
         ws = Workspace.of(incoming.key)
         turn = self._turn_record(incoming, _encode_all(incoming, messages), steps, tokens)
         try:
-            await self._d.store.commit_turn(turn)
+            await self._d.store.commit_turn(turn)  # with the tokens' charge and the queue ticket: one trip
         except StoreError:
-            if turn.messages:  # history left as it was; the runs that happened are still accounted
-                await self._commit_without_history(turn)
+            # History left as it was; the runs that happened are still accounted, and the tokens charged.
+            if not (turn.messages and await self._commit_without_history(turn)):
+                await self._charge_tokens(ws, tokens)
             raise
-        finally:
-            await self._charge_tokens(ws, tokens)
+        self._gave_back(turn)
 
-    async def _commit_without_history(self, turn: Turn) -> None:
+    def _gave_back(self, turn: Turn) -> None:
+        if turn.ticket is not None:
+            self._d.gate.gave_back(turn.ticket)
+
+    async def _commit_without_history(self, turn: Turn) -> bool:
         try:
             await self._d.store.commit_turn(dataclasses.replace(turn, messages=()))
         except StoreError as exc:
             log.error("could not record the runs of %s either: %s", turn.event_id, exc)
+            return False
+        self._gave_back(turn)
+        return True
 
     async def _charge_tokens(self, ws: Workspace, tokens: int) -> None:
         try:
@@ -209,7 +220,10 @@ class TurnRunner:
             sandbox_ms=sum(r.duration_ms for r in runs),
         )
         audits = [_audit(incoming, step, now) for step in steps]
-        return Turn(incoming.key, incoming.event_id, messages, audits, usage)
+        charge = self._d.limits.token_charge(usage.workspace, tokens)
+        charges = () if charge is None else (charge,)
+        ticket = self._d.gate.held_ticket()  # given back by the commit itself
+        return Turn(incoming.key, incoming.event_id, messages, audits, usage, charges, ticket)
 
     async def _abandon(self, incoming: Incoming, sink: ReplySink, reason: str, notify: bool = True) -> None:
         try:
@@ -220,7 +234,7 @@ class TurnRunner:
             await _safe_post(sink, NoticeReply("abandoned", ABANDONED_TEXT))
 
 
-def _decode_all(incoming: Incoming, raw: list[str]) -> list[llm.Message]:
+def _decode_all(incoming: Incoming, raw: Sequence[str]) -> list[llm.Message]:
     """Decode stored history, skipping rows that cannot be read rather than failing the thread."""
     messages = []
     for row in raw:

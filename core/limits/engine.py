@@ -20,7 +20,7 @@ from core.limits.effective import DEFAULT_MARK, EffectiveLimits
 from core.limits.parse import display, parse_value, to_text
 from core.limits.spec import LimitError, spec_for
 from core.limits.timefmt import DAY_S, clock_time, day_key, in_words, next_midnight
-from core.store.base import LimitChange, SlotResult, Store, Workspace
+from core.store.base import BucketCharge, LimitChange, RunCheck, SlotResult, Store, Window, Workspace
 from core.types import Author, Incoming
 
 HOUR_S = 3600.0
@@ -97,26 +97,32 @@ class LimitsEngine:
         now = self._clock()
         if not limits.allows_channel(incoming.key.channel):
             return Admission(False, _channels_notice(limits.channels), "channels")
-        tokens = await self._store.bucket_total(_tokens_bucket(ws, now), DAY_S, now)
-        if tokens >= limits.tokens_per_day:
-            return Admission(False, _tokens_notice(limits.tokens_per_day, now), "tokens_per_day")
-        # Peek first so a full workspace does not eat the user's slot: a plain read on the usual path,
-        # and a zero-limit take_slot (counts nothing) only to learn when a full window frees up.
-        if await self._store.bucket_total(_ws_bucket(ws), DAY_S, now) >= limits.workspace_runs_per_day:
-            peek = await self._store.take_slot(_ws_bucket(ws), 0, DAY_S, now)
-            return _ws_refusal(limits.workspace_runs_per_day, peek, now)
-        user = await self._store.take_slot(
-            _user_bucket(ws, incoming.author.id), limits.user_runs_per_hour, HOUR_S, now
+        # One store call (one round trip on PostgreSQL): the token quota, then a peek at the workspace's
+        # window so a full workspace does not eat the user's slot, then the user's and workspace's slots.
+        check = RunCheck(
+            tokens=Window(_tokens_bucket(ws, now), limits.tokens_per_day, DAY_S),
+            workspace=Window(_ws_bucket(ws), limits.workspace_runs_per_day, DAY_S),
+            user=Window(_user_bucket(ws, incoming.author.id), limits.user_runs_per_hour, HOUR_S),
+            now=now,
         )
-        if not user.granted:
-            notice = f"You have used your {_runs(user.limit)} for this hour; {_next_slot(user, now)}."
+        result = await self._store.admit_run(check)
+        if result.refused == "tokens":
+            return Admission(False, _tokens_notice(limits.tokens_per_day, now), "tokens_per_day")
+        slot = result.slot
+        if result.refused == "user" and slot is not None:
+            notice = f"You have used your {_runs(slot.limit)} for this hour; {_next_slot(slot, now)}."
             return Admission(False, notice, "user_runs_per_hour")
         # Racing for the workspace's very last slot can still cost this user's hourly slot; the store
         # protocol has no release, and the loss is one slot in a workspace that is full anyway.
-        workspace = await self._store.take_slot(_ws_bucket(ws), limits.workspace_runs_per_day, DAY_S, now)
-        if not workspace.granted:
-            return _ws_refusal(limits.workspace_runs_per_day, workspace, now)
+        if result.refused is not None and slot is not None:
+            return _ws_refusal(limits.workspace_runs_per_day, slot, now)
         return Admission(True)
+
+    def token_charge(self, ws: Workspace, tokens: int) -> BucketCharge | None:
+        """The charge of a turn's LLM tokens to today's quota, for the turn's commit to add."""
+        if tokens <= 0:
+            return None
+        return BucketCharge(_tokens_bucket(ws, self._clock()), tokens, DAY_S)
 
     async def record_tokens(self, ws: Workspace, tokens: int) -> None:
         """Add LLM tokens spent by a workspace to today's quota."""

@@ -40,6 +40,13 @@ class WorkspaceGate:
     def __init__(self) -> None:
         self._queues: dict[Workspace, _Queue] = {}
 
+    def held_ticket(self) -> int | None:
+        """The store ticket of the slot the current task holds (a store-backed gate), else None."""
+        return None
+
+    def gave_back(self, ticket: int) -> None:
+        """The store released `ticket` with the turn's commit: the slot's exit need not release it again."""
+
     def running(self, ws: Workspace) -> int:
         """Return how many turns of a workspace hold a slot."""
         q = self._queues.get(ws)

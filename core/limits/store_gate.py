@@ -46,6 +46,8 @@ class StoreGate(WorkspaceGate):
         # Tickets a turn's start already queued (core.lease), by the turn's task: its slot() uses them.
         self._adopted: dict[asyncio.Task[object], tuple[int, int]] = {}
         self._leaving: set[asyncio.Task[None]] = set()
+        self._held: dict[asyncio.Task[object], int] = {}  # the running slot's ticket, by the turn's task
+        self._given_back: set[int] = set()  # tickets a turn's commit already deleted
 
     def running(self, ws: Workspace) -> int:
         """Return how many of this process's turns of the workspace hold a slot."""
@@ -58,6 +60,15 @@ class StoreGate(WorkspaceGate):
     async def counts(self, ws: Workspace) -> tuple[int, int]:
         """Return (running, waiting) across every replica."""
         return await self._store.gate_counts(ws, self._clock())
+
+    def held_ticket(self) -> int | None:
+        """The ticket of the slot the current task holds, so the turn's commit can give it back."""
+        task = asyncio.current_task()
+        return None if task is None else self._held.get(task)
+
+    def gave_back(self, ticket: int) -> None:
+        """The turn's commit deleted its ticket: leaving the slot then costs no round trip of its own."""
+        self._given_back.add(ticket)
 
     def adopt(self, ticket: int, position: int) -> None:
         """Take a ticket the current turn's start queued, for its slot() to use instead of a new one."""
@@ -87,14 +98,22 @@ class StoreGate(WorkspaceGate):
                 self._forget(ws)
         mine[0] += 1
         renewing = asyncio.create_task(self._renew(ticket, ws, max(1, cap)))
+        task = asyncio.current_task()
+        if task is not None:
+            self._held[task] = ticket
         try:
             yield
         finally:
+            if task is not None:
+                self._held.pop(task, None)
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
             mine[0] -= 1
-            await self._leave(ticket)
+            if ticket in self._given_back:
+                self._given_back.discard(ticket)
+            else:
+                await self._leave(ticket)
             self._wake(ws)
             self._forget(ws)
 

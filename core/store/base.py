@@ -97,6 +97,49 @@ class SlotResult:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A sliding-window bucket and its limit, as one question's admission checks it."""
+
+    bucket: str
+    limit: int
+    window_s: float
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    """The windows a question must pass, checked in this order by Ledger.admit_run in one call.
+
+    tokens: refused when its total has reached the limit (nothing counted). workspace: refused when full
+    (peeked first, so a full workspace never costs the user a slot). user, then workspace: one slot each.
+    """
+
+    tokens: Window
+    workspace: Window
+    user: Window
+    now: float
+
+
+RunRefusal = Literal["tokens", "workspace", "user"]
+
+
+@dataclass(frozen=True)
+class RunAdmission:
+    """What admit_run decided: granted (refused None), or which window refused, with its count and reset."""
+
+    refused: RunRefusal | None
+    slot: SlotResult | None = None  # the refusing run window (None when granted or refused on tokens)
+
+
+@dataclass(frozen=True)
+class BucketCharge:
+    """An amount (e.g. LLM tokens) added to a sliding-window bucket with the turn's commit."""
+
+    bucket: str
+    amount: int
+    window_s: float
+
+
+@dataclass(frozen=True)
 class Turn:
     """Everything one finished (or failed) turn writes, persisted in one transaction."""
 
@@ -105,6 +148,8 @@ class Turn:
     messages: Sequence[str]  # new history entries (codec JSON), appended in order
     audits: Sequence[AuditRecord]
     usage: UsageRecord
+    charges: Sequence[BucketCharge] = ()  # added to their buckets in the same transaction
+    ticket: int | None = None  # the workspace queue ticket the turn ran under, given back with the commit
 
 
 FileOrigin = Literal["attached", "run"]
@@ -148,8 +193,29 @@ class ThreadState:
     updated_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class ThreadContext:
+    """What a turn reads of its thread when it starts, in one call: history, files, state (no bytes)."""
+
+    messages: tuple[str, ...]  # the newest history entries, oldest first (as load_messages)
+    files: tuple[StoredFile, ...]  # as list_files
+    state: ThreadState | None  # as load_state(with_blob=False)
+
+
 class ThreadFiles(Protocol):
     """A thread's workspace: its files and kept state, isolated by the full ThreadKey."""
+
+    async def thread_context(self, key: ThreadKey, history_limit: int) -> ThreadContext:
+        """Read the thread's newest history, its file listing and its state's description together
+        (one statement on PostgreSQL, so one snapshot and one round trip)."""
+        ...
+
+    async def load_workspace(
+        self, key: ThreadKey, now: float
+    ) -> tuple[list[tuple[StoredFile, bytes]], ThreadState | None]:
+        """Read the thread's files with their bytes and its state with its blob, and mark the workspace
+        used if it holds anything, in one call (a turn's first run)."""
+        ...
 
     async def list_files(self, key: ThreadKey) -> list[StoredFile]:
         """Return the thread's files by name, without their bytes."""
@@ -204,7 +270,8 @@ class Conversations(Protocol):
         ...
 
     async def commit_turn(self, turn: Turn) -> None:
-        """Append history, audit records and usage, and mark the turn finished, atomically."""
+        """Append history, audit records, usage and charges, mark the turn finished and give back its
+        queue ticket, atomically."""
         ...
 
 
@@ -273,6 +340,12 @@ class Ledger(Protocol):
 
     async def bucket_total(self, bucket: str, window_s: float, now: float) -> int: ...
 
+    async def admit_run(self, check: RunCheck) -> RunAdmission:
+        """Check a question's token quota and run windows and take its slots, in one call (one round trip
+        on PostgreSQL, one transaction on SQLite); the same decisions as bucket_total and take_slot made
+        one after the other."""
+        ...
+
 
 class Leases(Protocol):
     """Leases shared by replicas: the per-workspace queue and per-thread locks.
@@ -302,8 +375,6 @@ class Leases(Protocol):
     async def lock_thread(self, key: ThreadKey, owner: str, now: float, lease_s: float) -> bool:
         """Take or renew the thread's lock for `owner`; True if `owner` holds it now (atomic)."""
         ...
-
-    async def unlock_thread(self, key: ThreadKey, owner: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -355,6 +426,17 @@ class TurnLeases(Protocol):
 
     async def release_thread(self, key: ThreadKey, event_id: str) -> None:
         """Free the thread's lock if the turn `event_id` holds it."""
+        ...
+
+    async def request_stop(
+        self, key: ThreadKey, event_id: str, by: str, author_id: str, admin: bool
+    ) -> str | None:
+        """The Stop button for a turn another replica may run: mark the thread's started turn to stop,
+        if `admin` or its asker is `author_id`. Return its asker, or None when no such turn runs."""
+        ...
+
+    async def stop_requests(self, owner: str) -> list[tuple[str, str]]:
+        """(event id, who pressed Stop) of the started turns `owner` runs that were marked to stop."""
         ...
 
 

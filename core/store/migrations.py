@@ -368,12 +368,62 @@ _THREAD_FILES_POSTGRES = (
         PRIMARY KEY (platform, workspace, channel, thread))""",
 )
 
+# A question's admission in one call on PostgreSQL (issue 15, fewer round trips): the token quota, a
+# peek at the workspace's window, then the user's and the workspace's slots through codebot_take_slot
+# (its per-bucket locks, always user before workspace, so two admissions never wait on each other in a
+# cycle). The same decisions, in the same order, as the four calls it replaces. (SQLite runs the same
+# steps in one transaction: nothing to create there.)
+_ADMIT_RUN_POSTGRES = (
+    """CREATE FUNCTION codebot_admit_run(
+            p_tokens TEXT, p_tokens_limit BIGINT, p_tokens_window DOUBLE PRECISION,
+            p_ws TEXT, p_ws_limit INTEGER, p_ws_window DOUBLE PRECISION,
+            p_user TEXT, p_user_limit INTEGER, p_user_window DOUBLE PRECISION, p_now DOUBLE PRECISION,
+            OUT refused TEXT, OUT used BIGINT, OUT oldest DOUBLE PRECISION)
+        LANGUAGE plpgsql VOLATILE AS $$
+        DECLARE
+            v_granted BOOLEAN;
+        BEGIN
+            SELECT COALESCE(SUM(amount), 0) INTO used
+                FROM buckets WHERE bucket = p_tokens AND at > p_now - p_tokens_window;
+            IF used >= p_tokens_limit THEN
+                refused := 'tokens';
+                RETURN;
+            END IF;
+            SELECT COALESCE(SUM(amount), 0) INTO used
+                FROM buckets WHERE bucket = p_ws AND at > p_now - p_ws_window;
+            IF used >= p_ws_limit THEN
+                SELECT s.used, s.oldest INTO used, oldest
+                    FROM codebot_take_slot(p_ws, 0, p_ws_window, p_now) s;
+                refused := 'workspace';
+                RETURN;
+            END IF;
+            SELECT s.granted, s.used, s.oldest INTO v_granted, used, oldest
+                FROM codebot_take_slot(p_user, p_user_limit, p_user_window, p_now) s;
+            IF NOT v_granted THEN
+                refused := 'user';
+                RETURN;
+            END IF;
+            SELECT s.granted, s.used, s.oldest INTO v_granted, used, oldest
+                FROM codebot_take_slot(p_ws, p_ws_limit, p_ws_window, p_now) s;
+            IF NOT v_granted THEN
+                refused := 'workspace';
+            END IF;
+        END $$""",
+)
+
+# The Stop button across replicas (issue 15): whoever presses Stop on any replica marks the started turn;
+# the replica that owns it polls for its marked turns and cancels them (core.lease). The marked turns
+# are found through turns_open (started turns only), so the poll reads no finished rows.
+_STOP_REQUESTS = ("ALTER TABLE turns ADD COLUMN stop_by TEXT",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("001_initial", _INITIAL, _INITIAL_POSTGRES),
     Migration("002_leases", _LEASES, _LEASES_POSTGRES),
     Migration("003_turn_leases", _TURN_LEASES, _TURN_LEASES_POSTGRES),
     Migration("004_start_turn", (), _START_TURN_POSTGRES),
     Migration("005_thread_files", _THREAD_FILES, _THREAD_FILES_POSTGRES),
+    Migration("006_admit_run", (), _ADMIT_RUN_POSTGRES),
+    Migration("007_stop_requests", _STOP_REQUESTS, _STOP_REQUESTS),
 )
 
 

@@ -1,10 +1,10 @@
-"""commit_turn on PostgreSQL: a turn's history, audit records, usage and 'committed' mark in ONE statement.
+"""commit_turn on PostgreSQL: a turn's history, audit, usage, charges and 'committed' mark in ONE statement.
 
 One statement is one round trip and one transaction, so a turn costs a single commit, and it is atomic
 by construction: a failing CHECK anywhere writes nothing. Every insert hangs off the `t` CTE, which
 yields a row only if this call moved the turn to 'committed'. The turn's thread lock (owner = its
-event id) is freed by the same statement. A concurrent commit of the same event
-waits on that row's lock and then sees it committed, so it writes nothing (a retry is a no-op).
+event id) and its workspace queue ticket are freed by the same statement. A concurrent commit of the
+same event waits on that row's lock and then sees it committed, so it writes nothing (a retry is a no-op).
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ WITH t AS (
 ), u AS (
     INSERT INTO usage (platform, workspace, user_id, at, questions, runs, refusals, tokens, sandbox_ms)
     SELECT $23, $24, $25, $26, $27, $28, $29, $30, $31 FROM t
+), b AS (
+    INSERT INTO buckets (bucket, at, amount, expires_at)
+    SELECT x.bucket, $26, x.amount, $26 + x.window_s
+    FROM t, unnest($32::text[], $33::bigint[], $34::float8[]) AS x (bucket, amount, window_s)
+), g AS (
+    DELETE FROM gate_tickets WHERE id = $35
 )
 SELECT count(*) FROM t
 """
@@ -54,7 +60,7 @@ SELECT count(*) FROM t
 
 async def commit_turn(db: Conn, turn: Turn) -> bool:
     """Write the whole turn; return False (writing nothing) if it was already committed."""
-    u, audits = turn.usage, turn.audits
+    u, audits, charges = turn.usage, turn.audits, turn.charges
     columns = [
         [a.key.platform for a in audits], [a.key.workspace for a in audits],
         [a.key.channel for a in audits], [a.key.thread for a in audits], [a.user_id for a in audits],
@@ -68,5 +74,7 @@ async def commit_turn(db: Conn, turn: Turn) -> bool:
         *columns,
         u.workspace.platform, u.workspace.id, u.user_id, u.at, u.questions, u.runs, u.refusals, u.tokens,
         u.sandbox_ms,
+        [c.bucket for c in charges], [c.amount for c in charges], [c.window_s for c in charges],
+        turn.ticket,
     )  # fmt: skip
     return bool(written)

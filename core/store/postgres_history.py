@@ -17,6 +17,14 @@ SWEEP_ROWS = 500  # opportunistic sweeps delete at most this many rows per call
 
 _KEY_WHERE = "platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4"
 
+# Joined into a statement whose commit need not wait for the disk: its transaction then commits with
+# synchronous_commit off (SET LOCAL, this transaction only). A server crash may forget the last fraction
+# of a second of such commits; only for rows that are worth no flush: rate-limit counts, queue tickets,
+# lease renewals, a run's saved state (made durable by its turn's commit). Never for claims, history,
+# usage or audit. (Read at commit, so where the planner scans
+# it does not matter; a statement that matches no row writes nothing to flush anyway.)
+RELAXED = "(SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"
+
 
 def key_params(key: ThreadKey) -> tuple[str, str, str, str]:
     """Return the thread key as the four column values used in WHERE clauses and INSERTs."""

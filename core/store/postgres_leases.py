@@ -7,7 +7,7 @@ per-workspace transaction lock so admission decisions of racing replicas never i
 from __future__ import annotations
 
 from core.store.base import Workspace
-from core.store.postgres_history import Conn, key_params
+from core.store.postgres_history import RELAXED, Conn, key_params
 from core.types import ThreadKey
 
 
@@ -16,7 +16,8 @@ async def gate_enter(
 ) -> tuple[int, int]:
     """Queue a ticket at the back of the workspace's line and poll it: (ticket, 0 = running or position)."""
     row = await db.fetchrow(
-        "SELECT ticket, place FROM codebot_gate_enter($1, $2, $3, $4, $5, $6)",
+        # A ticket lost to a server crash is queued again by its holder (gate_poll says it is gone).
+        f"SELECT g.ticket, g.place FROM {RELAXED}, codebot_gate_enter($1, $2, $3, $4, $5, $6) AS g",
         ws.platform,
         ws.id,
         owner,
@@ -34,7 +35,8 @@ def _cap(cap: int) -> int:
 async def gate_poll(db: Conn, ticket: int, ws: Workspace, cap: int, now: float, lease_s: float) -> int | None:
     """Renew the ticket and admit it if a slot is free for it: 0 = running, N = position, None = gone."""
     position = await db.fetchval(
-        "SELECT codebot_gate_poll($1, $2, $3, $4, $5, $6)",
+        # A renewal or admission lost to a server crash is redone by the next poll.
+        f"SELECT codebot_gate_poll($1, $2, $3, $4, $5, $6) FROM {RELAXED}",
         ticket,
         ws.platform,
         ws.id,
@@ -47,7 +49,8 @@ async def gate_poll(db: Conn, ticket: int, ws: Workspace, cap: int, now: float, 
 
 async def gate_leave(db: Conn, ticket: int) -> None:
     """Give up the ticket, running or waiting."""
-    await db.execute("DELETE FROM gate_tickets WHERE id = $1", ticket)
+    # A release lost to a server crash frees the slot when the ticket's lease ends.
+    await db.execute(f"DELETE FROM gate_tickets USING {RELAXED} WHERE id = $1", ticket)
 
 
 async def gate_counts(db: Conn, ws: Workspace, now: float) -> tuple[int, int]:
@@ -81,13 +84,3 @@ async def lock_thread(db: Conn, key: ThreadKey, owner: str, now: float, lease_s:
         now,
     )
     return won is not None
-
-
-async def unlock_thread(db: Conn, key: ThreadKey, owner: str) -> None:
-    """Release the thread's lock if `owner` still holds it."""
-    await db.execute(
-        """DELETE FROM thread_locks
-           WHERE platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4 AND owner = $5""",
-        *key_params(key),
-        owner,
-    )

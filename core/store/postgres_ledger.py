@@ -6,13 +6,22 @@ Functions take a connection; the caller (PostgresStore) owns transactions.
 from __future__ import annotations
 
 from core.store.audit_rows import AUDIT_COLUMNS, audit_record
-from core.store.base import AuditRecord, LimitChange, SlotResult, UsageRecord, UsageTotals, Workspace
-from core.store.postgres_history import SWEEP_ROWS, Conn
+from core.store.base import (
+    AuditRecord,
+    LimitChange,
+    RunAdmission,
+    RunCheck,
+    SlotResult,
+    UsageRecord,
+    UsageTotals,
+    Workspace,
+)
+from core.store.postgres_history import RELAXED, SWEEP_ROWS, Conn
 
 _NO_ID = 2**63 - 1  # "before no id": larger than any identity value
 
 
-async def audit(db: Conn, ws: Workspace, limit: int, before_id: int | None) -> list[AuditRecord]:
+async def audit(db: Conn, ws: Workspace, limit: int = 20, before_id: int | None = None) -> list[AuditRecord]:
     """Return a workspace's audit records, newest first, optionally only those older than before_id."""
     rows = await db.fetch(
         f"""SELECT {AUDIT_COLUMNS} FROM audit WHERE platform = $1 AND workspace = $2 AND id < $3
@@ -61,7 +70,7 @@ async def add_usage(db: Conn, u: UsageRecord) -> None:
     )  # fmt: skip
 
 
-async def usage(db: Conn, ws: Workspace, since: float, user_id: str | None) -> UsageTotals:
+async def usage(db: Conn, ws: Workspace, since: float, user_id: str | None = None) -> UsageTotals:
     """Sum usage rows at or after `since` for the workspace, or for one user in it."""
     sums = "COALESCE(SUM(questions), 0), COALESCE(SUM(runs), 0), COALESCE(SUM(refusals), 0), " + (
         "COALESCE(SUM(tokens), 0), COALESCE(SUM(sandbox_ms), 0.0)"
@@ -128,7 +137,7 @@ async def set_limit(db: Conn, change: LimitChange) -> None:
     )  # fmt: skip
 
 
-async def limit_changes(db: Conn, ws: Workspace, limit: int) -> list[LimitChange]:
+async def limit_changes(db: Conn, ws: Workspace, limit: int = 20) -> list[LimitChange]:
     """Return a workspace's limit changes, newest first."""
     rows = await db.fetch(
         """SELECT name, old, new, by, at FROM limit_changes WHERE platform = $1 AND workspace = $2
@@ -168,8 +177,7 @@ async def add(db: Conn, bucket: str, amount: int, window_s: float, now: float) -
     """Insert one bucket row that counts until now + window_s."""
     # Without a disk flush of its own, as take_slot's (see codebot_take_slot in migration 001).
     await db.execute(
-        """WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
-           INSERT INTO buckets (bucket, at, amount, expires_at) SELECT $1, $2, $3, $4 FROM relaxed""",
+        f"INSERT INTO buckets (bucket, at, amount, expires_at) SELECT $1, $2, $3, $4 FROM {RELAXED}",
         bucket,
         now,
         amount,
@@ -185,3 +193,26 @@ async def bucket_total(db: Conn, bucket: str, window_s: float, now: float) -> in
         now - window_s,
     )
     return int(total)
+
+
+async def admit_run(db: Conn, check: RunCheck) -> RunAdmission:
+    """Check and count a question's windows in one call of codebot_admit_run (migration 006)."""
+    t, w, u = check.tokens, check.workspace, check.user
+    row = await db.fetchrow(
+        "SELECT refused, used, oldest FROM codebot_admit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        t.bucket, max(min(t.limit, 2**63 - 1), 0), t.window_s,
+        w.bucket, _int32(w.limit), w.window_s,
+        u.bucket, _int32(u.limit), u.window_s,
+        check.now,
+    )  # fmt: skip
+    refused = row[0]
+    if refused is None or refused == "tokens":
+        return RunAdmission(refused)
+    window = u if refused == "user" else w
+    oldest = row[2]
+    resets_at = float(check.now if oldest is None else oldest) + window.window_s
+    return RunAdmission(refused, SlotResult(False, int(row[1]), window.limit, resets_at))
+
+
+def _int32(n: int) -> int:
+    return max(min(n, 2**31 - 1), 0)

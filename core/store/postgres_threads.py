@@ -7,19 +7,25 @@ three tables are one statement (data-modifying CTEs), so they see one snapshot.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from typing import Any
 
-from core.store.base import NewFile, StoredFile, ThreadState
-from core.store.postgres_history import Conn, key_params
+from core.store.base import NewFile, StoredFile, ThreadContext, ThreadState
+from core.store.postgres_history import RELAXED, Conn, key_params
 from core.store.thread_rows import dropped_json, kept_json, parse_dropped, parse_kept, stored_file
 from core.types import ThreadKey
 
 _KEY_WHERE = "platform = $1 AND workspace = $2 AND channel = $3 AND thread = $4"
 _FILE_COLUMNS = "name, size, sha256, origin, created_at, updated_at, preview"
-_TOUCH = """INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
-            VALUES ($1, $2, $3, $4, $5)
-            ON CONFLICT (platform, workspace, channel, thread) DO UPDATE
+_UPSERT_TOUCHED = """ON CONFLICT (platform, workspace, channel, thread) DO UPDATE
             SET touched_at = greatest(thread_workspaces.touched_at, excluded.touched_at)"""
+_TOUCH = f"""INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
+            VALUES ($1, $2, $3, $4, $5) {_UPSERT_TOUCHED}"""
+_TOUCH_RELAXED = f"""INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
+            SELECT $1, $2, $3, $4, $5 FROM {RELAXED} {_UPSERT_TOUCHED}"""
+# load_workspace's touch: only a workspace that holds files or state (its f and s CTEs) is marked used.
+_TOUCH_IF_USED = f"""INSERT INTO thread_workspaces (platform, workspace, channel, thread, touched_at)
+            SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT FROM f) OR EXISTS (SELECT FROM s)
+            {_UPSERT_TOUCHED}"""
 
 
 async def list_files(db: Conn, key: ThreadKey) -> list[StoredFile]:
@@ -35,6 +41,46 @@ async def read_files(db: Conn, key: ThreadKey) -> list[tuple[StoredFile, bytes]]
         f"SELECT {_FILE_COLUMNS}, data FROM thread_files WHERE {_KEY_WHERE} ORDER BY name", *key_params(key)
     )
     return [(stored_file(r), bytes(r[7])) for r in rows]
+
+
+async def thread_context(db: Conn, key: ThreadKey, history_limit: int) -> ThreadContext:
+    """History, file listing and state description in one statement: one snapshot, one round trip."""
+    row = await db.fetchrow(
+        f"""SELECT
+              ARRAY(SELECT body FROM (
+                  SELECT seq, body FROM messages
+                  WHERE conversation_id = (SELECT id FROM conversations WHERE {_KEY_WHERE})
+                  ORDER BY seq DESC LIMIT $5) AS newest ORDER BY seq),
+              ARRAY(SELECT ROW({_FILE_COLUMNS}) FROM thread_files WHERE {_KEY_WHERE} ORDER BY name),
+              (SELECT ROW(size, kept, dropped, updated_at, ''::bytea)
+               FROM thread_state WHERE {_KEY_WHERE})""",
+        *key_params(key),
+        max(history_limit, 0),
+    )
+    files = tuple(stored_file(r) for r in row[1])
+    return ThreadContext(tuple(row[0]), files, None if row[2] is None else _state(row[2]))
+
+
+async def load_workspace(
+    db: Conn, key: ThreadKey, now: float
+) -> tuple[list[tuple[StoredFile, bytes]], ThreadState | None]:
+    """Files with bytes and state with blob, touching a non-empty workspace, in one statement."""
+    row = await db.fetchrow(
+        f"""WITH f AS (SELECT name, ROW({_FILE_COLUMNS}, data) AS r FROM thread_files WHERE {_KEY_WHERE}),
+                 s AS (SELECT ROW(size, kept, dropped, updated_at, blob) AS r FROM thread_state
+                       WHERE {_KEY_WHERE}),
+                 t AS ({_TOUCH_IF_USED})
+            SELECT ARRAY(SELECT r FROM f ORDER BY name), (SELECT r FROM s)""",
+        *key_params(key),
+        now,
+    )
+    files = [(stored_file(r), bytes(r[7])) for r in row[0]]
+    return files, None if row[1] is None else _state(row[1])
+
+
+def _state(row: Any) -> ThreadState:
+    """Build a ThreadState from (size, kept, dropped, updated_at, blob)."""
+    return ThreadState(bytes(row[4]), int(row[0]), parse_kept(row[1]), parse_dropped(row[2]), float(row[3]))
 
 
 async def put_files(db: Conn, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
@@ -62,19 +108,22 @@ async def delete_files(db: Conn, key: ThreadKey, names: Sequence[str]) -> int:
     return int(gone)
 
 
-async def load_state(db: Conn, key: ThreadKey, with_blob: bool) -> ThreadState | None:
+async def load_state(db: Conn, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
     blob = "blob" if with_blob else "''::bytea"
     row = await db.fetchrow(
         f"SELECT size, kept, dropped, updated_at, {blob} FROM thread_state WHERE {_KEY_WHERE}",
         *key_params(key),
     )
-    if row is None:
-        return None
-    return ThreadState(bytes(row[4]), int(row[0]), parse_kept(row[1]), parse_dropped(row[2]), float(row[3]))
+    return None if row is None else _state(row)
 
 
 async def save_state(db: Conn, key: ThreadKey, state: ThreadState, now: float) -> None:
-    """Upsert the state and touch the workspace in one statement."""
+    """Upsert the state and touch the workspace in one statement, without a disk flush of its own.
+
+    A run's state is saved during its turn, whose commit comes later and is durable; WAL is flushed in
+    order, so that commit makes this save durable too. A server crash before it forgets the state only
+    with the turn's history (the turn is reported interrupted): the thread stays consistent.
+    """
     await db.execute(
         f"""WITH saved AS (
                 INSERT INTO thread_state
@@ -83,7 +132,7 @@ async def save_state(db: Conn, key: ThreadKey, state: ThreadState, now: float) -
                 ON CONFLICT (platform, workspace, channel, thread) DO UPDATE SET
                     size = excluded.size, kept = excluded.kept, dropped = excluded.dropped,
                     updated_at = excluded.updated_at, blob = excluded.blob)
-            {_TOUCH}""",
+            {_TOUCH_RELAXED}""",
         *key_params(key),
         now,
         len(state.blob),
@@ -126,58 +175,3 @@ async def sweep(db: Conn, idle_before: float) -> int:
         idle_before,
     )
     return int(count)
-
-
-class PostgresThreadFiles:
-    """The ThreadFiles part of PostgresStore (mixed in; PostgresStore supplies the connections)."""
-
-    def _conn(self) -> AbstractAsyncContextManager[Conn]:
-        raise NotImplementedError
-
-    def _write(self) -> AbstractAsyncContextManager[Conn]:
-        raise NotImplementedError
-
-    async def list_files(self, key: ThreadKey) -> list[StoredFile]:
-        """Return the thread's files by name, without their bytes."""
-        async with self._conn() as db:
-            return await list_files(db, key)
-
-    async def read_files(self, key: ThreadKey) -> list[tuple[StoredFile, bytes]]:
-        """Return the thread's files with their bytes, by name."""
-        async with self._conn() as db:
-            return await read_files(db, key)
-
-    async def put_files(self, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
-        """Store files (replacing same-named ones) and mark the workspace used, atomically."""
-        async with self._write() as db:
-            await put_files(db, key, files, now)
-
-    async def delete_files(self, key: ThreadKey, names: Sequence[str]) -> int:
-        """Delete the named files of the thread; return how many were there."""
-        async with self._conn() as db:
-            return await delete_files(db, key, names)
-
-    async def load_state(self, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
-        """Return the thread's kept state, or None when it has none."""
-        async with self._conn() as db:
-            return await load_state(db, key, with_blob)
-
-    async def save_state(self, key: ThreadKey, state: ThreadState, now: float) -> None:
-        """Replace the thread's kept state and mark the workspace used (one statement)."""
-        async with self._conn() as db:
-            await save_state(db, key, state, now)
-
-    async def touch_workspace(self, key: ThreadKey, now: float) -> None:
-        """Mark the thread's workspace used now."""
-        async with self._conn() as db:
-            await touch(db, key, now)
-
-    async def clear_workspace(self, key: ThreadKey) -> tuple[int, bool]:
-        """Delete the thread's files and state; return (files removed, whether state was removed)."""
-        async with self._conn() as db:
-            return await clear(db, key)
-
-    async def sweep_workspaces(self, idle_before: float) -> int:
-        """Delete every workspace last used before `idle_before`; return how many."""
-        async with self._conn() as db:
-            return await sweep(db, idle_before)

@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from core.store.base import TurnStart
-from core.store.postgres_history import Conn, key_params
+from core.store.postgres_history import RELAXED, Conn, key_params
 from core.types import ThreadKey
 
-_RENEW = """
+# A renewal needs no disk flush (RELAXED): one lost to a server crash leaves the lease at its previous
+# end, still most of a lease away, and the next renewal extends it again.
+_RENEW = f"""
 WITH t AS (
-    UPDATE turns SET lease_until = $3 WHERE event_id = $1 AND owner = $2 AND state = 'started'
+    UPDATE turns SET lease_until = $3 FROM {RELAXED}
+    WHERE event_id = $1 AND owner = $2 AND state = 'started'
     RETURNING platform, workspace, channel, thread
 ), l AS (
     UPDATE thread_locks SET lease_until = $3 FROM t
@@ -55,7 +58,7 @@ async def start_turn_leased(
     now: float,
     owner: str,
     lease_s: float,
-    cap: int | None,
+    cap: int | None = None,
 ) -> TurnStart:
     """Record a started turn with its lease, try the thread's lock, and queue a ticket if it got it."""
     row = await db.fetchrow(
@@ -80,7 +83,7 @@ async def renew_turn(db: Conn, event_id: str, owner: str, now: float, lease_s: f
 
 
 async def take_over_turns(
-    db: Conn, now: float, reason: str, expired_only: bool, platforms: Sequence[str] | None
+    db: Conn, now: float, reason: str, expired_only: bool = True, platforms: Sequence[str] | None = None
 ) -> list[tuple[ThreadKey, str, str]]:
     """Abandon started turns whose lease ended (or all of them) and free their threads; return them."""
     rows = await db.fetch(
@@ -97,3 +100,33 @@ async def release_thread(db: Conn, key: ThreadKey, event_id: str) -> None:
         *key_params(key),
         event_id,
     )
+
+
+_REQUEST_STOP = """
+WITH t AS (
+    SELECT user_id FROM turns
+    WHERE event_id = $1 AND platform = $2 AND workspace = $3 AND channel = $4 AND thread = $5
+      AND state = 'started'
+), s AS (
+    UPDATE turns SET stop_by = $6
+    WHERE event_id = $1 AND state = 'started' AND ($8 OR user_id = $7) AND EXISTS (SELECT FROM t)
+)
+SELECT user_id FROM t
+"""
+
+
+async def request_stop(
+    db: Conn, key: ThreadKey, event_id: str, by: str, author_id: str, admin: bool
+) -> str | None:
+    """Mark the thread's started turn to stop if `author_id` asked it or `admin`; return its asker."""
+    asker = await db.fetchval(_REQUEST_STOP, event_id, *key_params(key), by, author_id, admin)
+    return None if asker is None else str(asker)
+
+
+async def stop_requests(db: Conn, owner: str) -> list[tuple[str, str]]:
+    """(event id, who pressed Stop) of the started turns of `owner` marked to stop."""
+    rows = await db.fetch(
+        "SELECT event_id, stop_by FROM turns WHERE state = 'started' AND owner = $1 AND stop_by IS NOT NULL",
+        owner,
+    )
+    return [(str(r[0]), str(r[1])) for r in rows]

@@ -155,12 +155,15 @@ async def finish_turn(
 
 
 async def abandon_turn(db: aiosqlite.Connection, event_id: str, reason: str, now: float) -> None:
-    """Mark a started turn abandoned; committed turns stay committed."""
+    """Mark a started turn abandoned and free its thread lock; committed turns stay committed.
+
+    Call inside a transaction."""
     await db.execute(
         """UPDATE turns SET state = 'abandoned', reason = ?, finished_at = ?
            WHERE event_id = ? AND state = 'started'""",
         (reason, now, event_id),
     )
+    await db.execute("DELETE FROM thread_locks WHERE owner = ?", (event_id,))
 
 
 async def unfinished_turns(db: aiosqlite.Connection) -> list[tuple[ThreadKey, str, str]]:

@@ -51,7 +51,7 @@ async def gate_poll(
            FROM gate_tickets WHERE platform = ? AND workspace = ?""",
         (ticket, ws.platform, ws.id),
     )
-    if position <= cap - running:
+    if position <= max(cap, 1) - running:  # a cap below one still lets one turn run
         await db.execute("UPDATE gate_tickets SET state = 'running' WHERE id = ?", (ticket,))
         return 0
     return int(position)
@@ -89,12 +89,3 @@ async def lock_thread(
         (*key_params(key), owner, now + lease_s, now),
     )
     return bool(list(rows))
-
-
-async def unlock_thread(db: aiosqlite.Connection, key: ThreadKey, owner: str) -> None:
-    """Release the thread's lock if `owner` still holds it."""
-    await db.execute(
-        """DELETE FROM thread_locks
-           WHERE platform = ? AND workspace = ? AND channel = ? AND thread = ? AND owner = ?""",
-        (*key_params(key), owner),
-    )

@@ -5,13 +5,23 @@ Functions take a connection; the caller (SQLiteStore) owns locking and transacti
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
 import aiosqlite
 
 from core.store.audit_rows import AUDIT_COLUMNS, audit_record
-from core.store.base import AuditRecord, LimitChange, SlotResult, UsageRecord, UsageTotals, Workspace
+from core.store.base import (
+    AuditRecord,
+    LimitChange,
+    RunAdmission,
+    RunCheck,
+    SlotResult,
+    UsageRecord,
+    UsageTotals,
+    Workspace,
+)
 from core.store.sqlite_history import SWEEP_ROWS, key_params
 
 _NO_ID = 2**63 - 1  # "before no id": larger than any rowid, so one indexed query serves both cases
@@ -34,7 +44,7 @@ async def insert_audits(
 
 
 async def audit(
-    db: aiosqlite.Connection, ws: Workspace, limit: int, before_id: int | None
+    db: aiosqlite.Connection, ws: Workspace, limit: int = 20, before_id: int | None = None
 ) -> list[AuditRecord]:
     """Return a workspace's audit records, newest first, optionally only those older than before_id."""
     rows = await db.execute_fetchall(
@@ -76,7 +86,9 @@ async def add_usage(db: aiosqlite.Connection, u: UsageRecord) -> None:
     )  # fmt: skip
 
 
-async def usage(db: aiosqlite.Connection, ws: Workspace, since: float, user_id: str | None) -> UsageTotals:
+async def usage(
+    db: aiosqlite.Connection, ws: Workspace, since: float, user_id: str | None = None
+) -> UsageTotals:
     """Sum usage rows at or after `since` for the workspace, or for one user in it."""
     sums = "COALESCE(SUM(questions), 0), COALESCE(SUM(runs), 0), COALESCE(SUM(refusals), 0), " + (
         "COALESCE(SUM(tokens), 0), COALESCE(SUM(sandbox_ms), 0.0)"
@@ -122,7 +134,7 @@ async def set_limit(db: aiosqlite.Connection, change: LimitChange) -> None:
     )
 
 
-async def limit_changes(db: aiosqlite.Connection, ws: Workspace, limit: int) -> list[LimitChange]:
+async def limit_changes(db: aiosqlite.Connection, ws: Workspace, limit: int = 20) -> list[LimitChange]:
     """Return a workspace's limit changes, newest first."""
     rows = await db.execute_fetchall(
         """SELECT name, old, new, by, at FROM limit_changes WHERE platform = ? AND workspace = ?
@@ -186,3 +198,18 @@ async def bucket_total(db: aiosqlite.Connection, bucket: str, window_s: float, n
     """Return the sum of a bucket's amounts inside the window ending at `now`."""
     total, _ = await _window(db, bucket, window_s, now)
     return total
+
+
+async def admit_run(db: aiosqlite.Connection, check: RunCheck) -> RunAdmission:
+    """Check and count a question's windows, in the order RunCheck gives; call inside a transaction."""
+    t, w, u = check.tokens, check.workspace, check.user
+    if await bucket_total(db, t.bucket, t.window_s, check.now) >= t.limit:
+        return RunAdmission("tokens")
+    if await bucket_total(db, w.bucket, w.window_s, check.now) >= w.limit:
+        peek = await take_slot(db, w.bucket, 0, w.window_s, check.now)  # a limit of 0 counts nothing
+        return RunAdmission("workspace", dataclasses.replace(peek, limit=w.limit))
+    user = await take_slot(db, u.bucket, u.limit, u.window_s, check.now)
+    if not user.granted:
+        return RunAdmission("user", user)
+    workspace = await take_slot(db, w.bucket, w.limit, w.window_s, check.now)
+    return RunAdmission(None if workspace.granted else "workspace", None if workspace.granted else workspace)

@@ -1,17 +1,17 @@
 """SQLite SQL for a thread's workspace: its files, its kept state and when it was last used.
 
-Functions take a connection; the caller (SQLiteStore) owns locking and transactions.
+Functions take a connection; the caller (SQLiteStore, through core.store.delegating) owns locking and
+transactions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 
 import aiosqlite
 
-from core.store.base import NewFile, StoredFile, ThreadState
-from core.store.sqlite_history import key_params
+from core.store.base import NewFile, StoredFile, ThreadContext, ThreadState
+from core.store.sqlite_history import key_params, load_messages
 from core.store.thread_rows import dropped_json, kept_json, parse_dropped, parse_kept, stored_file
 from core.types import ThreadKey
 
@@ -33,6 +33,24 @@ async def read_files(db: aiosqlite.Connection, key: ThreadKey) -> list[tuple[Sto
         f"SELECT {_FILE_COLUMNS}, data FROM thread_files WHERE {_KEY_WHERE} ORDER BY name", key_params(key)
     )
     return [(stored_file(r), bytes(r[7])) for r in rows]
+
+
+async def thread_context(db: aiosqlite.Connection, key: ThreadKey, history_limit: int) -> ThreadContext:
+    """History, file listing and state description: three reads under the store's one-connection lock."""
+    messages = await load_messages(db, key, history_limit)
+    files = await list_files(db, key)
+    return ThreadContext(tuple(messages), tuple(files), await load_state(db, key, with_blob=False))
+
+
+async def load_workspace(
+    db: aiosqlite.Connection, key: ThreadKey, now: float
+) -> tuple[list[tuple[StoredFile, bytes]], ThreadState | None]:
+    """Files with bytes and state with blob, touching a non-empty workspace; call inside a transaction."""
+    files = await read_files(db, key)
+    state = await load_state(db, key, with_blob=True)
+    if files or state is not None:
+        await touch(db, key, now)
+    return files, state
 
 
 async def put_files(db: aiosqlite.Connection, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
@@ -62,7 +80,7 @@ async def delete_files(db: aiosqlite.Connection, key: ThreadKey, names: Sequence
     return gone
 
 
-async def load_state(db: aiosqlite.Connection, key: ThreadKey, with_blob: bool) -> ThreadState | None:
+async def load_state(db: aiosqlite.Connection, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
     blob = "blob" if with_blob else "x''"
     rows = list(
         await db.execute_fetchall(
@@ -120,58 +138,3 @@ async def sweep(db: aiosqlite.Connection, idle_before: float) -> int:
     await db.execute(f"DELETE FROM thread_state WHERE {columns} IN ({_IDLE})", (idle_before,))
     gone = await db.execute("DELETE FROM thread_workspaces WHERE touched_at < ?", (idle_before,))
     return gone.rowcount
-
-
-class SQLiteThreadFiles:
-    """The ThreadFiles part of SQLiteStore (mixed in; SQLiteStore supplies the connection)."""
-
-    def _use(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
-        raise NotImplementedError
-
-    def _write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
-        raise NotImplementedError
-
-    async def list_files(self, key: ThreadKey) -> list[StoredFile]:
-        """Return the thread's files by name, without their bytes."""
-        async with self._use() as db:
-            return await list_files(db, key)
-
-    async def read_files(self, key: ThreadKey) -> list[tuple[StoredFile, bytes]]:
-        """Return the thread's files with their bytes, by name."""
-        async with self._use() as db:
-            return await read_files(db, key)
-
-    async def put_files(self, key: ThreadKey, files: Sequence[NewFile], now: float) -> None:
-        """Store files (replacing same-named ones) and mark the workspace used, atomically."""
-        async with self._write() as db:
-            await put_files(db, key, files, now)
-
-    async def delete_files(self, key: ThreadKey, names: Sequence[str]) -> int:
-        """Delete the named files of the thread; return how many were there."""
-        async with self._write() as db:
-            return await delete_files(db, key, names)
-
-    async def load_state(self, key: ThreadKey, with_blob: bool = True) -> ThreadState | None:
-        """Return the thread's kept state, or None when it has none."""
-        async with self._use() as db:
-            return await load_state(db, key, with_blob)
-
-    async def save_state(self, key: ThreadKey, state: ThreadState, now: float) -> None:
-        """Replace the thread's kept state and mark the workspace used."""
-        async with self._write() as db:
-            await save_state(db, key, state, now)
-
-    async def touch_workspace(self, key: ThreadKey, now: float) -> None:
-        """Mark the thread's workspace used now."""
-        async with self._use() as db:  # one statement, atomic on its own
-            await touch(db, key, now)
-
-    async def clear_workspace(self, key: ThreadKey) -> tuple[int, bool]:
-        """Delete the thread's files and state; return (files removed, whether state was removed)."""
-        async with self._write() as db:
-            return await clear(db, key)
-
-    async def sweep_workspaces(self, idle_before: float) -> int:
-        """Delete every workspace last used before `idle_before`; return how many."""
-        async with self._write() as db:
-            return await sweep(db, idle_before)

@@ -27,7 +27,7 @@ async def start_turn_leased(
     now: float,
     owner: str,
     lease_s: float,
-    cap: int | None,
+    cap: int | None = None,
 ) -> TurnStart:
     """Record a started turn with its lease, try the thread's lock, and queue a ticket if it got it."""
     await db.execute(
@@ -41,16 +41,7 @@ async def start_turn_leased(
              owner = excluded.owner, lease_until = excluded.lease_until""",
         (event_id, *key_params(key), user_id, question, now, owner, now + lease_s),
     )
-    rows = await db.execute_fetchall(
-        """INSERT INTO thread_locks (platform, workspace, channel, thread, owner, lease_until)
-           VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (platform, workspace, channel, thread) DO UPDATE
-           SET owner = excluded.owner, lease_until = excluded.lease_until
-           WHERE thread_locks.owner = excluded.owner OR thread_locks.lease_until <= ?
-           RETURNING 1""",
-        (*key_params(key), event_id, now + lease_s, now),
-    )
-    if not list(rows):
+    if not await leases.lock_thread(db, key, event_id, now, lease_s):  # the turn's lock: owner = its event
         return TurnStart(False)
     if cap is None:
         return TurnStart(True)
@@ -82,7 +73,11 @@ async def renew_turn(
 
 
 async def take_over_turns(
-    db: aiosqlite.Connection, now: float, reason: str, expired_only: bool, platforms: Sequence[str] | None
+    db: aiosqlite.Connection,
+    now: float,
+    reason: str,
+    expired_only: bool = True,
+    platforms: Sequence[str] | None = None,
 ) -> list[tuple[ThreadKey, str, str]]:
     """Abandon started turns whose lease ended (or all of them) and free their threads; return them."""
     only = "" if platforms is None else f" AND platform IN ({', '.join('?' * len(platforms))})"
@@ -102,3 +97,32 @@ async def take_over_turns(
 async def release_thread(db: aiosqlite.Connection, key: ThreadKey, event_id: str) -> None:
     """Free the thread's lock if this turn holds it."""
     await db.execute(f"DELETE FROM thread_locks WHERE {_KEY} AND owner = ?", (*key_params(key), event_id))
+
+
+async def request_stop(
+    db: aiosqlite.Connection, key: ThreadKey, event_id: str, by: str, author_id: str, admin: bool
+) -> str | None:
+    """Mark the thread's started turn to stop if `author_id` asked it or `admin`; return its asker.
+
+    Call inside a transaction."""
+    rows = list(
+        await db.execute_fetchall(
+            f"SELECT user_id FROM turns WHERE event_id = ? AND {_KEY} AND state = 'started'",
+            (event_id, *key_params(key)),
+        )
+    )
+    if not rows:
+        return None
+    asker = str(rows[0][0])
+    if admin or asker == author_id:
+        await db.execute("UPDATE turns SET stop_by = ? WHERE event_id = ?", (by, event_id))
+    return asker
+
+
+async def stop_requests(db: aiosqlite.Connection, owner: str) -> list[tuple[str, str]]:
+    """(event id, who pressed Stop) of the started turns of `owner` marked to stop."""
+    rows = await db.execute_fetchall(
+        "SELECT event_id, stop_by FROM turns WHERE state = 'started' AND owner = ? AND stop_by IS NOT NULL",
+        (owner,),
+    )
+    return [(str(r[0]), str(r[1])) for r in rows]

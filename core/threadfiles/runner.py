@@ -75,11 +75,9 @@ class ThreadRunner:
             return result
 
     async def _load(self) -> None:
-        self._files = {f.name: data for f, data in await self._store.read_files(self._key)}
-        state = await self._store.load_state(self._key)
+        files, state = await self._store.load_workspace(self._key, self._clock())  # marks it used, too
+        self._files = {f.name: data for f, data in files}
         self._state = state.blob if state is not None else b""
-        if self._files or self._state:
-            await self._store.touch_workspace(self._key, self._clock())
 
     async def _keep(self, result: RunResult, files: dict[str, bytes]) -> RunResult:
         gone = [n for n in result.deleted_files if n in files]

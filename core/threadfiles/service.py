@@ -26,6 +26,7 @@ class TurnWorkspace:
     runner: ThreadRunner
     summary: str  # for the system prompt; "" when the workspace is empty
     attached: tuple[str, ...] = ()  # names the files of this message were stored under
+    history: tuple[str, ...] = ()  # the thread's newest stored history entries (codec JSON), oldest first
 
     def question(self, text: str) -> str:
         """Append the stored names of this message's files, so the history says what came with it."""
@@ -43,9 +44,15 @@ class ThreadWorkspaces:
         self._clock = clock
 
     async def prepare(
-        self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None, limits: EffectiveLimits
+        self,
+        incoming: Incoming,
+        sink: ReplySink,
+        fetcher: FileFetcher | None,
+        limits: EffectiveLimits,
+        history_limit: int,
     ) -> TurnWorkspace:
-        """Store this message's files (telling the thread what was refused), then describe the workspace."""
+        """Store this message's files (telling the thread what was refused), then read the thread's
+        history and describe its workspace, in one store call."""
         caps = ThreadCaps.of(limits)
 
         async def notify(text: str) -> None:
@@ -60,7 +67,7 @@ class ThreadWorkspaces:
         intake = await take_in(self._store, incoming.key, incoming.files, fetcher, caps, self._clock())
         for text in intake.notices:
             await notify(text)
-        files = await self._store.list_files(incoming.key)
-        state = await self._store.load_state(incoming.key, with_blob=False)
+        context = await self._store.thread_context(incoming.key, history_limit)
         runner = ThreadRunner(self._sandbox, self._store, incoming.key, caps, notify, self._clock)
-        return TurnWorkspace(runner, workspace_summary(files, state), intake.added)
+        summary = workspace_summary(context.files, context.state)
+        return TurnWorkspace(runner, summary, intake.added, context.messages)

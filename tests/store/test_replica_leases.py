@@ -1,8 +1,9 @@
-"""The store-backed workspace queue and thread locks between real processes on one database.
+"""The store-backed workspace queue between real processes on one database.
 
-A child process (another replica) takes a workspace slot or a thread's lock and holds it until told to
-let go, or until it is killed with SIGKILL; this process's StoreGate / StoreThreadLocks must wait for it
-in FIFO order, report positions, and take over once the holder lets go or its lease runs out.
+A child process (another replica) takes a workspace slot and holds it until told to let go, or until
+it is killed with SIGKILL; this process's StoreGate must wait for it in FIFO order, report positions,
+and take over once the holder lets go or its lease runs out. (Thread locks across processes are the
+turns' own: tests/store/test_turn_leases.py and tests/scale.)
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ import asyncio
 import contextlib
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from core.limits.store_gate import StoreGate
-from core.locks import StoreThreadLocks
 from core.store.base import Store
 from tests.store.backends import Backend
 from tests.store.processes import REPO
-from tests.store.records import KEY, WS
+from tests.store.records import WS
 
 # Short, so a killed holder's lease runs out soon, yet renewals (every LEASE / 3) have two seconds of
 # slack on a loaded machine before anyone could take a live holder's place.
@@ -32,12 +31,11 @@ TIMEOUT = 60.0  # generous: only a hang reaches it
 _HOLDER = """
 import asyncio, sys
 from core.limits.store_gate import StoreGate
-from core.locks import StoreThreadLocks
 from core.store.factory import make_store
-from tests.store.records import KEY, WS
+from tests.store.records import WS
 
 async def main():
-    target, what, lease = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    target, lease = sys.argv[1], float(sys.argv[2])
     store = make_store(target)
     await store.open()
     loop = asyncio.get_running_loop()
@@ -48,11 +46,7 @@ async def main():
         print(f"queued {position}", flush=True)
 
     try:
-        if what == "gate":
-            hold = StoreGate(store, lease_s=lease, poll_s=0.05).slot(WS, 1, queued)
-        else:
-            hold = StoreThreadLocks(store, lease_s=lease, poll_s=0.05).hold(KEY)
-        async with hold:
+        async with StoreGate(store, lease_s=lease, poll_s=0.05).slot(WS, 1, queued):
             print("holding", flush=True)
             await stdin.readline()  # "release", or EOF
         print("released", flush=True)
@@ -80,14 +74,13 @@ class Holder:
 
 
 @asynccontextmanager
-async def holder(backend: Backend, what: str) -> AsyncIterator[Holder]:
-    """Start a replica process that takes the slot (or lock); it is killed on the way out if still alive."""
+async def holder(backend: Backend) -> AsyncIterator[Holder]:
+    """Start a replica process that takes the slot; it is killed on the way out if still alive."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         _HOLDER,
         backend.target,
-        what,
         str(LEASE),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -136,7 +129,7 @@ async def _open(backend: Backend) -> Store:
 async def test_a_slot_held_by_another_replica_queues_this_one_until_it_is_released(backend: Backend) -> None:
     store = await _open(backend)
     try:
-        async with holder(backend, "gate") as other:
+        async with holder(backend) as other:
             await other.expect("holding")
             mine = Waiter(StoreGate(store, lease_s=LEASE, poll_s=POLL))
             await mine.position(1)
@@ -156,9 +149,9 @@ async def test_a_slot_held_by_another_replica_queues_this_one_until_it_is_releas
 async def test_the_queue_is_first_come_first_served_across_replicas(backend: Backend) -> None:
     store = await _open(backend)
     try:
-        async with holder(backend, "gate") as first:
+        async with holder(backend) as first:
             await first.expect("holding")
-            async with holder(backend, "gate") as second:
+            async with holder(backend) as second:
                 await second.expect("queued 1")  # the second replica queues behind the first
                 mine = Waiter(StoreGate(store, lease_s=LEASE, poll_s=POLL))
                 await mine.position(2)
@@ -180,7 +173,7 @@ async def test_the_queue_is_first_come_first_served_across_replicas(backend: Bac
 async def test_a_killed_replicas_slot_frees_when_its_lease_runs_out(backend: Backend) -> None:
     store = await _open(backend)
     try:
-        async with holder(backend, "gate") as other:
+        async with holder(backend) as other:
             await other.expect("holding")
             mine = Waiter(StoreGate(store, lease_s=LEASE, poll_s=POLL))
             await mine.position(1)
@@ -191,57 +184,3 @@ async def test_a_killed_replicas_slot_frees_when_its_lease_runs_out(backend: Bac
             await asyncio.wait_for(mine.task, TIMEOUT)
     finally:
         await store.close()
-
-
-async def test_a_thread_locked_by_another_replica_waits_until_it_is_released(backend: Backend) -> None:
-    store = await _open(backend)
-    locks = StoreThreadLocks(store, lease_s=LEASE, poll_s=POLL)
-    try:
-        async with holder(backend, "thread") as other:
-            await other.expect("holding")
-            attempt = asyncio.create_task(_hold_once(locks))
-            assert not await store.lock_thread(KEY, "probe", _now(), LEASE)  # still the other's
-            assert not attempt.done()
-
-            await other.release()
-            await asyncio.wait_for(attempt, TIMEOUT)
-        assert await store.lock_thread(KEY, "probe", _now(), LEASE)  # released after use
-    finally:
-        await store.close()
-
-
-async def test_a_killed_replicas_thread_lock_is_taken_over_after_its_lease(backend: Backend) -> None:
-    store = await _open(backend)
-    locks = StoreThreadLocks(store, lease_s=LEASE, poll_s=POLL)
-    try:
-        async with holder(backend, "thread") as other:
-            await other.expect("holding")
-            attempt = asyncio.create_task(_hold_once(locks))
-            other.proc.send_signal(signal.SIGKILL)
-            await other.proc.wait()
-            await asyncio.wait_for(attempt, TIMEOUT)
-    finally:
-        await store.close()
-
-
-async def test_a_held_lease_is_renewed_past_its_length(backend: Backend) -> None:
-    # Held for two and a half lease lengths: renewals keep the lock, so no other replica takes it.
-    store = await _open(backend)
-    locks = StoreThreadLocks(store, lease_s=2.0, poll_s=POLL)
-    try:
-        async with locks.hold(KEY):
-            for _ in range(10):
-                await asyncio.sleep(0.5)  # the passing of time is what this test is about
-                assert not await store.lock_thread(KEY, "intruder", _now(), 2.0)
-        assert await store.lock_thread(KEY, "intruder", _now(), 2.0)
-    finally:
-        await store.close()
-
-
-async def _hold_once(locks: StoreThreadLocks) -> None:
-    async with locks.hold(KEY):
-        pass
-
-
-def _now() -> float:
-    return time.time()

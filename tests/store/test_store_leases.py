@@ -58,12 +58,12 @@ async def test_a_thread_lock_has_one_owner_until_released_or_expired(
     assert await store.lock_thread(KEY, "a", 5.0, 10.0)  # the owner renews: now runs to 15
 
     assert not await second_store.lock_thread(KEY, "b", 14.9, 10.0)
-    await second_store.unlock_thread(KEY, "b")  # not b's: nothing happens
+    await second_store.release_thread(KEY, "b")  # not b's: nothing happens
     assert not await second_store.lock_thread(KEY, "b", 14.9, 10.0)
     assert await second_store.lock_thread(KEY, "b", 15.0, 10.0)  # a stopped renewing: expired
     assert not await store.lock_thread(KEY, "a", 16.0, 10.0)
 
-    await second_store.unlock_thread(KEY, "b")
+    await second_store.release_thread(KEY, "b")
     assert await store.lock_thread(KEY, "a", 16.0, 10.0)
 
 
