@@ -79,8 +79,9 @@ def _become(uid, gid, prctl, capset):
     from uid 0 to non-zero uids clears the permitted and effective sets, and capset clears the inheritable
     one. /proc/self/status must then show the uid everywhere and no capability in any set.
     """
-    for cap in range(64):  # past the kernel's last capability the call fails with EINVAL, harmlessly
-        prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+    cap = 0  # up to the kernel's last capability (then EINVAL); a failure earlier is caught below
+    while cap < 64 and prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+        cap += 1
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
