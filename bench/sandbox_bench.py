@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from sandbox import RunResult, Sandbox, SandboxConfig
 
 PRINT = "print(1)"
+# The same work, sent to a pre-imported slot (a dynamic-import word keeps it off the lean slot, lean.py)
+PRINT_HEAVY = "print(1)  # __import__"
 NUMPY = "import numpy; print(1)"
 BURST_RUNS, BURST_CAP = 100, 4
 BURST_CODE = "result = sum(i * i for i in range(100_000))"
@@ -58,9 +60,9 @@ async def sandboxed(sb: Sandbox, code: str, inside: list[float]) -> None:
 
 
 async def wait_ready(sb: Sandbox, timeout_s: float = 60.0) -> None:
-    """Wait until the warm pool holds a ready slot, so the next run really is warm."""
+    """Wait until the warm pool (and the lean slot, if any) holds a ready slot, so the next run is warm."""
     deadline = time.monotonic() + timeout_s
-    while sb.pool is None or sb.pool.ready < 1:
+    while sb.pool is None or sb.pool.ready < 1 or (sb.lean_pool is not None and sb.lean_pool.ready < 1):
         if time.monotonic() > deadline:
             raise RuntimeError("the warm pool never became ready")
         await asyncio.sleep(0.01)
@@ -71,7 +73,14 @@ Times = dict[str, list[float]]
 
 async def latency_rounds(cold: Sandbox, warm: Sandbox, rounds: int) -> tuple[Times, Times]:
     """Time every variant once per round, rotating the order; return caller waits and in-sandbox durations."""
-    inside: Times = {name: [] for name in ("cold print(1)", "cold numpy", "warm print(1)", "warm numpy")}
+    names_inside = (
+        "cold print(1)",
+        "cold numpy",
+        "warm print(1)",
+        "warm numpy",
+        "warm print(1) pre-imported",
+    )
+    inside: Times = {name: [] for name in names_inside}
     variants: dict[str, Callable[[], Awaitable[object]]] = {
         "bare python -c print(1)": lambda: bare_python(cold.cfg, PRINT),
         "bare python import numpy": lambda: bare_python(cold.cfg, NUMPY),
@@ -79,6 +88,9 @@ async def latency_rounds(cold: Sandbox, warm: Sandbox, rounds: int) -> tuple[Tim
         "cold sandbox import numpy": lambda: sandboxed(cold, NUMPY, inside["cold numpy"]),
         "warm sandbox print(1)": lambda: sandboxed(warm, PRINT, inside["warm print(1)"]),
         "warm sandbox import numpy": lambda: sandboxed(warm, NUMPY, inside["warm numpy"]),
+        "warm print(1) pre-imported": lambda: sandboxed(
+            warm, PRINT_HEAVY, inside["warm print(1) pre-imported"]
+        ),
     }
     names = list(variants)
     times: Times = {name: [] for name in names}
@@ -158,6 +170,10 @@ def report_latency(t: Times, inside: Times, rounds: int) -> None:
     cold_np = statistics.median(t["cold sandbox import numpy"])
     bare_np = statistics.median(t["bare python import numpy"])
     print(f"  (for reference: cold sandbox import numpy / bare import numpy {cold_np / bare_np:.2f}x)")
+    heavy = statistics.median(t["warm print(1) pre-imported"]) / statistics.median(
+        t["bare python -c print(1)"]
+    )
+    print(f"  (for reference: warm print(1) on a pre-imported slot / bare python {heavy:.3f}x)")
 
 
 def report_burst(total_ms: float, results: list[RunResult], waits: list[float]) -> None:

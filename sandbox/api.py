@@ -9,7 +9,19 @@ import os
 import shutil
 from pathlib import Path
 
-from sandbox import bootstrap, cgroups, command, hostfs, layers, locate, runner, seccomp, sockets, uidpool
+from sandbox import (
+    bootstrap,
+    cgroups,
+    command,
+    hostfs,
+    layers,
+    lean,
+    locate,
+    runner,
+    seccomp,
+    sockets,
+    uidpool,
+)
 from sandbox.config import SandboxConfig, check_limits
 from sandbox.execute import execute
 from sandbox.pool import Tracker, WarmPool
@@ -47,9 +59,8 @@ def resolve_env(cfg: SandboxConfig, weak: bool) -> runner.Env:
     )
     uids = _slot_uids(cfg) if ident.drop else ()
     # RLIMIT_NPROC counts every task of the real uid: other sandboxes, and the bot itself when it is not root.
-    nproc_base = runner.SANDBOX_TASKS * (cfg.pool_size + cfg.max_concurrent) + (
-        0 if ident.drop else _own_tasks()
-    )
+    slots = cfg.pool_size + lean.slots(cfg.pool_size, cfg.preimport) + cfg.max_concurrent
+    nproc_base = runner.SANDBOX_TASKS * slots + (0 if ident.drop else _own_tasks())
     if uids:
         # A per-slot uid holds one sandbox, so the cap is exact. Measured on 6.18: 2 of its 3 bwrap/python
         # tasks count toward the limit (per-user-namespace accounting); were all 3 counted, a run would
@@ -79,7 +90,7 @@ def _slot_uids(cfg: SandboxConfig) -> tuple[int, ...]:
         return ()
     taken = uidpool.conflicts(*span, uidpool.lock_dir())
     usable = tuple(u for u in range(span[0], span[1] + 1) if u not in taken)
-    need = cfg.pool_size + cfg.max_concurrent
+    need = cfg.pool_size + lean.slots(cfg.pool_size, cfg.preimport) + cfg.max_concurrent
     if len(usable) < need:
         log.warning(
             "CODEBOT_SANDBOX_UIDS=%s: only %d of the uids are unused (%d needed); runs share %s: %s",
@@ -139,6 +150,7 @@ class Sandbox:
         self._env: runner.Env | None = None
         self._tracker = Tracker()
         self._pool: WarmPool | None = None
+        self._lean: WarmPool | None = None  # slots with nothing pre-imported, for code that needs nothing
         self._uids: uidpool.UidPool | None = None
         self._sem = asyncio.Semaphore(cfg.max_concurrent)
 
@@ -166,6 +178,11 @@ class Sandbox:
         """The warm pool, None when pool_size is 0 (for doctor and tests)."""
         return self._pool
 
+    @property
+    def lean_pool(self) -> WarmPool | None:
+        """The lean warm slot (sandbox/lean.py), None without pre-imports or a pool (for tests, the bench)."""
+        return self._lean
+
     async def __aenter__(self) -> Sandbox:
         self._env = await self._start_env()
         if self.cfg.pool_size > 0:
@@ -173,11 +190,18 @@ class Sandbox:
                 self._spawn_warm, self._destroy, self._tracker, self.cfg.pool_size, self.cfg.pool_max_age_s
             )
             self._pool.start()
+        if lean.slots(self.cfg.pool_size, self.cfg.preimport):
+            size = lean.slots(self.cfg.pool_size, self.cfg.preimport)
+            self._lean = WarmPool(
+                self._spawn_lean, self._destroy, self._tracker, size, self.cfg.pool_max_age_s
+            )
+            self._lean.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            await self._pool.close()
+        for pool in (self._pool, self._lean):
+            if pool is not None:
+                await pool.close()
         await self._tracker.drain()
         self._env = None
 
@@ -214,6 +238,10 @@ class Sandbox:
         # _pickle: a workspace run saves its state with it (3 ms to import, already there with pandas)
         preimport = ",".join((*self.cfg.preimport, "_pickle"))
         return await self._spawn(self._env, preimport, self.cfg.default_limits, False)
+
+    async def _spawn_lean(self) -> runner.Slot:
+        assert self._env is not None
+        return await self._spawn(self._env, "", self.cfg.default_limits, False)
 
     async def _spawn(self, env: runner.Env, preimport: str, limits: RunLimits, cold: bool) -> runner.Slot:
         """Start a slot under a uid of its own (when there is a uid pool)."""
@@ -261,8 +289,16 @@ class Sandbox:
         if prep is not None and prep.error is not None:
             return refused_workspace(prep, env.isolation, dict(env.layers))
         async with self._sem:
-            slot = self._pool.take(lambda s: _fits(s, limits)) if self._pool else None
-            return await self._run_in(env, slot, code, limits, prep)
+            return await self._run_in(env, self._take(code, limits, prep is None), code, limits, prep)
+
+    def _take(self, code: str, limits: RunLimits, plain: bool) -> runner.Slot | None:
+        """Return a warm slot that fits: the lean one for code needing no pre-import, else a heavy one."""
+        slot = None
+        if plain and self._lean is not None and lean.is_lean(code):  # a workspace's state may need numpy
+            slot = self._lean.take(lambda s: _fits(s, limits))
+        if slot is None and self._pool is not None:
+            slot = self._pool.take(lambda s: _fits(s, limits))
+        return slot
 
     async def _run_in(
         self,
@@ -282,8 +318,9 @@ class Sandbox:
             # and directory removal) is off the reply path, tracked, and awaited by __aexit__.
             runner.kill(slot.proc)
             self._tracker.start(self._destroy(slot))
-            if self._pool is not None:
-                self._pool.wake()
+            for pool in (self._pool, self._lean):
+                if pool is not None:
+                    pool.wake()
 
 
 def _fits(slot: runner.Slot, limits: RunLimits) -> bool:

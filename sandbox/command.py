@@ -58,18 +58,24 @@ def interpreter_binds(python: Path) -> tuple[str, ...]:
 
 
 def python_args(
-    layout: Layout, site: str, preimport: str, report_fd: int, code_fd: int | None = None
+    layout: Layout,
+    site: str,
+    preimport: str,
+    report_fd: int,
+    code_fd: int | None = None,
+    switch: tuple[int, int] | None = None,
 ) -> list[str]:
     """Return the supervisor's argv: isolated mode, no site, no bytecode writes, unbuffered.
 
     With `code_fd` (a memfd holding layout.supervisor_code) the interpreter loads the precompiled
-    supervisor instead of compiling its source.
+    supervisor instead of compiling its source. With `switch` (uid, gid) the supervisor starts as root and
+    switches to them itself before anything else (see bwrap_argv).
     """
     text = layout.supervisor
     if code_fd is not None and layout.supervisor_code is not None:
         text = bootstrap.loader(code_fd, len(layout.supervisor_code))
-    args = [str(layout.python), "-I", "-S", "-B", "-u", "-c", text, site, preimport]
-    return [*args, str(report_fd)]
+    args = [str(layout.python), "-I", "-S", "-B", "-u", "-c", text, site, preimport, str(report_fd)]
+    return args if switch is None else [*args, str(switch[0]), str(switch[1])]
 
 
 def bwrap_argv(
@@ -79,18 +85,51 @@ def bwrap_argv(
     report_fd: int,
     seccomp_fd: int | None = None,
     code_fd: int | None = None,
+    switch: tuple[int, int] | None = None,
 ) -> list[str]:
-    """Return the full bwrap command line; it holds no secret (it is visible in /proc/1/cmdline)."""
+    """Return the full bwrap command line; it holds no secret (it is visible in /proc/1/cmdline).
+
+    `switch` (uid, gid): bwrap runs as root and the supervisor drops to that host uid itself, instead of
+    bwrap being started through setpriv as that uid (an exec less: 1-2 ms of every cold start). There is
+    then no user namespace (it would map the sandbox to root); the seccomp filter, which the caller must
+    pass, refuses every new namespace, as --disable-userns does otherwise.
+    """
     assert layout.bwrap is not None
+    assert switch is None or seccomp_fd is not None, "without the filter the code could make a user ns"
     env = {**_CODE_ENV, "HOME": "/tmp", "MPLCONFIGDIR": MPL_INSIDE}
     # --as-pid-1: the supervisor itself is the namespace's init (no bwrap reaper inside), so the code can
     # neither signal it nor outlive it; when it exits the kernel kills whatever is left.
-    argv = [str(layout.bwrap), "--as-pid-1", "--unshare-user", "--uid", str(layout.uid_inside)]
-    argv += ["--gid", str(layout.uid_inside), "--unshare-net", "--unshare-pid", "--unshare-ipc"]
-    argv += ["--unshare-uts", "--unshare-cgroup-try", "--disable-userns", "--cap-drop", "ALL"]
+    argv = [str(layout.bwrap), "--as-pid-1", *_identity_args(layout, switch), "--unshare-net"]
+    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     argv += ["--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
     for key, value in env.items():
         argv += ["--setenv", key, value]
+    argv += _mount_args(layout, limits, () if switch is None else ("--perms", "1777"))
+    if seccomp_fd is not None:
+        argv += ["--add-seccomp-fd", str(seccomp_fd)]
+    return argv + python_args(layout, str(layout.site_dir), preimport, report_fd, code_fd, switch)
+
+
+def _identity_args(layout: Layout, switch: tuple[int, int] | None) -> list[str]:
+    if switch is None:  # started as the sandbox uid: a user namespace maps it to uid_inside
+        uid = str(layout.uid_inside)
+        return ["--unshare-user", "--uid", uid, "--gid", uid, "--disable-userns", "--cap-drop", "ALL"]
+    # Started as root: the supervisor needs these three to drop the bounding set and switch uid, and loses
+    # them (and every other) on the switch; it checks that none is left before it goes on.
+    keep = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+    return ["--cap-drop", "ALL", *(arg for cap in keep for arg in ("--cap-add", cap))]
+
+
+def _mount_args(layout: Layout, limits: RunLimits, perms: tuple[str, ...]) -> list[str]:
+    """Return the filesystem: read-only binds, private tmpfs mounts, masked sockets.
+
+    `perms` go before each directory the code writes: made by root (see bwrap_argv), they must be
+    world-writable for the sandbox uid (nothing else runs in the sandbox).
+    """
+    argv: list[str] = []
+    if perms:  # bwrap makes a bind's missing parents 0700, which only its owner (root here) could cross
+        for parent in _parents((*layout.ro_binds, "/etc/fonts", str(layout.site_dir))):
+            argv += ["--perms", "0755", "--dir", parent]
     for tree in layout.ro_binds:
         argv += ["--ro-bind", tree, tree]
     for link, target in (
@@ -101,24 +140,28 @@ def bwrap_argv(
     ):
         argv += ["--symlink", target, link]
     argv += ["--ro-bind-try", "/etc/fonts", "/etc/fonts"]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_mb * MiB), "--tmpfs", "/tmp"]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += [*perms, "--size", str(limits.tmp_mb * MiB), "--tmpfs", "/tmp"]
     # multiprocessing needs a writable /dev/shm; the rest of /dev is made read-only below
-    argv += ["--size", str(SHM_MB * MiB), "--tmpfs", "/dev/shm"]
-    argv += ["--dir", MPL_INSIDE]
+    argv += [*perms, "--size", str(SHM_MB * MiB), "--tmpfs", "/dev/shm"]
+    argv += [*perms, "--dir", MPL_INSIDE]
     # Same path inside as outside, so the font cache built by setup stays valid in the sandbox.
     argv += ["--ro-bind", str(layout.site_dir), str(layout.site_dir)]
     if layout.fontlist is not None:
         argv += ["--ro-bind", str(layout.fontlist), f"{MPL_INSIDE}/{layout.fontlist.name}"]
     # The working directory is a size-limited tmpfs inside the sandbox (works without root): a run cannot
     # fill the host's disk, and its files come out through the supervisor's report.
-    argv += ["--size", str(limits.output_dir_mb * MiB), "--tmpfs", OUT_INSIDE, "--chdir", OUT_INSIDE]
+    argv += [*perms, "--size", str(limits.output_dir_mb * MiB), "--tmpfs", OUT_INSIDE, "--chdir", OUT_INSIDE]
     for path in layout.masked:  # connect() to /dev/null: ECONNREFUSED
         if os.path.lexists(path):  # one removed since the scan would make bwrap fail to start
             argv += ["--ro-bind", "/dev/null", path]
-    argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
-    if seccomp_fd is not None:
-        argv += ["--add-seccomp-fd", str(seccomp_fd)]
-    return argv + python_args(layout, str(layout.site_dir), preimport, report_fd, code_fd)
+    return [*argv, "--remount-ro", "/dev", "--remount-ro", "/"]
+
+
+def _parents(paths: tuple[str, ...]) -> list[str]:
+    """Return every proper ancestor of paths but /, each once, parents before children."""
+    found = {str(parent) for path in paths for parent in Path(path).parents if str(parent) != "/"}
+    return sorted(found, key=lambda p: (p.count("/"), p))
 
 
 def weak_argv(layout: Layout, preimport: str, report_fd: int, code_fd: int | None = None) -> list[str]:

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from sandbox import cgroups, cpuwatch, uidpool
+from sandbox import cgroups, cpuwatch, lean, uidpool
 from sandbox.config import SandboxConfig
 
 
@@ -66,7 +66,7 @@ def _uid_check(cfg: SandboxConfig) -> DoctorCheck:
         )
     taken = uidpool.conflicts(*span, uidpool.LOCK_DIR if uidpool.LOCK_DIR.is_dir() else None)
     free = span[1] - span[0] + 1 - len(taken)
-    need = cfg.pool_size + cfg.max_concurrent
+    need = cfg.pool_size + lean.slots(cfg.pool_size, cfg.preimport) + cfg.max_concurrent
     named = "; ".join(f"uid {u}: {why}" for u, why in sorted(taken.items())[:5])
     if free < need:
         detail = f"WEAKER: {cfg.sandbox_uids} has {free} unused uids, {need} needed: runs fall back to "

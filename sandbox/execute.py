@@ -79,8 +79,9 @@ async def _supervise(
                 stop = "cpu"  # the run's processes together used up their CPU time: stop them all now
                 runner.kill(proc)
             elif not reading.done() and not cap.overflow.is_set():
-                # the sandbox exited without finishing its report: read what is left of it
-                await asyncio.wait({reading, overflow}, return_when=asyncio.FIRST_COMPLETED)
+                # the sandbox exited without finishing its report: read what is left of it (bounded: a
+                # supervisor that switched uid outlives a bwrap killed by someone else until destroy)
+                await asyncio.wait({reading, overflow}, timeout=DRAIN_S, return_when=asyncio.FIRST_COMPLETED)
             # At the report's end every process of the code is dead: what is in the pipes is all there is.
             await slot.output.drain()
         if cap.overflow.is_set():

@@ -38,6 +38,7 @@ class Env:
     cpu_quota: float = 1.0  # CPUs one run may use at once (CFS quota) where the cpu controller exists
     layers: Mapping[str, str | bool] = field(default_factory=dict)  # what every run gets (layers.py)
     uids: tuple[int, ...] = ()  # the per-slot uid range (root mode), empty = every run uses ident
+    drop_inside: bool = True  # root with a filter: the supervisor drops uid (False: setpriv, user ns)
 
 
 @dataclass(frozen=True)
@@ -197,22 +198,9 @@ async def _exec(
     report_r, report_w = os.pipe()  # only bwrap and the supervisor hold the write end
     (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
     try:
-        cwd: str | Path
-        if layout.bwrap is not None:
-            argv = command.bwrap_argv(layout, limits, preimport, report_w, seccomp_fd, code_fd)
-            proc_env, cwd = command.BWRAP_ENV, "/"
-        else:
-            assert run_dir is not None
-            argv = command.weak_argv(layout, preimport, report_w, code_fd)
-            proc_env, cwd = command.weak_env(run_dir), run_dir.out
-        user = None
-        if ident.drop and env.setpriv is not None:
-            # setpriv switches uid; the bot itself then spawns with vfork (Popen's user= forces a full
-            # fork, which costs ~12 ms for a 200 MB bot).
-            ids = [f"--reuid={ident.uid}", f"--regid={ident.gid}", "--clear-groups"]
-            argv = [str(env.setpriv), *ids, *argv]
-        elif ident.drop:  # done in C between fork and exec: no Python runs in the child
-            user = (ident.uid, ident.gid)
+        argv, proc_env, cwd, user = _command(
+            env, ident, run_dir, limits, preimport, report_w, seccomp_fd, code_fd
+        )
         passed = tuple(fd for fd in (report_w, seccomp_fd, code_fd) if fd is not None)
         proc = process.start(
             argv, stdout=out_w, stderr=err_w, env=proc_env, cwd=cwd, pass_fds=passed, user=user
@@ -237,6 +225,42 @@ async def _exec(
         output.close()
         kill(proc)
         raise
+
+
+def _command(
+    env: Env,
+    ident: Identity,
+    run_dir: hostfs.RunDir | None,
+    limits: RunLimits,
+    preimport: str,
+    report_w: int,
+    seccomp_fd: int | None,
+    code_fd: int | None,
+) -> tuple[list[str], Mapping[str, str], str | Path, tuple[int, int] | None]:
+    """Return the argv, environment, working directory and (uid, gid) to start, for the host's identity."""
+    layout, user = env.layout, None
+    cwd: str | Path
+    if env.drop_inside and layout.bwrap is not None and ident.drop and seccomp_fd is not None:
+        # bwrap runs as root and the supervisor switches to the uid itself: no setpriv exec (1-2 ms), and
+        # the bot still spawns with vfork; the filter stands in for the user namespace's --disable-userns.
+        switch = (ident.uid, ident.gid)
+        argv = command.bwrap_argv(layout, limits, preimport, report_w, seccomp_fd, code_fd, switch)
+        return argv, command.BWRAP_ENV, "/", None
+    if layout.bwrap is not None:
+        argv = command.bwrap_argv(layout, limits, preimport, report_w, seccomp_fd, code_fd)
+        proc_env, cwd = command.BWRAP_ENV, "/"
+    else:
+        assert run_dir is not None
+        argv = command.weak_argv(layout, preimport, report_w, code_fd)
+        proc_env, cwd = command.weak_env(run_dir), run_dir.out
+    if ident.drop and env.setpriv is not None:
+        # setpriv switches uid; the bot itself then spawns with vfork (Popen's user= forces a full fork,
+        # which costs ~12 ms for a 200 MB bot).
+        ids = [f"--reuid={ident.uid}", f"--regid={ident.gid}", "--clear-groups"]
+        argv = [str(env.setpriv), *ids, *argv]
+    elif ident.drop:  # done in C between fork and exec: no Python runs in the child
+        user = (ident.uid, ident.gid)
+    return argv, proc_env, cwd, user
 
 
 async def _report_reader(fd: int) -> ReportPipe:
@@ -295,7 +319,8 @@ def kill(proc: process.Process) -> None:
     """SIGKILL the sandbox's process group; the kernel takes down the rest of the tree."""
     # The outer bwrap dies; --die-with-parent then kills the sandbox's pid 1, and with it the whole pid
     # namespace, double-forked daemons included. The process group too: it takes whatever else the outer
-    # process started in its session (weak mode has no pid namespace to do it).
+    # process started in its session (weak mode has no pid namespace to do it). A pid 1 that switched uid
+    # (root mode) is out of bwrap's reach: it ends when destroy() closes the report pipe (supervisor.py).
     if proc.returncode is not None:
         return
     for send in (os.killpg, os.kill):
@@ -318,7 +343,8 @@ async def destroy(slot: Slot) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(5.0):
             await slot.proc.wait()
-    slot.report.close()
+    slot.proc.stdin.close()  # a slot destroyed unused still held it
+    slot.report.close()  # a supervisor that outlived bwrap (root mode) sees this and ends the sandbox
     slot.output.close()
     if slot.run_dir is not None or slot.cgroup is not None:
         await asyncio.to_thread(_teardown, slot.run_dir, slot.cgroup)

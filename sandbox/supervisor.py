@@ -5,9 +5,10 @@ non-dumpable, so /proc/1/mem, /proc/1/fd and /proc/1/environ give the code nothi
 of the report fd inside the sandbox; no secret or nonce is involved at all.
 
 Protocol:
-1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD. The host puts the source of
-   sandbox/workspace_box.py in front of this file as a string, compiled on first use (warm slots: before
-   READY).
+1. argv: SITE_DIR PREIMPORT (comma-separated modules, may be empty) REPORT_FD [UID GID]. With UID GID it
+   was started as root and switches to them before anything else (see _become). The host puts the source
+   of sandbox/workspace_box.py in front of this file as a string, compiled on first use (warm slots:
+   before READY).
 2. It imports PREIMPORT (failures ignored) and forks the child that will run the code, then writes
    b"READY\\n" on REPORT_FD. The child closes the report fd (and the supervisor's other fds) at once.
 3. The child reads one header line (space-separated integers: its rlimits and the file caps) from stdin,
@@ -51,9 +52,12 @@ CHILD_REPORT_MAX = 256 * 1024  # keep the tail: code may write junk into its pri
 BASELINE_MAX = 1 << 20  # the baseline of at most 1000 placed files
 USER_FILENAME = "<code>"
 _PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_CAP_VERSION_3 = 0x20080522  # _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set
 
 
-def _prctl():
+def _libc(*names):
+    """Return libc functions taking ints or bytes (as pointers) and returning an int."""
     import _ctypes  # the C module only: the ctypes package costs ~4 ms, this ~0.8 ms
 
     class _Int(_ctypes._SimpleCData):
@@ -63,7 +67,33 @@ def _prctl():
         _flags_ = _ctypes.FUNCFLAG_CDECL
         _restype_ = _Int
 
-    return _Fn(_ctypes.dlsym(_ctypes.dlopen(None), "prctl"))  # type: ignore[arg-type]
+    libc = _ctypes.dlopen(None)  # type: ignore[arg-type]
+    return [_Fn(_ctypes.dlsym(libc, name)) for name in names]
+
+
+def _become(uid, gid, prctl, capset):
+    """Root mode: drop from root to the slot's host uid, before anything else runs; exit if any power is left.
+
+    bwrap started this process as root with CAP_SETUID, CAP_SETGID and CAP_SETPCAP only (and no user
+    namespace). The bounding set goes first (that needs CAP_SETPCAP), then the groups and ids: the switch
+    from uid 0 to non-zero uids clears the permitted and effective sets, and capset clears the inheritable
+    one. /proc/self/status must then show the uid everywhere and no capability in any set.
+    """
+    cap = 0  # up to the kernel's last capability (then EINVAL); a failure earlier is caught below
+    while cap < 64 and prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:
+        cap += 1
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    capset(_CAP_VERSION_3.to_bytes(4, "little") + bytes(4), bytes(24))  # all three sets empty
+    with open("/proc/self/status", "rb") as f:
+        status = dict(line.split(b":", 1) for line in f.read().splitlines() if b":" in line)
+    ids = b"%d\t%d\t%d\t%d" % ((uid,) * 4), b"%d\t%d\t%d\t%d" % ((gid,) * 4)
+    caps = [status.get(b"Cap" + k, b"?").strip() for k in (b"Inh", b"Prm", b"Eff", b"Bnd", b"Amb")]
+    same = (status.get(b"Uid", b"").strip(), status.get(b"Gid", b"").strip()) == ids
+    if not same or status.get(b"Groups", b"?").strip() or any(c != b"0" * 16 for c in caps):
+        os.write(2, b"sandbox supervisor: the switch to the sandbox uid left privileges\n")
+        os._exit(70)
 
 
 def _preimport(modules):
@@ -244,29 +274,68 @@ def _child(report_fd, pipe_r, pipe_w, wake_fds, prctl):
         os._exit(70)
 
 
-def _read_line(fd, limit=128):
+def _read_line(fd, report_fd, limit=128):
     """Read one short line byte by byte (nothing past it); b"" if the child died first."""
     line = b""
     while not line.endswith(b"\n") and len(line) < limit:
-        chunk = os.read(fd, 1)
+        chunk = _read_some(fd, 1, report_fd)
         if not chunk:
             return b""
         line += chunk
     return line
 
 
-def _wait_child(pid, pipe_r, wake_r, cap=CHILD_REPORT_MAX):
+def _read_some(fd, most, report_fd):
+    """Read from the child's (non-blocking) pipe, waiting while it is empty unless the host is gone."""
+    while True:
+        try:
+            return os.read(fd, most)
+        except BlockingIOError:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(report_fd, 0)  # POLLERR once the host's read end is closed
+            if any(got == report_fd for got, _ in poller.poll()):
+                _host_gone()
+
+
+def _host_gone():
+    """The host closed its end of the report pipe (it died, or gave the sandbox up): end everything.
+
+    bwrap's --die-with-parent cannot do it once this process switched uid (the signal would come from a
+    root bwrap without capabilities, which may not signal another uid), so the supervisor watches the
+    host itself. As pid 1 its exit ends every process of the namespace; weak mode kills the child's group.
+    """
+    if os.getpid() != 1 and _CHILD:
+        try:  # noqa: SIM105
+            os.killpg(_CHILD[0], 9)
+        except OSError:
+            pass
+    os._exit(70)
+
+
+_CHILD: list = []  # the code's process, once forked
+
+
+def _wait_child(pid, pipe_r, wake_r, report_fd, cap=CHILD_REPORT_MAX):
     """Read the child's pipe until the child exits (reaping orphans as they die); return (status, tail)."""
     poller = select.poll()
     poller.register(pipe_r, select.POLLIN)
     poller.register(wake_r, select.POLLIN)  # a byte per SIGCHLD
+    poller.register(report_fd, 0)  # POLLERR: the host is gone
     tail, status = bytearray(), None
     while status is None:
         for fd, _ in poller.poll():
             if fd == wake_r:
                 os.read(wake_r, 4096)
-            elif not _read_into(pipe_r, tail, cap):
-                poller.unregister(pipe_r)
+            elif fd == report_fd:
+                _host_gone()
+            else:
+                try:
+                    more = _read_into(pipe_r, tail, cap)
+                except BlockingIOError:  # woken, but another wake-up took the data first
+                    continue
+                if not more:
+                    poller.unregister(pipe_r)
         status = _reap(pid)
     return status, tail
 
@@ -359,12 +428,12 @@ def _collect(out, max_files, max_file_bytes, max_total, baseline=None):
     os.close(dir_fd)
 
 
-def _read_baseline(fd, caps):
+def _read_baseline(fd, caps, report_fd):
     """Read the baseline of placed files that follows a workspace run's C line (None: no workspace)."""
     if len(caps) != 7 or not (caps[4].isdigit() and caps[5].isdigit()) or int(caps[5]) > BASELINE_MAX:
         return None
     want, data = int(caps[5]), b""
-    while len(data) < want and (chunk := os.read(fd, want - len(data))):
+    while len(data) < want and (chunk := _read_some(fd, want - len(data), report_fd)):
         data += chunk
     return data
 
@@ -437,7 +506,9 @@ def _read_regular(dir_fd, name, flags, cap):
 def main():
     """Pre-import, fork the child that will run the code, report READY, then report on the run."""
     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # only the host may stop pid 1
-    prctl = _prctl()
+    prctl, capset = _libc("prctl", "capset")
+    if len(sys.argv) > 5:  # started as root (sandbox/command.py bwrap_argv): first of all, stop being it
+        _become(int(sys.argv[4]), int(sys.argv[5]), prctl, capset)
     if prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         os.write(2, b"sandbox supervisor: prctl(PR_SET_DUMPABLE) failed\n")
         os._exit(70)
@@ -454,18 +525,19 @@ def main():
     pid = os.fork()  # before READY: the page-table copy is off the run's path
     if pid == 0:
         _child(report_fd, pipe_r, pipe_w, (wake_r, wake_w), prctl)
+    _CHILD.append(pid)
     os.close(pipe_w)
     os.close(0)  # stdin (the header and the code) is the child's alone
+    os.set_blocking(pipe_r, False)  # every wait on it also watches for the host's end (_read_some)
     _write_all(report_fd, b"READY\n")
-    caps = _read_line(pipe_r).split()  # written before any user code runs
-    baseline = _read_baseline(pipe_r, caps)
+    caps = _read_line(pipe_r, report_fd).split()  # written before any user code runs
+    baseline = _read_baseline(pipe_r, caps, report_fd)
     # the child restores the state before the code; if it never says so, the state ended it
-    cleared = baseline is not None and caps[6] == b"1" and _read_line(pipe_r) != b"P\n"
+    cleared = baseline is not None and caps[6] == b"1" and _read_line(pipe_r, report_fd) != b"P\n"
     # a workspace run's tail also holds its state, and two base64 lists of names
     tail_cap = CHILD_REPORT_MAX + (0 if baseline is None else int(caps[4]) + CHILD_REPORT_MAX)
-    status, tail = _wait_child(pid, pipe_r, wake_r, tail_cap)
+    status, tail = _wait_child(pid, pipe_r, wake_r, report_fd, tail_cap)
     _kill_rest(pid)
-    os.set_blocking(pipe_r, False)
     for _ in range(64):  # bounded: in weak mode an escaped process may still write
         try:
             if not _read_into(pipe_r, tail, tail_cap):
