@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.wiring import open_core, sandbox_config
+from bot.wiring import open_core
 from core.readiness import Ops
 from core.settings import Settings
 from core.types import Author, Incoming, ThreadKey
@@ -35,9 +35,9 @@ def store_calls(ops: Ops) -> Counter[str]:
 async def test_an_uncontended_turn_that_runs_code_makes_one_call_per_need(tmp_path: Path) -> None:
     ops = Ops()
     async with FakeOpenAI() as fake, postgres_schema(postgres_dsn()) as dsn:
-        environ = stack_environ(tmp_path, fake.base_url, CODEBOT_DB=dsn)
+        environ = stack_environ(tmp_path, fake.base_url, CODEBOT_DB=dsn, CODEBOT_SANDBOX_POOL_SIZE="0")
         settings = Settings(_env_file=None, **environ)  # type: ignore[call-arg]
-        async with open_core(settings, environ, sandbox_config(environ, pool_size=0), ops=ops) as core:
+        async with open_core(settings, ops=ops) as core:
             fake.enqueue_tool_call("n = 6 * 7\nprint(n)")
             fake.enqueue_text("It is 42.")
             before = store_calls(ops)
