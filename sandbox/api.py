@@ -17,6 +17,7 @@ from sandbox import (
     layers,
     lean,
     locate,
+    parked,
     runner,
     seccomp,
     sockets,
@@ -152,6 +153,9 @@ class Sandbox:
         self._pool: WarmPool | None = None
         self._lean: WarmPool | None = None  # slots with nothing pre-imported, for code that needs nothing
         self._uids: uidpool.UidPool | None = None
+        self._parked: parked.Parked | None = None  # the next cold start's bwrap, waiting (parked.py)
+        self._parking = False
+        self._closing = False
         self._sem = asyncio.Semaphore(cfg.max_concurrent)
 
     @property
@@ -185,6 +189,8 @@ class Sandbox:
 
     async def __aenter__(self) -> Sandbox:
         self._env = await self._start_env()
+        self._closing = False
+        self._park_next()
         if self.cfg.pool_size > 0:
             self._pool = WarmPool(
                 self._spawn_warm, self._destroy, self._tracker, self.cfg.pool_size, self.cfg.pool_max_age_s
@@ -199,9 +205,13 @@ class Sandbox:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
         for pool in (self._pool, self._lean):
             if pool is not None:
                 await pool.close()
+        if self._parked is not None:
+            waiting, self._parked = self._parked, None
+            await self._discard(waiting)
         await self._tracker.drain()
         self._env = None
 
@@ -258,6 +268,54 @@ class Sandbox:
                 self._tracker.start(self._uids.release(uid))
             raise
 
+    def _park_next(self) -> None:
+        """Park the next cold start's bwrap in the background, where that is possible and has a spare uid."""
+        env = self._env
+        if (
+            env is None
+            or self._closing
+            or self._parking
+            or self._parked is not None
+            or not parked.parkable(env)
+        ):
+            return
+        if self._uids is not None and self._uids.free <= self.cfg.max_concurrent:
+            return  # the uid it would hold may be needed by the runs (and the warm slots)
+        self._parking = True
+        self._tracker.start(self._park(env))
+
+    async def _park(self, env: runner.Env) -> None:
+        uid = None
+        try:
+            uid = await self._uids.acquire() if self._uids is not None else None
+            waiting = await parked.park(env, self.cfg.default_limits, uid)
+        except Exception as exc:  # cold starts then spawn as before
+            log.debug("could not park a bwrap: %s", exc)
+            if uid is not None and self._uids is not None:
+                await self._uids.release(uid)
+            return
+        finally:
+            self._parking = False
+        if self._closing or self._parked is not None:
+            await self._discard(waiting)
+        else:
+            self._parked = waiting
+
+    async def _discard(self, waiting: parked.Parked) -> None:
+        waiting.close_options()
+        await self._destroy(waiting.slot)
+
+    async def _cold(self, env: runner.Env, limits: RunLimits) -> runner.Slot:
+        """Start a cold run's sandbox: from the parked bwrap if there is one, else spawned now."""
+        waiting, self._parked = self._parked, None
+        if waiting is not None:
+            try:
+                return await parked.unpark(env, waiting, limits)
+            except Exception as exc:
+                log.warning("the parked sandbox failed to start, starting another: %s", exc)
+                self._tracker.start(self._destroy(waiting.slot))
+        return await self._spawn(env, "", limits, True)
+
     async def _destroy(self, slot: runner.Slot) -> None:
         """Destroy a slot, then give its uid back (reused only once its processes are all gone)."""
         gone = False
@@ -309,7 +367,7 @@ class Sandbox:
         prep: Prepared | None = None,
     ) -> RunResult:
         if slot is None:  # cold start: a plain interpreter, no pre-imports
-            slot = await self._spawn(env, "", limits, True)
+            slot = await self._cold(env, limits)
         try:
             result = await execute(env, slot, code, limits, prep)
             return dataclasses.replace(result, layers=dict(env.layers))
@@ -321,6 +379,7 @@ class Sandbox:
             for pool in (self._pool, self._lean):
                 if pool is not None:
                     pool.wake()
+            self._park_next()  # after the run: parking never competes with a start
 
 
 def _fits(slot: runner.Slot, limits: RunLimits) -> bool:

@@ -155,7 +155,9 @@ async def test_a_bwrap_killed_by_anyone_takes_the_switched_supervisor_with_it(cf
                 await asyncio.sleep(0.02)
                 tree = await asyncio.to_thread(lambda: kit.descendants(kit.process_table()))
                 pythons = [pid for pid, row in tree.items() if row[3].startswith("python")]
-                bwraps = [pid for pid, row in tree.items() if row[3] == "bwrap"]
+                # the run's bwrap, the supervisor's parent (not a bwrap parked for the next run)
+                parents = {row[0] for row in tree.values() if row[3].startswith("python")}
+                bwraps = [pid for pid, row in tree.items() if row[3] == "bwrap" and pid in parents]
                 if len(pythons) >= 2 and bwraps:  # the supervisor and the code's process
                     outer = bwraps[0]
                     break
