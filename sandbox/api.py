@@ -183,6 +183,11 @@ class Sandbox:
         return self._pool
 
     @property
+    def parked_bwrap(self) -> parked.Parked | None:
+        """The bwrap parked for the next cold run (sandbox/parked.py), if one is waiting (for tests)."""
+        return self._parked
+
+    @property
     def lean_pool(self) -> WarmPool | None:
         """The lean warm slot (sandbox/lean.py), None without pre-imports or a pool (for tests, the bench)."""
         return self._lean

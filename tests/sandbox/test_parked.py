@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the cold path parks b
 
 
 def _waiting(sb: Sandbox) -> parked.Parked | None:
-    return sb._parked
+    return sb.parked_bwrap
 
 
 async def _parked_now(sb: Sandbox) -> parked.Parked:
