@@ -24,7 +24,7 @@ from sandbox import (
     uidpool,
 )
 from sandbox.config import SandboxConfig, check_limits
-from sandbox.execute import execute
+from sandbox.execute import execute, plain_payload
 from sandbox.pool import Tracker, WarmPool
 from sandbox.types import RunLimits, RunResult, RunWorkspace, SandboxUnavailable
 from sandbox.workspace import Prepared, supervisor_source
@@ -310,16 +310,23 @@ class Sandbox:
         waiting.close_options()
         await self._destroy(waiting.slot)
 
-    async def _cold(self, env: runner.Env, limits: RunLimits) -> runner.Slot:
-        """Start a cold run's sandbox: from the parked bwrap if there is one, else spawned now."""
+    async def _cold(self, env: runner.Env, limits: RunLimits, code: str | None) -> tuple[runner.Slot, bool]:
+        """Start a cold run's sandbox: from the parked bwrap if there is one, else spawned now.
+
+        `code` (a run without a workspace) goes in with a parked start when it is small; the second value
+        says whether it did.
+        """
         waiting, self._parked = self._parked, None
         if waiting is not None:
+            payload = plain_payload(env, code, limits) if code is not None else ()
+            if sum(map(len, payload)) > parked.EARLY_PAYLOAD:
+                payload = ()
             try:
-                return await parked.unpark(env, waiting, limits)
+                return await parked.unpark(env, waiting, limits, payload), bool(payload)
             except Exception as exc:
                 log.warning("the parked sandbox failed to start, starting another: %s", exc)
                 self._tracker.start(self._destroy(waiting.slot))
-        return await self._spawn(env, "", limits, True)
+        return await self._spawn(env, "", limits, True), False
 
     async def _destroy(self, slot: runner.Slot) -> None:
         """Destroy a slot, then give its uid back (reused only once its processes are all gone)."""
@@ -371,10 +378,11 @@ class Sandbox:
         limits: RunLimits,
         prep: Prepared | None = None,
     ) -> RunResult:
+        sent = False
         if slot is None:  # cold start: a plain interpreter, no pre-imports
-            slot = await self._cold(env, limits)
+            slot, sent = await self._cold(env, limits, code if prep is None else None)
         try:
-            result = await execute(env, slot, code, limits, prep)
+            result = await execute(env, slot, code, limits, prep, sent)
             return dataclasses.replace(result, layers=dict(env.layers))
         finally:
             # Kill at once, even when the caller cancelled us; the rest of the clean-up (reaping, cgroup

@@ -28,15 +28,20 @@ async def execute(
     code: str,
     limits: RunLimits,
     prep: workspace.Prepared | None = None,
+    sent: bool = False,
 ) -> RunResult:
-    """Run code once in slot (which is always destroyed afterwards) and return the outcome."""
+    """Run code once in slot (which is always destroyed afterwards) and return the outcome.
+
+    `sent`: the code is in the slot's stdin already (a parked cold start, sandbox/parked.py, which also
+    reset the output count and set the cgroup limits before the sandbox existed).
+    """
     cap = slot.output.cap
-    cap.reset(limits.max_output_bytes)
-    head = runner.header(env, limits, prep.fields if prep is not None else ())
-    body = code.encode("utf-8", "surrogatepass")
-    payload = (head + body,) if prep is None else (head, *prep.pieces, body)  # one write without one
+    payload: tuple[bytes, ...] = ()
+    if not sent:
+        cap.reset(limits.max_output_bytes)
+        payload = plain_payload(env, code, limits) if prep is None else _payload(env, code, limits, prep)
     max_state = prep.max_state_bytes if prep is not None and prep.keep_state else 0
-    if slot.cgroup is not None and slot.cgroup_caps != runner.cgroup_caps(limits):
+    if not sent and slot.cgroup is not None and slot.cgroup_caps != runner.cgroup_caps(limits):
         await asyncio.to_thread(slot.cgroup.set_limits, *runner.cgroup_caps(limits), env.cpu_quota)
     started = time.monotonic()
     # all of the run's processes together, polled by the host
@@ -50,6 +55,16 @@ async def execute(
     oom = slot.cgroup.oom_killed() if slot.cgroup is not None else False
     result = _result(env, slot.proc.returncode, cap, stop, oom, duration_ms, parsed)
     return result if prep is None else workspace.finish(result, parsed, prep)
+
+
+def plain_payload(env: runner.Env, code: str, limits: RunLimits) -> tuple[bytes, ...]:
+    """Return what the supervisor's child reads for a run without a workspace: header and code, one piece."""
+    return (runner.header(env, limits) + code.encode("utf-8", "surrogatepass"),)
+
+
+def _payload(env: runner.Env, code: str, limits: RunLimits, prep: workspace.Prepared) -> tuple[bytes, ...]:
+    head = runner.header(env, limits, prep.fields)
+    return (head, *prep.pieces, code.encode("utf-8", "surrogatepass"))
 
 
 def _meter(slot: runner.Slot) -> cpuwatch.Meter:
@@ -73,7 +88,8 @@ async def _supervise(
     stop: KilledReason | None = None
     try:
         async with asyncio.timeout(limits.timeout_s):
-            await _send(proc, payload)
+            if payload:
+                await send(proc, payload)
             await asyncio.wait({reading, overflow, exited, cpu}, return_when=asyncio.FIRST_COMPLETED)
             if cpu.done() and not reading.done():
                 stop = "cpu"  # the run's processes together used up their CPU time: stop them all now
@@ -100,7 +116,8 @@ async def _supervise(
     return stop, parsed or report.Report()
 
 
-async def _send(proc: process.Process, payload: tuple[bytes, ...]) -> None:
+async def send(proc: process.Process, payload: tuple[bytes, ...]) -> None:
+    """Write the payload to the sandbox's stdin and close it (a dead sandbox is not an error here)."""
     assert proc.stdin is not None
     try:
         for piece in payload:  # in slices: a large workspace is never copied whole on the event loop

@@ -23,13 +23,14 @@ import select
 import time
 from dataclasses import dataclass
 
-from sandbox import bootstrap, command, process, runner
+from sandbox import bootstrap, command, execute, process, runner
 from sandbox.capture import Output
 from sandbox.locate import Identity
 from sandbox.types import RunLimits
 
 SENTINEL = ["--hostname", "sandbox"]  # needs --unshare-uts, which only the options on FD give
 MAX_OPTIONS = select.PIPE_BUF  # one atomic write: bwrap never parses half the options
+EARLY_PAYLOAD = 60_000  # a run's header and code sent with the options fit an empty 64 KiB pipe
 
 
 @dataclass
@@ -135,13 +136,26 @@ async def _into_cgroups(env: runner.Env, parked: Parked, limits: RunLimits) -> N
     slot.born_inside = True
 
 
-async def unpark(env: runner.Env, parked: Parked, limits: RunLimits) -> runner.Slot:
-    """Give the parked bwrap the options for limits and wait until its supervisor is ready."""
+async def unpark(
+    env: runner.Env, parked: Parked, limits: RunLimits, payload: tuple[bytes, ...] = ()
+) -> runner.Slot:
+    """Give the parked bwrap the options for limits and wait until its supervisor is ready.
+
+    With a payload (what the supervisor's child reads: header and code) it goes into stdin right after the
+    options, so the child starts the code without waiting for the host's reply to READY. Everything a
+    run's start does first is done before the sandbox exists: the output count starts afresh, and the
+    cgroups get the run's limits (its processes are born inside them, so the code never runs under others).
+    """
     slot = parked.slot
     try:
         data = options(env, parked, limits)
         if slot.proc.returncode is not None or len(data) > MAX_OPTIONS:
             raise OSError("the parked bwrap cannot be used")
+        if payload:
+            slot.output.cap.reset(limits.max_output_bytes)
+            if slot.cgroup is not None and slot.cgroup_caps != runner.cgroup_caps(limits):
+                await asyncio.to_thread(slot.cgroup.set_limits, *runner.cgroup_caps(limits), env.cpu_quota)
+                slot.cgroup_caps = runner.cgroup_caps(limits)
         if os.write(parked.options_fd, data) != len(data):
             raise OSError("short write of the options")
     except BaseException:
@@ -150,6 +164,8 @@ async def unpark(env: runner.Env, parked: Parked, limits: RunLimits) -> runner.S
         raise
     parked.close_options()
     slot.born, slot.output_dir_mb, slot.tmp_mb = time.monotonic(), limits.output_dir_mb, limits.tmp_mb
+    if payload:  # at most EARLY_PAYLOAD bytes: they fit the empty pipe, the write does not wait
+        await execute.send(slot.proc, payload)
     await runner._wait_ready(slot)  # on failure: killed, SandboxUnavailable
     return slot
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sandbox import Sandbox, parked, runner
+from sandbox import Sandbox, api, parked, runner
 
 from .conftest import eventually
 
@@ -106,3 +106,28 @@ async def test_the_options_fit_one_atomic_write(open_sandbox: Callable[..., Sand
         data = parked.options(sb._env, waiting, big)
     assert 0 < len(data) <= parked.MAX_OPTIONS
     assert b"--unshare-uts\0" in data and b"--hostname\0" not in data  # the sentinel stays outside
+
+
+async def test_a_parked_cold_run_gets_its_code_with_the_options_and_every_byte_counts(
+    open_sandbox: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[bool] = []
+    real = api.execute
+
+    async def recording(*args: Any) -> Any:
+        sent.append(args[5])
+        return await real(*args)
+
+    monkeypatch.setattr(api, "execute", recording)
+    async with open_sandbox(pool_size=0) as sb:
+        await _parked_now(sb)
+        sent.clear()  # the start-up self-test
+        limits = sb.cfg.default_limits.replace(max_output_bytes=10_000)
+        flood = await sb.run("import sys\nfor _ in range(1000): sys.stdout.write('x' * 1000)\n", limits)
+        await _parked_now(sb)
+        big = "x = 1\n" + "#" * (parked.EARLY_PAYLOAD + 10) + "\nprint(x)\n"  # too big to go in early
+        late = await sb.run(big)
+    assert sent == [True, False]
+    assert flood.truncated and flood.killed_reason == "output", flood.to_json()
+    assert len(flood.stdout) <= 10_000
+    assert late.ok and late.stdout.strip() == "1", late.to_json()
