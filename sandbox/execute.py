@@ -44,7 +44,8 @@ async def execute(
     if not sent and slot.cgroup is not None and slot.cgroup_caps != runner.cgroup_caps(limits):
         await asyncio.to_thread(slot.cgroup.set_limits, *runner.cgroup_caps(limits), env.cpu_quota)
     started = time.monotonic()
-    # all of the run's processes together, polled by the host
+    # all of the run's processes together, polled by the host (a parked start's code may have begun a few
+    # ms before this base is read; RLIMIT_CPU caps each of its processes from their start)
     cpu: asyncio.Future[Any] = asyncio.ensure_future(cpuwatch.watch(_meter(slot), limits.cpu_s))
     try:
         stop, parsed = await _supervise(slot, payload, limits, cpu, max_state)
