@@ -132,6 +132,7 @@ class PostgresStore(DelegatingStore):
                 timeout=self._timeout_s,
                 command_timeout=max(30.0, 2 * self._timeout_s),
                 server_settings=self._server_settings(),
+                reset=_session_unchanged,
             )
         except Exception as exc:  # asyncpg has already closed any connection it opened
             # `from None`: a driver message about a malformed URL may quote it, password and all.
@@ -219,6 +220,13 @@ class PostgresStore(DelegatingStore):
             await commit.commit_turn(db, turn)  # one statement: atomic, one round trip, one commit
             if self._sweep_due("turns", now):
                 await history.sweep_turns(db, now - self._turn_retention_s)
+
+
+async def _session_unchanged(db: Any) -> None:
+    """Give a connection back as it is. asyncpg's default reset (advisory unlock, CLOSE ALL, UNLISTEN,
+    RESET ALL) is one more round trip per store call, and undoes nothing of ours: every setting we change
+    is transaction-local (set_config(..., true)), every advisory lock transaction-scoped, and nothing
+    listens or keeps a cursor. asyncpg still rolls back a transaction left open before calling this."""
 
 
 def _discard(db: Any) -> None:

@@ -2,7 +2,9 @@
 
 Wraps the sandbox for one turn. The workspace is loaded from the store at the first run (a turn that
 never runs code reads no bytes), kept in memory for the turn's later runs, and each run's changes are
-written back before the model sees the result, so a crash loses at most the run in flight.
+written back before the model sees the result, so a crash loses at most the run in flight. A workspace
+the turn's context shows holds no bytes is not loaded, and a state the run left as stored is not saved
+again: a plain question costs no workspace round trip.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from core.store.base import NewFile, StoreError, ThreadFiles, ThreadState
+from core.store.base import NewFile, StoreError, ThreadContext, ThreadFiles, ThreadState
 from core.threadfiles.caps import MiB, ThreadCaps
 from core.threadfiles.preview import text_preview
 from core.types import ThreadKey
@@ -42,6 +44,7 @@ class ThreadRunner:
         caps: ThreadCaps,
         notify: Notify,
         clock: Callable[[], float],
+        context: ThreadContext | None = None,
     ) -> None:
         self._inner = inner
         self._store = store
@@ -51,6 +54,12 @@ class ThreadRunner:
         self._clock = clock
         self._files: dict[str, bytes] | None = None  # loaded at the first run
         self._state = b""
+        self._stored = _stored(None)  # what the store holds, as a save would write it (set by the load)
+        known = context.state if context else None
+        if context is not None and not context.files and not (known and known.kept):
+            # Nothing to read (the thread lock keeps the workspace as the context saw it) and nothing
+            # to mark used: the retention sweep only deletes bytes.
+            self._files, self._stored = {}, _stored(known)
 
     async def run(self, code: str, limits: RunLimits | None = None) -> RunResult:
         """Run with the workspace; store what the run changed; say what could not be kept."""
@@ -78,6 +87,7 @@ class ThreadRunner:
         files, state = await self._store.load_workspace(self._key, self._clock())  # marks it used, too
         self._files = {f.name: data for f, data in files}
         self._state = state.blob if state is not None else b""
+        self._stored = _stored(state)
 
     async def _keep(self, result: RunResult, files: dict[str, bytes]) -> RunResult:
         gone = [n for n in result.deleted_files if n in files]
@@ -121,11 +131,22 @@ class ThreadRunner:
             log.warning("a run returned %d bytes of state, over the cap; not kept", len(result.state))
             return
         state = ThreadState(result.state, len(result.state), result.kept, dropped)
+        if _stored(state) == self._stored:  # the same bytes and description: the stored row stays
+            return  # (a non-empty workspace was marked used when it was loaded this turn)
         await self._store.save_state(self._key, state, self._clock())
         self._state = result.state
+        self._stored = _stored(state)
 
     def _over_files_text(self) -> str:
         return f"the thread's workspace would pass its {self._caps.files_mb} MB limit (`thread_files`)"
+
+
+def _stored(state: ThreadState | None) -> tuple[bytes, tuple[object, ...], tuple[object, ...]]:
+    """What a state gives later runs and the model. `kept` lists every name the next run finds
+    (sandbox/workspace.py), so a state that keeps none restores nothing, whatever its blob holds."""
+    if state is None:
+        return b"", (), ()
+    return (state.blob if state.kept else b""), state.kept, state.dropped
 
 
 def _room_for(limits: RunLimits | None, files: dict[str, bytes]) -> RunLimits | None:

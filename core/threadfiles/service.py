@@ -68,6 +68,6 @@ class ThreadWorkspaces:
         for text in intake.notices:
             await notify(text)
         context = await self._store.thread_context(incoming.key, history_limit)
-        runner = ThreadRunner(self._sandbox, self._store, incoming.key, caps, notify, self._clock)
+        runner = ThreadRunner(self._sandbox, self._store, incoming.key, caps, notify, self._clock, context)
         summary = workspace_summary(context.files, context.state)
         return TurnWorkspace(runner, summary, intake.added, context.messages)

@@ -55,8 +55,7 @@ async def test_an_uncontended_turn_that_runs_code_makes_one_call_per_need(tmp_pa
         limits=1,  # the workspace's limits
         admit_run=1,  # token quota and both run windows
         start_turn_leased=1,  # the turn's lease, its thread's lock, its queue ticket
-        thread_context=1,  # history, files, state
-        load_workspace=1,  # the first run's files and state
+        thread_context=1,  # history, files, state (an empty workspace: the run loads nothing)
         save_state=1,  # the run kept `n`
         commit_turn=1,  # history, audit, usage, tokens, the lock and the ticket back
     )

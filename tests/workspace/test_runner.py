@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import pytest
 
-from core.store.base import NewFile
+from core.store.base import NewFile, ThreadFiles
 from core.store.sqlite import SQLiteStore
 from core.threadfiles.caps import MiB, ThreadCaps
 from core.threadfiles.runner import ThreadRunner
@@ -88,3 +89,59 @@ async def test_a_workspace_that_cannot_be_loaded_stops_the_run_before_it_starts(
     await store.close()
     with pytest.raises(SandboxUnavailable, match="workspace could not be loaded"):
         await _runner(sandbox, store, clock, []).run("result = 1", LIMITS)
+
+
+class _Calls:
+    """The real store, with the names of the workspace calls a turn makes written down."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self.names: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.names.append(name)
+            return await method(*args, **kwargs)
+
+        return call
+
+
+async def _turn(sandbox: Sandbox, store: SQLiteStore, clock: Clock) -> tuple[ThreadRunner, _Calls]:
+    """A turn's runner as ThreadWorkspaces builds it: from the thread's context."""
+    calls = _Calls(store)
+    context = await store.thread_context(KEY, 10)
+
+    async def notify(text: str) -> None:
+        raise AssertionError(text)
+
+    return ThreadRunner(sandbox, cast(ThreadFiles, calls), KEY, ThreadCaps(), notify, clock, context), calls
+
+
+async def test_a_thread_with_nothing_to_keep_costs_no_workspace_round_trip(
+    sandbox: Sandbox, store: SQLiteStore, clock: Clock
+) -> None:
+    turn, calls = await _turn(sandbox, store, clock)
+    assert (await turn.run("print(6 * 7)", LIMITS)).stdout == "42\n"
+    assert (await turn.run("print(1)", LIMITS)).stdout == "1\n"
+    assert calls.names == []  # nothing to load, and an empty state left empty is not saved
+    assert await store.load_state(KEY) is None
+
+
+async def test_a_state_left_as_it_was_is_not_saved_again_and_the_workspace_stays_used(
+    sandbox: Sandbox, store: SQLiteStore, clock: Clock
+) -> None:
+    first, calls = await _turn(sandbox, store, clock)
+    await first.run("x = 41", LIMITS)
+    assert calls.names == ["save_state"]  # the empty workspace was not loaded
+    clock.now += 86_400
+    later, calls = await _turn(sandbox, store, clock)
+    assert (await later.run("print(x + 1)", LIMITS)).stdout == "42\n"
+    assert calls.names == ["load_workspace"]  # x came back unchanged: no save
+    assert await store.sweep_workspaces(idle_before=clock.now - 1) == 0  # the load marked it used
+    changed, calls = await _turn(sandbox, store, clock)
+    await changed.run("x = 1", LIMITS)
+    assert calls.names == ["load_workspace", "save_state"]
+    again, _ = await _turn(sandbox, store, clock)
+    assert (await again.run("result = x", LIMITS)).result == "1"
