@@ -37,7 +37,10 @@ def ask(text: str, event: str = "ev-1") -> Incoming:
 
 
 def sandbox_processes() -> list[int]:
-    """bwrap processes descended from this test process (the sandbox runs of the core under test)."""
+    """bwrap processes descended from this test process that run a sandbox (the core's runs under test).
+
+    A bwrap with no child is the parked next cold start (sandbox/parked.py): it has created nothing yet.
+    """
     parents: dict[int, int] = {}
     names: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
@@ -59,7 +62,10 @@ def sandbox_processes() -> list[int]:
                 return True
         return False
 
-    return [p for p, name in names.items() if "bwrap" in os.path.basename(name) and descends(p)]
+    started = set(parents.values())
+    return [
+        p for p, name in names.items() if "bwrap" in os.path.basename(name) and p in started and descends(p)
+    ]
 
 
 async def until(pred, timeout: float = 60.0) -> None:
