@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -45,3 +46,12 @@ async def core_stack(
     settings = Settings(_env_file=None, **environ)  # type: ignore[call-arg]
     async with open_core(settings, runner=runner) as core:
         yield core
+
+
+async def until(pred: Callable[[], object], timeout: float = 60.0) -> None:
+    """Poll a condition no event announces (processes under /proc, states a sink records)."""
+    for _ in range(int(timeout / 0.05)):
+        if pred():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")

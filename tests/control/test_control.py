@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 from pathlib import Path
@@ -22,7 +21,7 @@ from core.types import (
     VerdictReply,
 )
 from tests.fakes.openai_fake import FakeOpenAI
-from tests.harness import core_stack
+from tests.harness import core_stack, until
 from tests.recording_sink import RecordingSink
 
 ALICE = Author("U1", "alice")
@@ -66,15 +65,6 @@ def sandbox_processes() -> list[int]:
     return [
         p for p, name in names.items() if "bwrap" in os.path.basename(name) and p in started and descends(p)
     ]
-
-
-async def until(pred, timeout: float = 60.0) -> None:
-    """Poll a condition no event announces (processes under /proc, states recorded by the sink)."""
-    for _ in range(int(timeout / 0.05)):
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def turn_rows(db: Path) -> list[tuple[str, str, str | None]]:

@@ -6,12 +6,12 @@ replica A runs, a follow-up in the same thread on replica B waits, and starts on
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from core.control import step_ref
 from core.types import Author, Incoming, Progress, Reply, ResultReply, ThreadKey
 from tests.fakes.openai_fake import FakeOpenAI
+from tests.harness import until
 from tests.recording_sink import RecordingSink
 from tests.store.test_replicas_core import two_replicas
 
@@ -34,15 +34,6 @@ class LoggedSink(RecordingSink):
     async def post(self, reply: Reply) -> None:
         self._log.append((self._name, type(reply).__name__))
         await super().post(reply)
-
-
-async def until(pred, timeout: float = 60.0) -> None:
-    """Poll a state the sinks record (no event announces a progress update)."""
-    for _ in range(int(timeout / 0.05)):
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_a_follow_up_on_another_replica_waits_for_a_running_rerun(tmp_path: Path) -> None:

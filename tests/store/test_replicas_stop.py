@@ -6,26 +6,17 @@ model answer, so only a Stop can end it in time.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from core.types import Author, Incoming, Progress, ThreadKey
 from tests.fakes.openai_fake import FakeOpenAI
+from tests.harness import until
 from tests.recording_sink import RecordingSink
 from tests.store.test_replicas_core import two_replicas
 
 ALICE = Author("U1", "alice")
 BOB = Author("U2", "bob")
 KEY = ThreadKey("slack", "T1", "C1", "t1")
-
-
-async def until(pred, timeout: float = 60.0) -> None:
-    """Poll a state the sink records (no event announces a progress update)."""
-    for _ in range(int(timeout / 0.05)):
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_stop_pressed_on_another_replica_stops_the_turn(tmp_path: Path) -> None:
