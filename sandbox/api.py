@@ -323,9 +323,13 @@ class Sandbox:
                 payload = ()
             try:
                 return await parked.unpark(env, waiting, limits, payload), bool(payload)
-            except Exception as exc:
-                log.warning("the parked sandbox failed to start, starting another: %s", exc)
+            except BaseException as exc:
+                # Also on cancellation (a Stop while it starts): its code may already be running.
+                runner.kill(waiting.slot.proc)
                 self._tracker.start(self._destroy(waiting.slot))
+                if not isinstance(exc, Exception):
+                    raise
+                log.warning("the parked sandbox failed to start, starting another: %s", exc)
         return await self._spawn(env, "", limits, True), False
 
     async def _destroy(self, slot: runner.Slot) -> None:
