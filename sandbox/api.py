@@ -325,7 +325,6 @@ class Sandbox:
                 return await parked.unpark(env, waiting, limits, payload), bool(payload)
             except BaseException as exc:
                 # Also on cancellation (a Stop while it starts): its code may already be running.
-                runner.kill(waiting.slot.proc)
                 self._tracker.start(self._destroy(waiting.slot))
                 if not isinstance(exc, Exception):
                     raise
