@@ -29,7 +29,7 @@ from typing import Any
 from core.limits.store_gate import StoreGate
 from core.locks import KeyedLocks
 from core.sink import ReplySink
-from core.store.base import Store, StoreError
+from core.store.base import RunCheck, Store, StoreError, TurnBegin, TurnBegun, TurnStart
 from core.types import Incoming, Progress, Reply
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class _Lease:
     ended: bool = False
     in_flight: bool = False  # a renewal statement is under way: let it finish rather than cancel it
     renewer: asyncio.Task[None] | None = field(default=None, repr=False)
+    start: TurnStart | None = None  # what the start got (its queue ticket, for bind())
 
 
 class TurnLeases:
@@ -108,18 +109,48 @@ class TurnLeases:
             key, incoming.event_id, incoming.author.id, incoming.text, now, self.owner, self.lease_s,
             cap if self._gate is not None else None,
         )  # fmt: skip
+        self._hold(incoming, started, sent)
         task = asyncio.current_task()
-        lease = _Lease(incoming, task, sent, started.holds_thread)
+        if task is not None:
+            self.bind(incoming, task)
+
+    async def begin_question(
+        self, incoming: Incoming, ttl_s: float, limits_version: int, check: RunCheck | None, cap: int
+    ) -> TurnBegun:
+        """Claim, admit and start a question in one store call (store.begin_turn); when it starts and
+        leases are shared, hold its lease from now on. bind() then ties the lease to the turn's task."""
+        shared, now = self.shared, check.now if check is not None else self._clock()
+        begin = TurnBegin(
+            incoming.key, incoming.event_id, incoming.author.id, incoming.text, now, ttl_s, limits_version,
+            check, self.owner if shared else None, self.lease_s,
+            cap if shared and self._gate is not None else None,
+        )  # fmt: skip
+        sent = self._monotonic()
+        begun = await self._store.begin_turn(begin)
+        if begun.outcome == "started" and shared and begun.start is not None:
+            self._hold(incoming, begun.start, sent)
+        return begun
+
+    def _hold(self, incoming: Incoming, started: TurnStart, sent: float) -> None:
+        """Keep a started turn's lease: renew it, and watch for Stops pressed on other replicas."""
+        lease = _Lease(incoming, None, sent, started.holds_thread, start=started)
         self._leases[incoming.event_id] = lease
         lease.renewer = asyncio.create_task(self._renew(lease), name=f"lease {incoming.event_id}")
         if self._stops is None or self._stops.done():
             # A context of its own: its polls belong to this replica, not to the turn that started it.
             watch = self._watch_stops()
             self._stops = asyncio.create_task(watch, name="stop requests", context=contextvars.Context())
-        if task is None:
-            return
-        if started.ticket is not None and self._gate is not None:
-            self._gate.adopt(started.ticket, started.position)
+
+    def bind(self, incoming: Incoming, task: asyncio.Task[Any]) -> None:
+        """Tie a started turn's lease to the task that runs it: the lease ends with the task, a Stop from
+        another replica cancels it, and its slot() uses the queue ticket the start took."""
+        lease = self._leases.get(incoming.event_id)
+        if lease is None:
+            return  # one process, or not started
+        lease.task = task
+        started = lease.start
+        if started is not None and started.ticket is not None and self._gate is not None:
+            self._gate.adopt(started.ticket, started.position, task)
         task.add_done_callback(self._end_of(incoming.event_id))  # the lease lives as long as the turn
 
     @asynccontextmanager

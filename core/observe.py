@@ -25,7 +25,7 @@ from core.logs import turn_context
 from core.metrics import Metrics
 from core.settings import Settings
 from core.sink import ReplySink
-from core.turn import TurnDeps, TurnRunner
+from core.turn import Begun, TurnDeps, TurnRunner
 from core.types import AnswerReply, CodeReply, Incoming, NoticeReply, Progress, Reply, VerdictReply
 from sandbox.types import RunLimits, RunResult, RunWorkspace, SandboxUnavailable
 
@@ -98,15 +98,21 @@ class ObservedTurns(TurnRunner):
         super().__init__(deps)
         self._m = metrics
 
-    async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
+    async def run(
+        self,
+        incoming: Incoming,
+        sink: ReplySink,
+        fetcher: FileFetcher | None = None,
+        begun: Begun | None = None,
+    ) -> None:
         metered = MeteredSink(sink, self._m, incoming.key.platform)
         start = time.monotonic()
         self._m.turn_waiting(1)
-        cost = turn_cost.current()  # opened by Codebot.submit, so the event's claim is counted too
+        cost = turn_cost.current()  # opened by Codebot.submit, so the question's first call is counted too
         with turn_context(str(incoming.key), incoming.event_id), _cost_scope(cost) as cost:
             log.info("turn started")
             try:
-                await super().run(incoming, metered, fetcher)
+                await super().run(incoming, metered, fetcher, begun)
             except asyncio.CancelledError:
                 metered.outcome = "abandoned"
                 raise

@@ -69,11 +69,31 @@ class Codebot:
             return Submitted(False, "shutting-down")
         incoming = dataclasses.replace(incoming, text=scrub_surrogates(incoming.text))
         with turn_cost.tally():  # the turn's store cost starts with its claim; its task inherits the tally
-            return await self._claim_and_start(incoming, sink, fetcher)
+            rejection = self._reject(incoming.text, bool(incoming.files))
+            if rejection is not None:
+                return await self._refuse(incoming, sink, *rejection)
+            try:
+                begun = await self._turns.begin(incoming)  # claim, admission and start: one store call
+            except StoreError as exc:
+                log.error("cannot take %s: %s", incoming.event_id, exc)
+                await sink.post(NoticeReply("error", f"Storage problem: {exc}"))
+                return Submitted(False, "store-error")
+            if begun.duplicate:
+                log.info("duplicate event %s ignored", incoming.event_id)
+                return Submitted(False, "duplicate")
+            task = self._turns.launch(incoming, sink, fetcher, begun)  # posts a refusal's notice itself
+            self._tasks[task] = (incoming, sink)
+            task.add_done_callback(self._finished)
+            # The turn is started in the store already: let its task take its first step (tasks run in
+            # the order they were scheduled), so a Stop or a shutdown that comes next finds it inside
+            # the handlers that record and tell how it ended, not cancelled before it began.
+            await asyncio.sleep(0)
+            return Submitted(True)
 
-    async def _claim_and_start(
-        self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None
+    async def _refuse(
+        self, incoming: Incoming, sink: ReplySink, reason: str, notice: NoticeReply
     ) -> Submitted:
+        """Say once (a redelivery is claimed already) why a question is not taken at all."""
         try:
             fresh = await self._store.claim_event(
                 incoming.key.platform, incoming.event_id, self._clock(), self._settings.event_ttl_s
@@ -85,15 +105,8 @@ class Codebot:
         if not fresh:
             log.info("duplicate event %s ignored", incoming.event_id)
             return Submitted(False, "duplicate")
-        rejection = self._reject(incoming.text, bool(incoming.files))
-        if rejection is not None:
-            reason, notice = rejection
-            await sink.post(notice)
-            return Submitted(False, reason)
-        task = asyncio.create_task(self._turns.run(incoming, sink, fetcher), name=f"turn {incoming.key}")
-        self._tasks[task] = (incoming, sink)
-        task.add_done_callback(self._finished)
-        return Submitted(True)
+        await sink.post(notice)
+        return Submitted(False, reason)
 
     def _reject(self, text: str, has_files: bool = False) -> tuple[str, NoticeReply] | None:
         stripped = text.strip()

@@ -18,7 +18,7 @@ from core.codec import CodecError, decode_message, encode_message
 from core.files_in import FileFetcher
 from core.history import trim_history
 from core.lease import TurnLeases
-from core.limits import EffectiveLimits, LimitsEngine, WorkspaceGate
+from core.limits import Admission, EffectiveLimits, LimitsEngine, WorkspaceGate
 from core.settings import Settings
 from core.sink import ReplySink
 from core.store.base import AuditRecord, Store, StoreError, Turn, UsageRecord, Workspace
@@ -31,6 +31,20 @@ log = logging.getLogger(__name__)
 
 ABANDONED_TEXT = "The bot was restarting and had to stop working on this. Please ask again."
 STOPPED_TEXT = "Stopped by {name}; the running code was ended. Ask again whenever you like."
+
+
+STALE_RETRIES = 3  # begin_turn calls a question may make while admins change its workspace's limits
+
+
+@dataclass(frozen=True)
+class Begun:
+    """A question after its first store call: a redelivery (duplicate), or claimed with its admission
+    (granted, or the notice that refuses it) and, when granted, started."""
+
+    duplicate: bool
+    started: bool
+    limits: EffectiveLimits
+    admission: Admission
 
 
 @dataclass(frozen=True)
@@ -73,19 +87,50 @@ class TurnRunner:
         async with self.leases.hold_thread(incoming), self._global:
             yield
 
-    async def run(self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None = None) -> None:
-        """Run one turn to the end; every failure becomes a notice in the thread."""
-        started = False
+    async def begin(self, incoming: Incoming) -> Begun:
+        """Claim the question's event, admit it and start its turn: one store call with the workspace's
+        limits as kept here, and one more read of them (then the call again) when they changed."""
+        ws = Workspace.of(incoming.key)
+        for _ in range(STALE_RETRIES):
+            limits, version = await self._d.limits.current(ws)
+            check = self._d.limits.run_check(incoming, limits)
+            begun = await self.leases.begin_question(
+                incoming, self._d.settings.event_ttl_s, version, check, limits.concurrency
+            )
+            if begun.outcome != "stale":
+                admission = self._d.limits.decide(limits, check, begun.admission)
+                return Begun(begun.outcome == "duplicate", begun.outcome == "started", limits, admission)
+            self._d.limits.forget(ws)
+        raise StoreError("this workspace's limits keep changing; please ask again in a moment")
+
+    def launch(
+        self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None, begun: Begun
+    ) -> asyncio.Task[None]:
+        """Run a begun question's turn as a task of its own, its lease tied to that task."""
+        task = asyncio.create_task(self.run(incoming, sink, fetcher, begun), name=f"turn {incoming.key}")
+        self.leases.bind(incoming, task)
+        return task
+
+    async def run(
+        self,
+        incoming: Incoming,
+        sink: ReplySink,
+        fetcher: FileFetcher | None = None,
+        begun: Begun | None = None,
+    ) -> None:
+        """Run one turn to the end (begun first, unless it was); every failure becomes a notice."""
+        started = begun is not None and begun.started
         sink = self.leases.guard(incoming, sink)  # posts nothing once another replica owns the turn
         try:
-            limits = await self._d.limits.effective(Workspace.of(incoming.key))
-            admission = await self._d.limits.admit(incoming, limits)
-            if not admission.granted:
-                await sink.post(NoticeReply("limit", admission.notice))
+            if begun is None:
+                begun = await self.begin(incoming)
+                started = begun.started
+            if begun.duplicate:
                 return
-            await self.leases.begin(incoming, limits.concurrency)
-            started = True
-            await self._queued(incoming, sink, limits, fetcher)
+            if not begun.admission.granted:
+                await sink.post(NoticeReply("limit", begun.admission.notice))
+                return
+            await self._queued(incoming, sink, begun.limits, fetcher)
         except asyncio.CancelledError:
             stopper = self.stopping.get(incoming.event_id)
             if stopper is not None:  # the Stop button, not a shutdown

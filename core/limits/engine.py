@@ -5,6 +5,10 @@ exactly an hour / a day after it was taken). The token quota is per *UTC calenda
 midnight UTC. A question counts as one run however many times its code runs (the `steps` limit bounds
 those). A refused question takes no slot, so a user who hits a limit is not pushed further back.
 
+Each workspace's limits are kept here with their version (core.store.base.LimitValues), so a question
+costs no read of them: the question's first store call (TurnBegin) carries the version it was decided
+with and writes nothing if the limits changed since, on any replica; the turn then reads them again.
+
 Reading a run window uses `Store.take_slot(bucket, 0, ...)`: with a limit of zero nothing is counted, and
 the result still carries the count and when the oldest slot frees up. Every Store must keep that so.
 """
@@ -12,6 +16,7 @@ the result still carries the count and when the oldest slot frees up. Every Stor
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,11 +25,21 @@ from core.limits.effective import DEFAULT_MARK, EffectiveLimits
 from core.limits.parse import display, parse_value, to_text
 from core.limits.spec import LimitError, spec_for
 from core.limits.timefmt import DAY_S, clock_time, day_key, in_words, next_midnight
-from core.store.base import BucketCharge, LimitChange, RunCheck, SlotResult, Store, Window, Workspace
+from core.store.base import (
+    BucketCharge,
+    LimitChange,
+    RunAdmission,
+    RunCheck,
+    SlotResult,
+    Store,
+    Window,
+    Workspace,
+)
 from core.types import Author, Incoming
 
 HOUR_S = 3600.0
 MAX_LISTED_CHANNELS = 10
+KEPT_WORKSPACES = 4096  # workspaces whose limits are kept between questions (the least recent go first)
 
 
 @dataclass(frozen=True)
@@ -59,15 +74,38 @@ class LimitsEngine:
         self._store = store
         self.defaults = defaults
         self._clock = clock
+        self._kept: OrderedDict[Workspace, tuple[EffectiveLimits, int]] = OrderedDict()
 
     async def effective(self, ws: Workspace) -> EffectiveLimits:
-        """Return the limits in force for a workspace."""
-        return EffectiveLimits.resolve(self.defaults, await self._store.limits(ws))
+        """Return the limits in force for a workspace, read from the store now."""
+        return (await self._read(ws))[0]
+
+    async def current(self, ws: Workspace) -> tuple[EffectiveLimits, int]:
+        """The workspace's limits and their version as last read here; the store checks the version."""
+        kept = self._kept.get(ws)
+        if kept is None:
+            return await self._read(ws)
+        self._kept.move_to_end(ws)
+        return kept
+
+    def forget(self, ws: Workspace) -> None:
+        """The store said the kept limits are stale: the next current() reads them again."""
+        self._kept.pop(ws, None)
+
+    async def _read(self, ws: Workspace) -> tuple[EffectiveLimits, int]:
+        stored = await self._store.limits(ws)
+        kept = (EffectiveLimits.resolve(self.defaults, stored.values), stored.version)
+        self._kept[ws] = kept
+        self._kept.move_to_end(ws)
+        while len(self._kept) > KEPT_WORKSPACES:
+            self._kept.popitem(last=False)
+        return kept
 
     async def set(self, ws: Workspace, name: str, raw: str, by: Author) -> str:
         """Validate and store a new value; return the old -> new confirmation. Raises LimitError."""
         spec = spec_for(name)
-        before = await self.effective(ws)
+        stored_values = await self._store.limits(ws)
+        before = EffectiveLimits.resolve(self.defaults, stored_values.values)
         if raw.strip().lower().strip("`") in (DEFAULT_MARK, "reset"):
             text = DEFAULT_MARK
             new_value = self.defaults.default(spec.name)
@@ -75,12 +113,13 @@ class LimitsEngine:
             new_value = parse_value(spec, raw, self.defaults.ceiling(spec.name), self.defaults.safety_floor)
             text = to_text(spec, new_value)
         old_value = before.value(spec.name)
-        stored = (await self._store.limits(ws)).get(spec.name)
+        stored = stored_values.values.get(spec.name)
         if stored == text or (stored is None and text == DEFAULT_MARK):
             return f"*{spec.name}* is already `{display(spec, old_value)}`; nothing changed."
         old_text = stored if stored is not None else to_text(spec, old_value)
         change = LimitChange(ws, spec.name, old_text, text, by_text(by), self._clock())
         await self._store.set_limit(change)
+        self.forget(ws)
         note = " (the operator's default)" if text == DEFAULT_MARK else ""
         return (
             f"*{spec.name}*: `{display(spec, old_value)}` → `{display(spec, new_value)}`{note}; "
@@ -93,19 +132,36 @@ class LimitsEngine:
 
     async def admit(self, incoming: Incoming, limits: EffectiveLimits) -> Admission:
         """Check the channel list, run windows and token quota; count the run only when all pass."""
-        ws = Workspace.of(incoming.key)
-        now = self._clock()
+        check = self.run_check(incoming, limits)
+        if check is None:
+            return self.decide(limits, None, None)
+        return self.decide(limits, check, await self._store.admit_run(check))
+
+    def run_check(self, incoming: Incoming, limits: EffectiveLimits) -> RunCheck | None:
+        """The windows a question must pass, or None when its channel is not allowed (no window counts).
+
+        Checked in one store call (one round trip on PostgreSQL): the token quota, then a peek at the
+        workspace's window so a full workspace does not eat the user's slot, then the user's and the
+        workspace's slots."""
         if not limits.allows_channel(incoming.key.channel):
-            return Admission(False, _channels_notice(limits.channels), "channels")
-        # One store call (one round trip on PostgreSQL): the token quota, then a peek at the workspace's
-        # window so a full workspace does not eat the user's slot, then the user's and workspace's slots.
-        check = RunCheck(
+            return None
+        ws, now = Workspace.of(incoming.key), self._clock()
+        return RunCheck(
             tokens=Window(_tokens_bucket(ws, now), limits.tokens_per_day, DAY_S),
             workspace=Window(_ws_bucket(ws), limits.workspace_runs_per_day, DAY_S),
             user=Window(_user_bucket(ws, incoming.author.id), limits.user_runs_per_hour, HOUR_S),
             now=now,
         )
-        result = await self._store.admit_run(check)
+
+    def decide(
+        self, limits: EffectiveLimits, check: RunCheck | None, result: RunAdmission | None
+    ) -> Admission:
+        """The admission of a question: refused by its channel (no check), by a window, or granted."""
+        if check is None:
+            return Admission(False, _channels_notice(limits.channels), "channels")
+        now = check.now
+        if result is None or result.refused is None:
+            return Admission(True)
         if result.refused == "tokens":
             return Admission(False, _tokens_notice(limits.tokens_per_day, now), "tokens_per_day")
         slot = result.slot
@@ -114,7 +170,7 @@ class LimitsEngine:
             return Admission(False, notice, "user_runs_per_hour")
         # Racing for the workspace's very last slot can still cost this user's hourly slot; the store
         # protocol has no release, and the loss is one slot in a workspace that is full anyway.
-        if result.refused is not None and slot is not None:
+        if slot is not None:
             return _ws_refusal(limits.workspace_runs_per_day, slot, now)
         return Admission(True)
 

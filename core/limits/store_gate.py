@@ -70,11 +70,9 @@ class StoreGate(WorkspaceGate):
         """The turn's commit deleted its ticket: leaving the slot then costs no round trip of its own."""
         self._given_back.add(ticket)
 
-    def adopt(self, ticket: int, position: int) -> None:
-        """Take a ticket the current turn's start queued, for its slot() to use instead of a new one."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._adopted[task] = (ticket, position)
+    def adopt(self, ticket: int, position: int, task: asyncio.Task[object]) -> None:
+        """Take a ticket a turn's start queued, for the slot() of its task to use instead of a new one."""
+        self._adopted[task] = (ticket, position)
 
     def drop_adopted(self, task: asyncio.Task[object]) -> None:
         """The turn ended without using its ticket (it failed before its slot): give the ticket back."""

@@ -10,7 +10,7 @@ All timestamps are UNIX seconds (float) passed in by the caller, so tests contro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -84,6 +84,16 @@ class LimitChange:
     new: str
     by: str
     at: float
+
+
+@dataclass(frozen=True)
+class LimitValues:
+    """The values admins set for a workspace (raw strings, by name), and their version: the id of the
+    workspace's newest limit change (0 before any). Every change moves the version, so a caller that
+    keeps the values can ask the store to act only if they are still current (TurnBegin)."""
+
+    values: Mapping[str, str]
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -320,8 +330,9 @@ class AuditLog(Protocol):
 class Ledger(Protocol):
     """Per-workspace limits with their change log, and sliding-window rate-limit buckets."""
 
-    async def limits(self, workspace: Workspace) -> dict[str, str]:
-        """Values admins set for this workspace (raw strings, validated by core.limits)."""
+    async def limits(self, workspace: Workspace) -> LimitValues:
+        """Values admins set for this workspace (raw strings, validated by core.limits), with their
+        version, read in one snapshot."""
         ...
 
     async def set_limit(self, change: LimitChange) -> None:
@@ -386,6 +397,45 @@ class TurnStart:
     position: int = 0  # the ticket's place: 0 = running, N = queue position
 
 
+@dataclass(frozen=True)
+class TurnBegin:
+    """A question's first store call: claim its event, admit it and start its turn, atomically.
+
+    Nothing is written when the workspace's limits are no longer at `limits_version` (the caller decided
+    with values since changed). `check` None claims the event only (the caller refuses the question
+    itself, e.g. in a channel the limits exclude). The turn starts as start_turn_leased with `owner`,
+    `lease_s` and `cap`; `owner` None starts it without a lease, as start_turn (one process on SQLite:
+    PostgreSQL turns always hold a lease).
+    """
+
+    key: ThreadKey
+    event_id: str
+    user_id: str
+    question: str
+    now: float
+    ttl_s: float  # how long the event's claim de-duplicates its redeliveries
+    limits_version: int
+    check: RunCheck | None
+    owner: str | None = None
+    lease_s: float = 60.0
+    cap: int | None = None
+
+
+# stale: the limits changed, nothing written; duplicate: the event is claimed already, nothing written;
+# claimed: claimed only (check None); refused: claimed, and a window refused it (its slot taken nowhere);
+# started: claimed, admitted (its slots taken) and started.
+BeginOutcome = Literal["stale", "duplicate", "claimed", "refused", "started"]
+
+
+@dataclass(frozen=True)
+class TurnBegun:
+    """What begin_turn did: refused carries the admission, started (with an owner) its TurnStart."""
+
+    outcome: BeginOutcome
+    admission: RunAdmission | None = None
+    start: TurnStart | None = None
+
+
 class TurnLeases(Protocol):
     """Leases on running turns, so a surviving replica can report a dead one's turns (and only those).
 
@@ -406,6 +456,12 @@ class TurnLeases(Protocol):
     ) -> TurnStart:
         """Start the turn with a lease until now + lease_s and try its thread's lock; if it got the lock
         and `cap` is given, also queue a workspace ticket for `owner` (as gate_enter), in the same call."""
+        ...
+
+    async def begin_turn(self, begin: TurnBegin) -> TurnBegun:
+        """Claim, admit and start a question in one call (one round trip on PostgreSQL, one transaction
+        on SQLite): the same decisions as claim_event, admit_run and start_turn(_leased) one after the
+        other, and nothing at all when its limits are stale."""
         ...
 
     async def renew_turn(self, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:

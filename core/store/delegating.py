@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
 
-from core.store.base import RunAdmission, RunCheck, SlotResult
+from core.store.base import RunAdmission, RunCheck, SlotResult, TurnBegin, TurnBegun
 
 SWEEP_EVERY_S = 10.0  # expired rows only cost space, so sweeping them needs no hurry
 
@@ -145,6 +145,14 @@ class DelegatingStore:
 
     async def admit_run(self, check: RunCheck) -> RunAdmission:
         return await self._swept_call("buckets", check.now, "admit_run", check)
+
+    async def begin_turn(self, begin: TurnBegin) -> TurnBegun:
+        async with self._session("begin_turn") as db:
+            for sweep, concern in (("events", self._sql.history), ("buckets", self._sql.ledger)):
+                if self._sweep_due(sweep, begin.now):
+                    await getattr(concern, f"sweep_{sweep}")(db, begin.now)
+            result: TurnBegun = await self._sql.turns.begin_turn(db, begin)
+            return result
 
     async def _swept_call(self, sweep: str, now: float, fn: str, *args: Any) -> Any:
         concern = self._sql.history if sweep == "events" else self._sql.ledger

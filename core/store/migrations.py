@@ -416,6 +416,60 @@ _ADMIT_RUN_POSTGRES = (
 # are found through turns_open (started turns only), so the poll reads no finished rows.
 _STOP_REQUESTS = ("ALTER TABLE turns ADD COLUMN stop_by TEXT",)
 
+# A question's first call in one on PostgreSQL (issue 15, under 5 ms of store time per turn): the limits
+# the caller decided with still current (the workspace's newest change id), the event's claim, its
+# admission (codebot_admit_run) and the turn's start with its lease (codebot_start_turn), in one
+# transaction with one disk flush. codebot_take_slot turns the flush off for a count alone; the claim
+# and the start need it, so the caller's setting is put back after admission. (SQLite runs the same
+# steps in one transaction: nothing to create there.)
+_BEGIN_TURN_POSTGRES = (
+    """CREATE FUNCTION codebot_begin_turn(
+            p_event TEXT, p_platform TEXT, p_workspace TEXT, p_channel TEXT, p_thread TEXT,
+            p_user TEXT, p_question TEXT, p_now DOUBLE PRECISION, p_ttl DOUBLE PRECISION,
+            p_version BIGINT, p_admit BOOLEAN,
+            p_tokens TEXT, p_tokens_limit BIGINT, p_tokens_window DOUBLE PRECISION,
+            p_ws TEXT, p_ws_limit INTEGER, p_ws_window DOUBLE PRECISION,
+            p_user_bucket TEXT, p_user_limit INTEGER, p_user_window DOUBLE PRECISION,
+            p_owner TEXT, p_lease DOUBLE PRECISION, p_cap INTEGER,
+            OUT outcome TEXT, OUT refused TEXT, OUT used BIGINT, OUT oldest DOUBLE PRECISION,
+            OUT won BOOLEAN, OUT ticket BIGINT, OUT place INTEGER)
+        LANGUAGE plpgsql VOLATILE AS $$
+        DECLARE
+            v_flush TEXT := current_setting('synchronous_commit');
+        BEGIN
+            IF p_version <> (SELECT COALESCE(max(id), 0) FROM limit_changes
+                             WHERE platform = p_platform AND workspace = p_workspace) THEN
+                outcome := 'stale';
+                RETURN;
+            END IF;
+            INSERT INTO events (platform, event_id, claimed_at, expires_at)
+                VALUES (p_platform, p_event, p_now, p_now + p_ttl)
+                ON CONFLICT (platform, event_id) DO UPDATE
+                SET claimed_at = excluded.claimed_at, expires_at = excluded.expires_at
+                WHERE events.expires_at <= excluded.claimed_at;
+            IF NOT FOUND THEN
+                outcome := 'duplicate';
+                RETURN;
+            END IF;
+            IF NOT p_admit THEN
+                outcome := 'claimed';
+                RETURN;
+            END IF;
+            SELECT a.refused, a.used, a.oldest INTO refused, used, oldest
+                FROM codebot_admit_run(p_tokens, p_tokens_limit, p_tokens_window, p_ws, p_ws_limit,
+                                       p_ws_window, p_user_bucket, p_user_limit, p_user_window, p_now) a;
+            PERFORM set_config('synchronous_commit', v_flush, true);
+            IF refused IS NOT NULL THEN
+                outcome := 'refused';
+                RETURN;
+            END IF;
+            outcome := 'started';
+            SELECT s.won, s.ticket, s.place INTO won, ticket, place
+                FROM codebot_start_turn(p_event, p_platform, p_workspace, p_channel, p_thread, p_user,
+                                        p_question, p_now, p_owner, p_lease, p_cap) s;
+        END $$""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("001_initial", _INITIAL, _INITIAL_POSTGRES),
     Migration("002_leases", _LEASES, _LEASES_POSTGRES),
@@ -424,6 +478,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("005_thread_files", _THREAD_FILES, _THREAD_FILES_POSTGRES),
     Migration("006_admit_run", (), _ADMIT_RUN_POSTGRES),
     Migration("007_stop_requests", _STOP_REQUESTS, _STOP_REQUESTS),
+    Migration("008_begin_turn", (), _BEGIN_TURN_POSTGRES),
 )
 
 

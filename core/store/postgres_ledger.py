@@ -9,8 +9,10 @@ from core.store.audit_rows import AUDIT_COLUMNS, audit_record
 from core.store.base import (
     AuditRecord,
     LimitChange,
+    LimitValues,
     RunAdmission,
     RunCheck,
+    RunRefusal,
     SlotResult,
     UsageRecord,
     UsageTotals,
@@ -94,14 +96,16 @@ async def usage(db: Conn, ws: Workspace, since: float, user_id: str | None = Non
     return UsageTotals(int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]))
 
 
-async def limits(db: Conn, ws: Workspace) -> dict[str, str]:
-    """Return the values set for a workspace, by limit name."""
-    rows = await db.fetch(
-        "SELECT name, value FROM limits WHERE platform = $1 AND workspace = $2 ORDER BY name",
+async def limits(db: Conn, ws: Workspace) -> LimitValues:
+    """Return the values set for a workspace, by limit name, and their version, in one snapshot."""
+    row = await db.fetchrow(
+        """SELECT (SELECT COALESCE(max(id), 0) FROM limit_changes WHERE platform = $1 AND workspace = $2),
+                  array_agg(name ORDER BY name), array_agg(value ORDER BY name)
+           FROM limits WHERE platform = $1 AND workspace = $2""",
         ws.platform,
         ws.id,
     )
-    return {row[0]: row[1] for row in rows}
+    return LimitValues(dict(zip(row[1] or (), row[2] or (), strict=True)), int(row[0]))
 
 
 async def set_limit(db: Conn, change: LimitChange) -> None:
@@ -197,22 +201,39 @@ async def bucket_total(db: Conn, bucket: str, window_s: float, now: float) -> in
 
 async def admit_run(db: Conn, check: RunCheck) -> RunAdmission:
     """Check and count a question's windows in one call of codebot_admit_run (migration 006)."""
-    t, w, u = check.tokens, check.workspace, check.user
     row = await db.fetchrow(
         "SELECT refused, used, oldest FROM codebot_admit_run($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        t.bucket, max(min(t.limit, 2**63 - 1), 0), t.window_s,
-        w.bucket, _int32(w.limit), w.window_s,
-        u.bucket, _int32(u.limit), u.window_s,
+        *window_args(check),
         check.now,
+    )
+    return admission(check, row[0], row[1], row[2])
+
+
+def window_args(check: RunCheck) -> tuple[object, ...]:
+    """codebot_admit_run's nine window arguments: each window's bucket, limit and length."""
+    t, w, u = check.tokens, check.workspace, check.user
+    return (
+        t.bucket, max(min(t.limit, 2**63 - 1), 0), t.window_s,
+        w.bucket, int32(w.limit), w.window_s,
+        u.bucket, int32(u.limit), u.window_s,
     )  # fmt: skip
-    refused = row[0]
-    if refused is None or refused == "tokens":
-        return RunAdmission(refused)
-    window = u if refused == "user" else w
-    oldest = row[2]
+
+
+_REFUSALS: dict[str, RunRefusal] = {"tokens": "tokens", "workspace": "workspace", "user": "user"}
+
+
+def admission(check: RunCheck, refused: str | None, used: int | None, oldest: float | None) -> RunAdmission:
+    """The RunAdmission of codebot_admit_run's answer (refused window, its count, its oldest slot)."""
+    if refused is None:
+        return RunAdmission(None)
+    name = _REFUSALS[refused]
+    if name == "tokens":
+        return RunAdmission(name)
+    window = check.user if name == "user" else check.workspace
     resets_at = float(check.now if oldest is None else oldest) + window.window_s
-    return RunAdmission(refused, SlotResult(False, int(row[1]), window.limit, resets_at))
+    return RunAdmission(name, SlotResult(False, int(used or 0), window.limit, resets_at))
 
 
-def _int32(n: int) -> int:
+def int32(n: int) -> int:
+    """Clamp a count to PostgreSQL's INTEGER (a limit past it is as good as none)."""
     return max(min(n, 2**31 - 1), 0)

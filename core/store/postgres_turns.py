@@ -11,9 +11,11 @@ its lease, so an uncontended turn pays no extra round trip for the lock or for e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
 
-from core.store.base import TurnStart
+from core.store.base import BeginOutcome, TurnBegin, TurnBegun, TurnStart
 from core.store.postgres_history import RELAXED, Conn, key_params
+from core.store.postgres_ledger import admission, int32, window_args
 from core.types import ThreadKey
 
 # A renewal needs no disk flush (RELAXED): one lost to a server crash leaves the lease at its previous
@@ -64,11 +66,38 @@ async def start_turn_leased(
     row = await db.fetchrow(
         "SELECT won, ticket, place FROM codebot_start_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         event_id, *key_params(key), user_id, question, now, owner, lease_s,
-        None if cap is None else max(min(cap, 2**31 - 1), 1),
+        None if cap is None else max(int32(cap), 1),
     )  # fmt: skip
-    if row[1] is None:
-        return TurnStart(bool(row[0]))
-    return TurnStart(bool(row[0]), int(row[1]), int(row[2]))
+    return _start(row[0], row[1], row[2])
+
+
+def _start(won: object, ticket: int | None, place: int | None) -> TurnStart:
+    return TurnStart(bool(won)) if ticket is None else TurnStart(bool(won), int(ticket), int(place or 0))
+
+
+_OUTCOMES: dict[str, BeginOutcome] = {o: o for o in get_args(BeginOutcome)}
+_BEGIN = "SELECT outcome, refused, used, oldest, won, ticket, place FROM codebot_begin_turn({})".format(
+    ", ".join(f"${n}" for n in range(1, 24))
+)
+
+
+async def begin_turn(db: Conn, b: TurnBegin) -> TurnBegun:
+    """Claim, admit and start a question in one call of codebot_begin_turn (migration 008)."""
+    if b.owner is None:
+        raise ValueError("a turn on PostgreSQL always holds a lease: begin_turn needs an owner")
+    c = b.check
+    windows = (None,) * 9 if c is None else window_args(c)
+    row = await db.fetchrow(
+        _BEGIN,
+        b.event_id, *key_params(b.key), b.user_id, b.question, b.now, b.ttl_s, b.limits_version,
+        c is not None, *windows, b.owner, b.lease_s, None if b.cap is None else max(int32(b.cap), 1),
+    )  # fmt: skip
+    outcome = _OUTCOMES[row[0]]
+    if outcome == "refused" and c is not None:
+        return TurnBegun(outcome, admission(c, row[1], row[2], row[3]))
+    if outcome == "started":
+        return TurnBegun(outcome, start=_start(row[4], row[5], row[6]))
+    return TurnBegun(outcome)
 
 
 async def renew_turn(db: Conn, event_id: str, owner: str, now: float, lease_s: float) -> tuple[str, bool]:

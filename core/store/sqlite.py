@@ -42,7 +42,7 @@ _MEMORY = ":memory:"
 _IN_TRANSACTION = frozenset(
     {"reset_conversation", "abandon_turn", "add_usage", "set_limit", "admit_run", "gate_enter", "gate_poll"}
     | {"start_turn_leased", "renew_turn", "take_over_turns", "load_workspace", "put_files", "delete_files"}
-    | {"save_state", "clear_workspace", "sweep_workspaces", "request_stop"}
+    | {"save_state", "clear_workspace", "sweep_workspaces", "request_stop", "begin_turn"}
 )
 
 

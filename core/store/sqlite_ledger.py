@@ -15,6 +15,7 @@ from core.store.audit_rows import AUDIT_COLUMNS, audit_record
 from core.store.base import (
     AuditRecord,
     LimitChange,
+    LimitValues,
     RunAdmission,
     RunCheck,
     SlotResult,
@@ -103,13 +104,27 @@ async def usage(
     return UsageTotals(int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]))
 
 
-async def limits(db: aiosqlite.Connection, ws: Workspace) -> dict[str, str]:
-    """Return the values set for a workspace, by limit name."""
+async def limits_version(db: aiosqlite.Connection, ws: Workspace) -> int:
+    """The id of the workspace's newest limit change (0 before any): what LimitValues.version holds."""
     rows = await db.execute_fetchall(
-        "SELECT name, value FROM limits WHERE platform = ? AND workspace = ? ORDER BY name",
+        "SELECT COALESCE(MAX(id), 0) FROM limit_changes WHERE platform = ? AND workspace = ?",
         (ws.platform, ws.id),
     )
-    return {row[0]: row[1] for row in rows}
+    return int(next(iter(rows))[0])
+
+
+async def limits(db: aiosqlite.Connection, ws: Workspace) -> LimitValues:
+    """Return the values set for a workspace, by limit name, and their version, in one statement."""
+    rows = await db.execute_fetchall(
+        """SELECT v.version, l.name, l.value
+           FROM (SELECT COALESCE(MAX(id), 0) AS version FROM limit_changes
+                 WHERE platform = ? AND workspace = ?) AS v
+           LEFT JOIN limits AS l ON l.platform = ? AND l.workspace = ?
+           ORDER BY l.name""",
+        (ws.platform, ws.id, ws.platform, ws.id),
+    )
+    rows = list(rows)
+    return LimitValues({r[1]: r[2] for r in rows if r[1] is not None}, int(rows[0][0]))
 
 
 async def set_limit(db: aiosqlite.Connection, change: LimitChange) -> None:

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 
 import aiosqlite
 
+from core.store import sqlite_history as history
 from core.store import sqlite_leases as leases
-from core.store.base import TurnStart, Workspace
+from core.store import sqlite_ledger as ledger
+from core.store.base import TurnBegin, TurnBegun, TurnStart, Workspace
 from core.store.sqlite_history import key_params
 from core.types import ThreadKey
 
@@ -47,6 +49,26 @@ async def start_turn_leased(
         return TurnStart(True)
     ticket, position = await leases.gate_enter(db, Workspace.of(key), owner, max(cap, 1), now, lease_s)
     return TurnStart(True, ticket, position)
+
+
+async def begin_turn(db: aiosqlite.Connection, b: TurnBegin) -> TurnBegun:
+    """Claim, admit and start a question, as codebot_begin_turn does on PostgreSQL; inside a transaction."""
+    if await ledger.limits_version(db, Workspace.of(b.key)) != b.limits_version:
+        return TurnBegun("stale")
+    if not await history.claim_event(db, b.key.platform, b.event_id, b.now, b.ttl_s):
+        return TurnBegun("duplicate")
+    if b.check is None:
+        return TurnBegun("claimed")
+    admission = await ledger.admit_run(db, b.check)
+    if admission.refused is not None:
+        return TurnBegun("refused", admission)
+    if b.owner is None:
+        await history.start_turn(db, b.key, b.event_id, b.user_id, b.question, b.now)
+        return TurnBegun("started")
+    start = await start_turn_leased(
+        db, b.key, b.event_id, b.user_id, b.question, b.now, b.owner, b.lease_s, b.cap
+    )
+    return TurnBegun("started", start=start)
 
 
 async def renew_turn(

@@ -62,7 +62,7 @@ async def test_limits_shows_values_ranges_defaults_and_what_admins_changed(comma
 async def test_only_admins_may_set(commands: Commands, store: SQLiteStore) -> None:
     refused = await run(commands, "set", "timeout", "30", author=MEMBER)
     assert not refused.ok and refused.text.startswith("Only workspace admins can change limits.")
-    assert await store.limits(WS) == {}
+    assert (await store.limits(WS)).values == {}
     by_id = await run(commands, "set", "timeout", "20", author=Author("U42", "operator-listed"))
     assert by_id.ok and "`10 s` → `20 s`" in by_id.text
     by_platform = await run(commands, "set", "timeout", "25")

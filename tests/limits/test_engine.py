@@ -43,7 +43,7 @@ async def test_bad_input_changes_nothing(engine: LimitsEngine, store: SQLiteStor
     for name, raw in [("timout", "30"), ("timeout", "600s"), ("steps", "-1"), ("safety", "yolo")]:
         with pytest.raises(LimitError):
             await engine.set(WS, name, raw, ADMIN)
-    assert await store.limits(WS) == {}
+    assert (await store.limits(WS)).values == {}
     assert await engine.changes(WS) == []
 
 

@@ -16,10 +16,11 @@ async def test_each_turn_records_its_store_time_once_its_claim_included(stack: O
     _, text = await stack.get("/metrics")
     value = lambda name, **labels: sample_value(text, name, labels)  # noqa: E731
     assert value("codebot_turn_store_seconds_count") == 2
-    per_turn_ops = ("claim_event", "limits", "admit_run", "start_turn", "thread_context", "commit_turn")
+    per_turn_ops = ("begin_turn", "thread_context", "commit_turn")  # begin_turn: claim, admission, start
     for op in per_turn_ops:
         assert value("codebot_store_seconds_count", op=op) == 2, op
-    in_turns = sum(value("codebot_store_seconds_sum", op=op) for op in per_turn_ops)
+    assert value("codebot_store_seconds_count", op="limits") == 1  # read for the first turn, then kept
+    in_turns = sum(value("codebot_store_seconds_sum", op=op) for op in (*per_turn_ops, "limits"))
     # The turns' tally holds every call a turn makes, its event's claim included.
     assert value("codebot_turn_store_seconds_sum") >= in_turns - 1e-9 > 0
 

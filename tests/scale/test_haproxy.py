@@ -74,7 +74,9 @@ async def claims(http: aiohttp.ClientSession, replicas: list[Proc]) -> float:
     total = 0.0
     for r in replicas:
         async with http.get(f"http://127.0.0.1:{r.ports['ops']}/metrics") as resp:
-            total += sample_value(await resp.text(), "codebot_store_seconds_count", {"op": "claim_event"})
+            text = await resp.text()
+            for op in ("begin_turn", "claim_event"):  # a question's first call claims it
+                total += sample_value(text, "codebot_store_seconds_count", {"op": op})
     return total
 
 

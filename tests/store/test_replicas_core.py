@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from core.service import Codebot
-from core.types import Author, Incoming, NoticeReply, ThreadKey
+from core.types import Author, CommandRequest, Incoming, NoticeReply, ThreadKey
 from tests.fakes.openai_fake import FakeOpenAI
 from tests.harness import core_stack
 from tests.recording_sink import RecordingSink
@@ -84,3 +84,21 @@ async def test_a_busy_workspace_queues_the_other_replicas_question_with_its_posi
         await asyncio.gather(a.wait_idle(60), b.wait_idle(60))
     assert isinstance(queued, NoticeReply) and "number 1 in the queue" in queued.text
     assert first.answers == ["first answer"] and second.answers == ["second answer"]
+
+
+async def test_a_limit_set_on_the_other_replica_holds_for_the_very_next_question_here(tmp_path: Path) -> None:
+    async with FakeOpenAI() as fake, two_replicas(tmp_path, fake.base_url) as (a, b):
+        fake.default_text = "hello"
+        await a.submit(ask("first", "t1", "e1"), RecordingSink())  # replica A now keeps T1's limits
+        await a.wait_idle(30)
+        admin = Author("U9", "boss", is_admin=True)
+        changed = await b.command(
+            CommandRequest("slack", "T1", "C1", admin, "set", ("user_runs_per_hour", "1"))
+        )
+        assert changed.ok, changed.text
+        sink = RecordingSink()
+        assert (await a.submit(ask("second", "t2", "e2"), sink)).accepted
+        await a.wait_idle(30)
+    assert sink.answers == []  # alice had used her one run of this hour: A did not go by its old limits
+    assert [r.kind for r in sink.replies if isinstance(r, NoticeReply)] == ["limit"]
+    assert len(fake.agent_requests) == 1

@@ -95,9 +95,9 @@ async def test_limits_and_their_change_log_stay_in_their_workspace(store: Store)
     await store.set_limit(LimitChange(OTHER_WS, "timeout", "10", "60", by="boss", at=4.0))
     await store.set_limit(LimitChange(Workspace("discord", "T1"), "timeout", None, "1", by="mod", at=5.0))
 
-    assert await store.limits(WS) == {"timeout": "5", "memory": "512"}
-    assert await store.limits(OTHER_WS) == {"timeout": "60"}
-    assert await store.limits(Workspace("slack", "nobody")) == {}
+    assert (await store.limits(WS)).values == {"timeout": "5", "memory": "512"}
+    assert (await store.limits(OTHER_WS)).values == {"timeout": "60"}
+    assert (await store.limits(Workspace("slack", "nobody"))).values == {}
     assert await store.limit_changes(WS) == [
         LimitChange(WS, "timeout", "30", "5", "admin2", 3.0),
         LimitChange(WS, "memory", None, "512", "admin1", 2.0),

@@ -19,7 +19,7 @@ from core.store import postgres_leases as leases
 from core.store import postgres_ledger as ledger
 from core.store import postgres_threads as threads
 from core.store import postgres_turns as turns
-from core.store.base import ThreadState, Workspace
+from core.store.base import RunCheck, ThreadState, TurnBegin, Window, Workspace
 from core.store.postgres import PostgresStore
 from tests.store.backends import postgres_dsn, postgres_schema
 from tests.store.records import KEY, turn
@@ -67,5 +67,18 @@ async def test_claims_starts_and_commits_stay_durable(db: Any) -> None:
         lambda c: history.claim_event(c, "slack", "ev2", 100.0, 3600.0),
         lambda c: turns.start_turn_leased(c, KEY, "ev2", "U1", "q", 100.0, "replica-a", 60.0, None),
         lambda c: commit.commit_turn(c, turn(KEY, "ev2", ["q", "a"], at=101.0)),
+        # claim, admission and start in one: the counts inside it do not take the claim's flush away
+        lambda c: turns.begin_turn(c, question("ev3", user_limit=1)),
+        lambda c: turns.begin_turn(c, question("ev4", user_limit=1)),  # refused: its claim is flushed too
     ]
     assert [await commits_with(db, call) for call in durable] == ["on"] * len(durable)
+
+
+def question(event: str, user_limit: int) -> TurnBegin:
+    runs = RunCheck(
+        Window("tokens:T1", 1000, 86400.0),
+        Window("runs:T1", 10, 86400.0),
+        Window("runs:U1", user_limit, 3600.0),
+        100.0,
+    )
+    return TurnBegin(KEY, event, "U1", "q", 100.0, 3600.0, 0, runs, "replica-a", 60.0, None)

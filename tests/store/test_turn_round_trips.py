@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.wiring import open_core
 from core.readiness import Ops
+from core.service import Codebot
 from core.settings import Settings
 from core.types import Author, Incoming, ThreadKey
 from tests.fakes.openai_fake import FakeOpenAI
@@ -32,29 +33,31 @@ def store_calls(ops: Ops) -> Counter[str]:
     return calls
 
 
+async def ask(core: Codebot, fake: FakeOpenAI, ops: Ops, thread: str) -> tuple[Counter[str], RecordingSink]:
+    fake.enqueue_tool_call("n = 6 * 7\nprint(n)")
+    fake.enqueue_text("It is 42.")
+    before = store_calls(ops)
+    sink = RecordingSink()
+    key = ThreadKey("slack", "T1", "C1", thread)
+    incoming = Incoming(key, Author("U1", "alice"), "6*7?", event_id=f"e-{thread}")
+    assert (await core.submit(incoming, sink)).accepted
+    await core.wait_idle(60)
+    return store_calls(ops) - before, sink
+
+
 async def test_an_uncontended_turn_that_runs_code_makes_one_call_per_need(tmp_path: Path) -> None:
     ops = Ops()
     async with FakeOpenAI() as fake, postgres_schema(postgres_dsn()) as dsn:
         environ = stack_environ(tmp_path, fake.base_url, CODEBOT_DB=dsn, CODEBOT_SANDBOX_POOL_SIZE="0")
         settings = Settings(_env_file=None, **environ)  # type: ignore[call-arg]
         async with open_core(settings, ops=ops) as core:
-            fake.enqueue_tool_call("n = 6 * 7\nprint(n)")
-            fake.enqueue_text("It is 42.")
-            before = store_calls(ops)
-            sink = RecordingSink()
-            key = ThreadKey("slack", "T1", "C1", "t1")
-            assert (
-                await core.submit(Incoming(key, Author("U1", "alice"), "6*7?", event_id="e1"), sink)
-            ).accepted
-            await core.wait_idle(60)
-            turn = store_calls(ops) - before
-    assert sink.answers == ["It is 42."]
+            first, first_sink = await ask(core, fake, ops, "t1")
+            turn, sink = await ask(core, fake, ops, "t2")
+    assert first_sink.answers == sink.answers == ["It is 42."]
+    assert first - turn == Counter(limits=1)  # the workspace's limits, read once and then kept
     assert not GATE_AND_LEASES & set(turn)  # thread lock and queue ticket ride on the start and the commit
     assert turn == Counter(
-        claim_event=1,  # de-duplication
-        limits=1,  # the workspace's limits
-        admit_run=1,  # token quota and both run windows
-        start_turn_leased=1,  # the turn's lease, its thread's lock, its queue ticket
+        begin_turn=1,  # claim, token quota, both run windows, lease, thread lock, queue ticket
         thread_context=1,  # history, files, state (an empty workspace: the run loads nothing)
         save_state=1,  # the run kept `n`
         commit_turn=1,  # history, audit, usage, tokens, the lock and the ticket back
