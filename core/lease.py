@@ -30,7 +30,7 @@ from core.limits.store_gate import StoreGate
 from core.locks import KeyedLocks
 from core.sink import ReplySink
 from core.store.base import RunCheck, Store, StoreError, TurnBegin, TurnBegun, TurnStart
-from core.types import Incoming, Progress, Reply
+from core.types import Incoming, Progress, Reply, ThreadKey
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class TurnLeases:
         self._clock = clock
         self._monotonic = monotonic
         self._local = KeyedLocks()
+        self._freed: dict[ThreadKey, asyncio.Event] = {}  # set when a turn here ends: its line polls at once
         self._leases: dict[str, _Lease] = {}
         self.stopping: dict[str, str] = {}  # event id -> who pressed Stop (here, or on another replica)
         self._stop_poll_s = stop_poll_s
@@ -155,13 +156,20 @@ class TurnLeases:
 
     @asynccontextmanager
     async def hold_thread(self, incoming: Incoming) -> AsyncIterator[None]:
-        """Hold the thread's lock: this process's turns queue in-process, replicas through the store."""
-        async with self._local.hold(incoming.key):
-            lease = self._leases.get(incoming.event_id)
-            if lease is None:  # one process: the in-process lock is the whole lock
+        """Hold the thread's lock: this process's turns queue in-process, replicas through the store.
+
+        A turn whose start took the store's lock holds the thread already and waits for nobody here:
+        a turn of this process that waits in line may be waiting for exactly that lock. The others
+        queue here in order, and poll the store for it, woken early when a turn here ends."""
+        lease = self._leases.get(incoming.event_id)
+        if lease is None:  # one process: the in-process lock is the whole lock
+            async with self._local.hold(incoming.key):
                 yield
-                return
-            await self._take_thread(lease)
+            return
+        async with contextlib.AsyncExitStack() as line:
+            if not lease.holds_thread:
+                await line.enter_async_context(self._local.hold(incoming.key))
+                await self._take_thread(lease)
             try:
                 yield
             except BaseException:
@@ -169,14 +177,26 @@ class TurnLeases:
                 with contextlib.suppress(StoreError, asyncio.CancelledError):
                     await asyncio.shield(self._store.release_thread(incoming.key, incoming.event_id))
                 raise
+            finally:
+                freed = self._freed.get(incoming.key)
+                if freed is not None:
+                    freed.set()  # the first turn here in this thread's line polls now
 
     async def _take_thread(self, lease: _Lease) -> None:
         key, event_id = lease.incoming.key, lease.incoming.event_id
         # Polling, because the holder may be another replica: no event of ours fires when it lets go.
-        while not lease.holds_thread:
-            lease.holds_thread = await self._store.lock_thread(key, event_id, self._clock(), self.lease_s)
-            if not lease.holds_thread:
-                await asyncio.sleep(self._poll_s)
+        freed = self._freed[key] = asyncio.Event()  # one turn per thread polls at a time: the line's first
+        try:
+            while True:
+                lease.holds_thread = await self._store.lock_thread(key, event_id, self._clock(), self.lease_s)
+                if lease.holds_thread:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(freed.wait(), self._poll_s)
+                freed.clear()
+        finally:
+            if self._freed.get(key) is freed:
+                del self._freed[key]
 
     def guard(self, incoming: Incoming, sink: ReplySink) -> ReplySink:
         """Wrap the turn's sink so it posts nothing once the turn's lease is lost or may have lapsed."""

@@ -71,3 +71,41 @@ async def test_a_turn_that_ends_before_its_slot_gives_its_queued_ticket_back(sto
             break
         await asyncio.sleep(0.01)
     assert await store.gate_counts(WS, time.time()) == (0, 0)
+
+
+async def test_a_question_that_took_the_thread_at_its_start_never_waits_behind_one_waiting_for_it(
+    store: Store,
+) -> None:
+    """Three questions in one thread: W (on another replica) holds it; X waits here; Y's start comes
+    just after W lets go and before X's next poll, so Y's start takes the thread. Y must run (it holds
+    the thread: X's polls fail until Y ends), and X must follow as soon as Y ends, not a poll later."""
+    leases = TurnLeases(store, shared=True, lease_s=60.0, owner="r1", poll_s=3600.0)  # X polls once only
+    now = time.time()
+    assert await store.lock_thread(KEY, "w-elsewhere", now, 60.0)
+    x = Incoming(KEY, Author("U1", "alice"), "second", event_id="ev-x")
+    y = Incoming(KEY, Author("U1", "alice"), "third", event_id="ev-y")
+    ran: list[str] = []
+    polling = asyncio.Event()
+
+    async def turn(incoming: Incoming, begin: bool) -> None:
+        if begin:
+            await leases.begin(incoming)
+        async with leases.hold_thread(incoming):
+            ran.append(incoming.event_id)
+            await store.release_thread(incoming.key, incoming.event_id)  # as its commit would
+
+    await leases.begin(x)
+    x_task = asyncio.create_task(turn(x, begin=False))
+    real_lock = store.lock_thread
+
+    async def lock_thread(*args: object) -> bool:
+        held = await real_lock(*args)  # type: ignore[arg-type]
+        polling.set()
+        return held
+
+    store.lock_thread = lock_thread  # type: ignore[method-assign]
+    await asyncio.wait_for(polling.wait(), 60)  # X holds this replica's place in line and polls
+    await store.release_thread(KEY, "w-elsewhere")  # W's commit, on the other replica
+    y_task = asyncio.create_task(turn(y, begin=True))
+    await asyncio.wait_for(asyncio.gather(x_task, y_task), 60)
+    assert ran == ["ev-y", "ev-x"]
