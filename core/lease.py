@@ -116,15 +116,22 @@ class TurnLeases:
             self.bind(incoming, task)
 
     async def begin_question(
-        self, incoming: Incoming, ttl_s: float, limits_version: int, check: RunCheck | None, cap: int
+        self,
+        incoming: Incoming,
+        ttl_s: float,
+        limits_version: int,
+        check: RunCheck | None,
+        cap: int,
+        history_limit: int | None = None,
     ) -> TurnBegun:
         """Claim, admit and start a question in one store call (store.begin_turn); when it starts and
-        leases are shared, hold its lease from now on. bind() then ties the lease to the turn's task."""
+        leases are shared, hold its lease from now on. bind() then ties the lease to the turn's task.
+        With `history_limit`, a start that takes the thread's store lock reads the thread's context too."""
         shared, now = self.shared, check.now if check is not None else self._clock()
         begin = TurnBegin(
             incoming.key, incoming.event_id, incoming.author.id, incoming.text, now, ttl_s, limits_version,
             check, self.owner if shared else None, self.lease_s,
-            cap if shared and self._gate is not None else None,
+            cap if shared and self._gate is not None else None, history_limit if shared else None,
         )  # fmt: skip
         sent = self._monotonic()
         begun = await self._store.begin_turn(begin)

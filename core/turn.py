@@ -21,7 +21,7 @@ from core.lease import TurnLeases
 from core.limits import Admission, EffectiveLimits, LimitsEngine, WorkspaceGate
 from core.settings import Settings
 from core.sink import ReplySink
-from core.store.base import AuditRecord, Store, StoreError, Turn, UsageRecord, Workspace
+from core.store.base import AuditRecord, Store, StoreError, ThreadContext, Turn, UsageRecord, Workspace
 from core.threadfiles.runner import WorkspaceRunner
 from core.threadfiles.service import ThreadWorkspaces
 from core.types import Incoming, NoticeReply, Progress
@@ -45,6 +45,7 @@ class Begun:
     started: bool
     limits: EffectiveLimits
     admission: Admission
+    context: ThreadContext | None = None  # the thread as the start read it, under the thread's lock
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,15 @@ class TurnRunner:
         for _ in range(STALE_RETRIES):
             limits, version = await self._d.limits.current(ws)
             check = self._d.limits.run_check(incoming, limits)
+            # Attached files go into the workspace before the thread is read: then the turn reads it.
+            history = None if incoming.files else self._d.settings.history_max_messages
             begun = await self.leases.begin_question(
-                incoming, self._d.settings.event_ttl_s, version, check, limits.concurrency
+                incoming, self._d.settings.event_ttl_s, version, check, limits.concurrency, history
             )
             if begun.outcome != "stale":
                 admission = self._d.limits.decide(limits, check, begun.admission)
-                return Begun(begun.outcome == "duplicate", begun.outcome == "started", limits, admission)
+                outcome = begun.outcome
+                return Begun(outcome == "duplicate", outcome == "started", limits, admission, begun.context)
             self._d.limits.forget(ws)
         raise StoreError("this workspace's limits keep changing; please ask again in a moment")
 
@@ -130,7 +134,7 @@ class TurnRunner:
             if not begun.admission.granted:
                 await sink.post(NoticeReply("limit", begun.admission.notice))
                 return
-            await self._queued(incoming, sink, begun.limits, fetcher)
+            await self._queued(incoming, sink, begun, fetcher)
         except asyncio.CancelledError:
             stopper = self.stopping.get(incoming.event_id)
             if stopper is not None:  # the Stop button, not a shutdown
@@ -153,9 +157,13 @@ class TurnRunner:
             await _safe_post(sink, NoticeReply("error", INTERNAL_ERROR_TEXT))
 
     async def _queued(
-        self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits, fetcher: FileFetcher | None
+        self, incoming: Incoming, sink: ReplySink, begun: Begun, fetcher: FileFetcher | None
     ) -> None:
+        waited = False
+
         async def on_queued(position: int) -> None:
+            nonlocal waited
+            waited = True
             await sink.progress(Progress.QUEUED, f"position {position}")
             await sink.post(
                 NoticeReply(
@@ -165,7 +173,7 @@ class TurnRunner:
                 )
             )
 
-        ws = Workspace.of(incoming.key)
+        ws, limits = Workspace.of(incoming.key), begun.limits
         # Thread lock first: a second question in the same thread must not hold a workspace slot
         # while it waits for the first to finish.
         async with (
@@ -173,15 +181,26 @@ class TurnRunner:
             self._d.gate.slot(ws, limits.concurrency, on_queued),
         ):
             if self._global.locked():  # every slot of the whole bot is busy: say so, never stay silent
+                waited = True
                 await sink.progress(Progress.QUEUED, "the bot is busy; waiting for a free slot")
             async with self._global:
-                await self._answer(incoming, sink, limits, fetcher)
+                # What the start read under the thread's lock is current unless the turn then waited
+                # in a queue, where a command (reset, a file's removal) may have changed the thread.
+                context = None if waited else begun.context
+                await self._answer(incoming, sink, limits, fetcher, context)
 
     async def _answer(
-        self, incoming: Incoming, sink: ReplySink, limits: EffectiveLimits, fetcher: FileFetcher | None
+        self,
+        incoming: Incoming,
+        sink: ReplySink,
+        limits: EffectiveLimits,
+        fetcher: FileFetcher | None,
+        context: ThreadContext | None = None,
     ) -> None:
         s = self._d.settings
-        workspace = await self._workspaces.prepare(incoming, sink, fetcher, limits, s.history_max_messages)
+        workspace = await self._workspaces.prepare(
+            incoming, sink, fetcher, limits, s.history_max_messages, context
+        )
         raw = workspace.history  # read with the workspace's listing: one round trip
         history = trim_history(_decode_all(incoming, raw), s.history_max_messages, s.history_max_tokens)
         turn_limits = TurnLimits(

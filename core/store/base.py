@@ -419,6 +419,7 @@ class TurnBegin:
     owner: str | None = None
     lease_s: float = 60.0
     cap: int | None = None
+    history_limit: int | None = None  # given: a start that takes the thread's lock reads its context too
 
 
 # stale: the limits changed, nothing written; duplicate: the event is claimed already, nothing written;
@@ -429,11 +430,14 @@ BeginOutcome = Literal["stale", "duplicate", "claimed", "refused", "started"]
 
 @dataclass(frozen=True)
 class TurnBegun:
-    """What begin_turn did: refused carries the admission, started (with an owner) its TurnStart."""
+    """What begin_turn did: refused carries the admission, started (with an owner) its TurnStart and,
+    when the start took the thread's lock and a history limit was given, the thread's context as
+    thread_context reads it, read under that lock."""
 
     outcome: BeginOutcome
     admission: RunAdmission | None = None
     start: TurnStart | None = None
+    context: ThreadContext | None = None
 
 
 class TurnLeases(Protocol):

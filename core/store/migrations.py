@@ -418,11 +418,37 @@ _STOP_REQUESTS = ("ALTER TABLE turns ADD COLUMN stop_by TEXT",)
 
 # A question's first call in one on PostgreSQL (issue 15, under 5 ms of store time per turn): the limits
 # the caller decided with still current (the workspace's newest change id), the event's claim, its
-# admission (codebot_admit_run) and the turn's start with its lease (codebot_start_turn), in one
-# transaction with one disk flush. codebot_take_slot turns the flush off for a count alone; the claim
-# and the start need it, so the caller's setting is put back after admission. (SQLite runs the same
-# steps in one transaction: nothing to create there.)
+# admission (codebot_admit_run), the turn's start with its lease (codebot_start_turn) and, when the start
+# took the thread's lock and p_history is given, what the turn reads of its thread (codebot_thread_context,
+# which thread_context calls too): in one transaction with one disk flush. Each statement of a PL/pgSQL
+# function sees what committed before it began, so the history read after the lock includes the previous
+# turn's commit. codebot_take_slot turns the flush off for a count alone; the claim and the start need
+# it, so the caller's setting is put back after admission. (SQLite runs the same steps in one
+# transaction: nothing to create there.)
 _BEGIN_TURN_POSTGRES = (
+    """CREATE TYPE codebot_file_head AS (
+        name TEXT, size BIGINT, sha256 TEXT, origin TEXT, created_at DOUBLE PRECISION,
+        updated_at DOUBLE PRECISION, preview TEXT)""",
+    """CREATE TYPE codebot_state_head AS (
+        size BIGINT, kept TEXT, dropped TEXT, updated_at DOUBLE PRECISION)""",
+    """CREATE FUNCTION codebot_thread_context(
+            p_platform TEXT, p_workspace TEXT, p_channel TEXT, p_thread TEXT, p_limit INTEGER,
+            OUT history TEXT[], OUT files codebot_file_head[], OUT state codebot_state_head)
+        LANGUAGE sql STABLE AS $$
+            SELECT
+                ARRAY(SELECT body FROM (
+                    SELECT seq, body FROM messages WHERE conversation_id = (
+                        SELECT id FROM conversations WHERE platform = p_platform
+                            AND workspace = p_workspace AND channel = p_channel AND thread = p_thread)
+                    ORDER BY seq DESC LIMIT p_limit) AS newest ORDER BY seq),
+                ARRAY(SELECT ROW(name, size, sha256, origin, created_at, updated_at,
+                                 preview)::codebot_file_head
+                      FROM thread_files WHERE platform = p_platform AND workspace = p_workspace
+                          AND channel = p_channel AND thread = p_thread ORDER BY name),
+                (SELECT ROW(size, kept, dropped, updated_at)::codebot_state_head
+                 FROM thread_state WHERE platform = p_platform AND workspace = p_workspace
+                     AND channel = p_channel AND thread = p_thread)
+        $$""",
     """CREATE FUNCTION codebot_begin_turn(
             p_event TEXT, p_platform TEXT, p_workspace TEXT, p_channel TEXT, p_thread TEXT,
             p_user TEXT, p_question TEXT, p_now DOUBLE PRECISION, p_ttl DOUBLE PRECISION,
@@ -430,12 +456,14 @@ _BEGIN_TURN_POSTGRES = (
             p_tokens TEXT, p_tokens_limit BIGINT, p_tokens_window DOUBLE PRECISION,
             p_ws TEXT, p_ws_limit INTEGER, p_ws_window DOUBLE PRECISION,
             p_user_bucket TEXT, p_user_limit INTEGER, p_user_window DOUBLE PRECISION,
-            p_owner TEXT, p_lease DOUBLE PRECISION, p_cap INTEGER,
+            p_owner TEXT, p_lease DOUBLE PRECISION, p_cap INTEGER, p_history INTEGER,
             OUT outcome TEXT, OUT refused TEXT, OUT used BIGINT, OUT oldest DOUBLE PRECISION,
-            OUT won BOOLEAN, OUT ticket BIGINT, OUT place INTEGER)
+            OUT won BOOLEAN, OUT ticket BIGINT, OUT place INTEGER,
+            OUT ctx_history TEXT[], OUT ctx_files codebot_file_head[], OUT ctx_state codebot_state_head)
         LANGUAGE plpgsql VOLATILE AS $$
         DECLARE
             v_flush TEXT := current_setting('synchronous_commit');
+            v_context RECORD;
         BEGIN
             IF p_version <> (SELECT COALESCE(max(id), 0) FROM limit_changes
                              WHERE platform = p_platform AND workspace = p_workspace) THEN
@@ -467,6 +495,13 @@ _BEGIN_TURN_POSTGRES = (
             SELECT s.won, s.ticket, s.place INTO won, ticket, place
                 FROM codebot_start_turn(p_event, p_platform, p_workspace, p_channel, p_thread, p_user,
                                         p_question, p_now, p_owner, p_lease, p_cap) s;
+            IF won AND p_history IS NOT NULL THEN
+                SELECT * INTO v_context
+                    FROM codebot_thread_context(p_platform, p_workspace, p_channel, p_thread, p_history);
+                ctx_history := v_context.history;
+                ctx_files := v_context.files;
+                ctx_state := v_context.state;
+            END IF;
         END $$""",
 )
 

@@ -44,21 +44,22 @@ async def read_files(db: Conn, key: ThreadKey) -> list[tuple[StoredFile, bytes]]
 
 
 async def thread_context(db: Conn, key: ThreadKey, history_limit: int) -> ThreadContext:
-    """History, file listing and state description in one statement: one snapshot, one round trip."""
+    """History, file listing and state description in one call of codebot_thread_context (migration 008):
+    one snapshot, one round trip."""
     row = await db.fetchrow(
-        f"""SELECT
-              ARRAY(SELECT body FROM (
-                  SELECT seq, body FROM messages
-                  WHERE conversation_id = (SELECT id FROM conversations WHERE {_KEY_WHERE})
-                  ORDER BY seq DESC LIMIT $5) AS newest ORDER BY seq),
-              ARRAY(SELECT ROW({_FILE_COLUMNS}) FROM thread_files WHERE {_KEY_WHERE} ORDER BY name),
-              (SELECT ROW(size, kept, dropped, updated_at, ''::bytea)
-               FROM thread_state WHERE {_KEY_WHERE})""",
+        "SELECT history, files, state FROM codebot_thread_context($1, $2, $3, $4, $5)",
         *key_params(key),
-        max(history_limit, 0),
+        max(min(history_limit, 2**31 - 1), 0),
     )
-    files = tuple(stored_file(r) for r in row[1])
-    return ThreadContext(tuple(row[0]), files, None if row[2] is None else _state(row[2]))
+    return context(row[0], row[1], row[2])
+
+
+def context(history: Sequence[str], files: Sequence[Any], state: Any) -> ThreadContext:
+    """A ThreadContext from codebot_thread_context's history, files and state (a head without bytes)."""
+    head = None
+    if state is not None:
+        head = ThreadState(b"", int(state[0]), parse_kept(state[1]), parse_dropped(state[2]), float(state[3]))
+    return ThreadContext(tuple(history), tuple(stored_file(r) for r in files), head)
 
 
 async def load_workspace(

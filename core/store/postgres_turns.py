@@ -16,6 +16,7 @@ from typing import get_args
 from core.store.base import BeginOutcome, TurnBegin, TurnBegun, TurnStart
 from core.store.postgres_history import RELAXED, Conn, key_params
 from core.store.postgres_ledger import admission, int32, window_args
+from core.store.postgres_threads import context
 from core.types import ThreadKey
 
 # A renewal needs no disk flush (RELAXED): one lost to a server crash leaves the lease at its previous
@@ -76,9 +77,7 @@ def _start(won: object, ticket: int | None, place: int | None) -> TurnStart:
 
 
 _OUTCOMES: dict[str, BeginOutcome] = {o: o for o in get_args(BeginOutcome)}
-_BEGIN = "SELECT outcome, refused, used, oldest, won, ticket, place FROM codebot_begin_turn({})".format(
-    ", ".join(f"${n}" for n in range(1, 24))
-)
+_BEGIN = "SELECT * FROM codebot_begin_turn({})".format(", ".join(f"${n}" for n in range(1, 25)))
 
 
 async def begin_turn(db: Conn, b: TurnBegin) -> TurnBegun:
@@ -91,12 +90,14 @@ async def begin_turn(db: Conn, b: TurnBegin) -> TurnBegun:
         _BEGIN,
         b.event_id, *key_params(b.key), b.user_id, b.question, b.now, b.ttl_s, b.limits_version,
         c is not None, *windows, b.owner, b.lease_s, None if b.cap is None else max(int32(b.cap), 1),
+        None if b.history_limit is None else int32(b.history_limit),
     )  # fmt: skip
     outcome = _OUTCOMES[row[0]]
     if outcome == "refused" and c is not None:
         return TurnBegun(outcome, admission(c, row[1], row[2], row[3]))
     if outcome == "started":
-        return TurnBegun(outcome, start=_start(row[4], row[5], row[6]))
+        read = None if row[7] is None else context(row[7], row[8], row[9])
+        return TurnBegun(outcome, start=_start(row[4], row[5], row[6]), context=read)
     return TurnBegun(outcome)
 
 

@@ -13,6 +13,7 @@ import aiosqlite
 from core.store import sqlite_history as history
 from core.store import sqlite_leases as leases
 from core.store import sqlite_ledger as ledger
+from core.store import sqlite_threads as threads
 from core.store.base import TurnBegin, TurnBegun, TurnStart, Workspace
 from core.store.sqlite_history import key_params
 from core.types import ThreadKey
@@ -68,7 +69,9 @@ async def begin_turn(db: aiosqlite.Connection, b: TurnBegin) -> TurnBegun:
     start = await start_turn_leased(
         db, b.key, b.event_id, b.user_id, b.question, b.now, b.owner, b.lease_s, b.cap
     )
-    return TurnBegun("started", start=start)
+    if not start.holds_thread or b.history_limit is None:
+        return TurnBegun("started", start=start)
+    return TurnBegun("started", start=start, context=await threads.thread_context(db, b.key, b.history_limit))
 
 
 async def renew_turn(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from core.files_in import FileFetcher
 from core.limits import EffectiveLimits
 from core.sink import ReplySink
-from core.store.base import ThreadFiles
+from core.store.base import ThreadContext, ThreadFiles
 from core.threadfiles.caps import ThreadCaps
 from core.threadfiles.intake import take_in
 from core.threadfiles.runner import ThreadRunner, WorkspaceRunner
@@ -50,9 +50,11 @@ class ThreadWorkspaces:
         fetcher: FileFetcher | None,
         limits: EffectiveLimits,
         history_limit: int,
+        context: ThreadContext | None = None,
     ) -> TurnWorkspace:
         """Store this message's files (telling the thread what was refused), then read the thread's
-        history and describe its workspace, in one store call."""
+        history and describe its workspace, in one store call (none when the turn's start read them:
+        `context`, for a message without files)."""
         caps = ThreadCaps.of(limits)
 
         async def notify(text: str) -> None:
@@ -67,7 +69,8 @@ class ThreadWorkspaces:
         intake = await take_in(self._store, incoming.key, incoming.files, fetcher, caps, self._clock())
         for text in intake.notices:
             await notify(text)
-        context = await self._store.thread_context(incoming.key, history_limit)
+        if context is None or incoming.files:
+            context = await self._store.thread_context(incoming.key, history_limit)
         runner = ThreadRunner(self._sandbox, self._store, incoming.key, caps, notify, self._clock, context)
         summary = workspace_summary(context.files, context.state)
         return TurnWorkspace(runner, summary, intake.added, context.messages)

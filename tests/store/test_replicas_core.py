@@ -16,7 +16,7 @@ from pathlib import Path
 from core.service import Codebot
 from core.types import Author, CommandRequest, Incoming, NoticeReply, ThreadKey
 from tests.fakes.openai_fake import FakeOpenAI
-from tests.harness import core_stack
+from tests.harness import core_stack, until
 from tests.recording_sink import RecordingSink
 from tests.store.backends import postgres_dsn, postgres_schema
 
@@ -102,3 +102,28 @@ async def test_a_limit_set_on_the_other_replica_holds_for_the_very_next_question
     assert sink.answers == []  # alice had used her one run of this hour: A did not go by its old limits
     assert [r.kind for r in sink.replies if isinstance(r, NoticeReply)] == ["limit"]
     assert len(fake.agent_requests) == 1
+
+
+async def test_a_question_that_waited_in_the_queue_reads_its_thread_again(tmp_path: Path) -> None:
+    """The start reads the thread with its lock; a turn that then waits for a workspace slot reads it
+    again when it runs, so a `reset` typed meanwhile is kept (the model never sees the old history)."""
+    async with (
+        FakeOpenAI() as fake,
+        two_replicas(tmp_path, fake.base_url, CODEBOT_LIMIT_CONCURRENCY="1") as (a, b),
+    ):
+        fake.enqueue_text("Noted: banana.")
+        await a.submit(ask("remember the word banana", "t2", "e0"), RecordingSink())
+        await a.wait_idle(30)
+        fake.enqueue_delay(5.0)  # t1's answer holds the workspace's one slot meanwhile
+        fake.enqueue_text("slow answer")
+        await a.submit(ask("slow one", "t1", "e1"), RecordingSink())
+        await until(lambda: len(fake.agent_requests) == 2)
+        fake.enqueue_text("I do not know the word.")
+        waiting = RecordingSink()
+        await a.submit(ask("which word did I say?", "t2", "e2"), waiting)
+        await waiting.wait_for(NoticeReply, timeout=30)  # queued behind t1, its thread read at its start
+        req = CommandRequest("slack", "T1", "C1", ALICE, "reset", (), ThreadKey("slack", "T1", "C1", "t2"))
+        assert (await b.command(req)).ok
+        await asyncio.gather(a.wait_idle(60), b.wait_idle(60))
+    assert waiting.answers == ["I do not know the word."]
+    assert "banana" not in json.dumps(fake.agent_requests[-1]["messages"])

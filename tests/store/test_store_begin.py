@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
-from core.store.base import LimitChange, RunCheck, Store, TurnBegin, Window
-from tests.store.records import KEY, WS, key
+from core.store.base import LimitChange, NewFile, RunCheck, Store, ThreadState, TurnBegin, Window
+from sandbox.types import KeptName
+from tests.store.records import KEY, WS, key, turn
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -34,9 +35,13 @@ def begin(
     admit: bool = True,
     thread: str = KEY.thread,
     cap: int | None = 2,
+    history: int | None = None,
 ) -> TurnBegin:
     runs = (run_check or check(now)) if admit else None
-    return TurnBegin(key(thread), event, "U1", "what is 6*7?", now, 3600.0, version, runs, OWNER, 60.0, cap)
+    question = "what is 6*7?"
+    return TurnBegin(
+        key(thread), event, "U1", question, now, 3600.0, version, runs, OWNER, 60.0, cap, history
+    )
 
 
 async def slots(store: Store, now: float = 101.0) -> tuple[int, int]:
@@ -126,3 +131,18 @@ async def test_the_limits_version_is_per_workspace_and_moves_with_every_change(s
     values = await store.limits(WS)
     assert values.version > first and values.values == {"timeout": "default"}
     assert (await store.limits(type(WS).of(other))).version == 0
+
+
+async def test_a_start_that_takes_the_thread_reads_its_context_as_thread_context_does(store: Store) -> None:
+    await store.commit_turn(turn(KEY, "e0", ["q0", "a0", "q1", "a1"], at=50.0))
+    await store.put_files(KEY, [NewFile("data.csv", b"x,y\n1,2\n", "attached")], 60.0)
+    await store.save_state(KEY, ThreadState(b"blob", 4, (KeptName("n", "int"),)), 70.0)
+    begun = await store.begin_turn(begin("e1", history=3))
+    assert begun.outcome == "started" and begun.start is not None and begun.start.holds_thread
+    assert begun.context == await store.thread_context(KEY, 3)
+    assert begun.context is not None and begun.context.messages == ("a0", "q1", "a1")
+    assert [f.name for f in begun.context.files] == ["data.csv"]
+    assert begun.context.state is not None and begun.context.state.blob == b""  # described, not loaded
+    busy = await store.begin_turn(begin("e2", 101.0, history=3))  # the thread is e1's: read nothing
+    assert busy.outcome == "started" and busy.context is None
+    assert (await store.begin_turn(begin("e3", 102.0, thread="t-new"))).context is None  # none asked for

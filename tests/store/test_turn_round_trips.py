@@ -57,8 +57,9 @@ async def test_an_uncontended_turn_that_runs_code_makes_one_call_per_need(tmp_pa
     assert first - turn == Counter(limits=1)  # the workspace's limits, read once and then kept
     assert not GATE_AND_LEASES & set(turn)  # thread lock and queue ticket ride on the start and the commit
     assert turn == Counter(
-        begin_turn=1,  # claim, token quota, both run windows, lease, thread lock, queue ticket
-        thread_context=1,  # history, files, state (an empty workspace: the run loads nothing)
+        # claim, token quota, both run windows, lease, thread lock, queue ticket, and what the turn reads
+        # of its thread: history, files, state (an empty workspace: the run loads nothing)
+        begin_turn=1,
         save_state=1,  # the run kept `n`
         commit_turn=1,  # history, audit, usage, tokens, the lock and the ticket back
     )
