@@ -426,6 +426,29 @@ _STOP_REQUESTS = ("ALTER TABLE turns ADD COLUMN stop_by TEXT",)
 # it, so the caller's setting is put back after admission. (SQLite runs the same steps in one
 # transaction: nothing to create there.)
 _BEGIN_TURN_POSTGRES = (
+    # One scan of the window instead of two: the count after this call's own slot is the count before
+    # plus one (other callers wait on the lock), so only the peek (limit 0, no lock) reads what it reads.
+    """CREATE OR REPLACE FUNCTION codebot_take_slot(
+            p_bucket TEXT, p_limit INTEGER, p_window DOUBLE PRECISION, p_now DOUBLE PRECISION,
+            OUT granted BOOLEAN, OUT used BIGINT, OUT oldest DOUBLE PRECISION)
+        LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            -- A rate-limit count is not worth a disk flush per call (see migration 001).
+            PERFORM set_config('synchronous_commit', 'off', true);
+            granted := FALSE;
+            IF p_limit > 0 THEN
+                PERFORM pg_advisory_xact_lock(hashtextextended('codebot.bucket:' || p_bucket, 0));
+            END IF;
+            SELECT COALESCE(SUM(amount), 0), MIN(at) INTO used, oldest
+                FROM buckets WHERE bucket = p_bucket AND at > p_now - p_window;
+            IF p_limit > 0 AND used < p_limit THEN
+                INSERT INTO buckets (bucket, at, amount, expires_at)
+                    VALUES (p_bucket, p_now, 1, p_now + p_window);
+                granted := TRUE;
+                used := used + 1;
+                oldest := LEAST(COALESCE(oldest, p_now), p_now);
+            END IF;
+        END $$""",
     """CREATE TYPE codebot_file_head AS (
         name TEXT, size BIGINT, sha256 TEXT, origin TEXT, created_at DOUBLE PRECISION,
         updated_at DOUBLE PRECISION, preview TEXT)""",
