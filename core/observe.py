@@ -99,11 +99,7 @@ class ObservedTurns(TurnRunner):
         self._m = metrics
 
     async def run(
-        self,
-        incoming: Incoming,
-        sink: ReplySink,
-        fetcher: FileFetcher | None = None,
-        begun: Begun | None = None,
+        self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None, begun: Begun
     ) -> None:
         metered = MeteredSink(sink, self._m, incoming.key.platform)
         start = time.monotonic()

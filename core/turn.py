@@ -116,19 +116,12 @@ class TurnRunner:
         return task
 
     async def run(
-        self,
-        incoming: Incoming,
-        sink: ReplySink,
-        fetcher: FileFetcher | None = None,
-        begun: Begun | None = None,
+        self, incoming: Incoming, sink: ReplySink, fetcher: FileFetcher | None, begun: Begun
     ) -> None:
-        """Run one turn to the end (begun first, unless it was); every failure becomes a notice."""
-        started = begun is not None and begun.started
+        """Run a begun turn to the end (launch() starts it); every failure becomes a notice."""
+        started = begun.started
         sink = self.leases.guard(incoming, sink)  # posts nothing once another replica owns the turn
         try:
-            if begun is None:
-                begun = await self.begin(incoming)
-                started = begun.started
             if begun.duplicate:
                 return
             if not begun.admission.granted:
