@@ -6,9 +6,10 @@ time of each metered store call (what codebot_store_seconds measures) at the mom
 the reply off the call's connection:
 
 - before the read: the query goes out, PostgreSQL runs it, the reply comes back and the loop gets to
-  select() again. Of that, `busy` is the time the loop ran callbacks (the call's own first step, whose
-  send() may be preempted by the backend it wakes, and other tasks' steps) and `idle` the time it sat
-  in select() (the round trip itself, and the wake-up of this process);
+  select() again. Of that, `own` is the call's own first step (the pool lends a connection, the query is
+  built and sent: a send() that wakes the backend, which on a busy 2-core machine may take this CPU
+  there and then), `busy` the other callbacks the loop ran, and `idle` the time it sat in select()
+  (the round trip itself, and the wake-up of this process);
 - `queued`: from select() returning to the connection's read callback (callbacks ahead in the batch);
 - `after`: from that read to the call's return (the task's wake-up, the pool's release and the other
   callbacks that run first): loop lag, with the call's own decoding.
@@ -44,7 +45,7 @@ def _install(out: str) -> None:
     # transport -> (when select() returned, the loop's select() seconds by then, when its read callback ran)
     reads: dict[object, tuple[float, float, float]] = {}
     released: dict[object, object] = {}  # task -> transport of the connection it gave back last
-    totals = {"calls": 0, "wall": 0.0, "busy": 0.0, "idle": 0.0, "queued": 0.0, "after": 0.0, "unmatched": 0}
+    totals = dict.fromkeys(("calls", "wall", "own", "busy", "idle", "queued", "after", "unmatched"), 0.0)
 
     select = selectors.EpollSelector.select
 
@@ -88,13 +89,18 @@ def _install(out: str) -> None:
             return run(self)
         finally:
             state["callback_began"] = 0.0
-            took = clock() - began
+            ended = clock()
+            for call in starting:  # calls begun in this callback: their first step ends here
+                call["sent"] = ended
+            starting.clear()
+            took = ended - began
             if took > 0.005:
                 stack = stacks.pop(began, "")
                 slow.append((took, where(self) + (f" [running: {stack}]" if stack else "")))
                 slow.sort(reverse=True)
                 del slow[5:]
 
+    starting: list[dict[str, float]] = []  # store calls begun in the running callback
     stacks: dict[float, str] = {}  # callback start -> the main thread's stack, seen 20 ms into it
     main_thread = threading.get_ident()
 
@@ -135,15 +141,18 @@ def _install(out: str) -> None:
                 return await timed(fn, record)  # an LLM attempt: not a store call
             released.pop(asyncio.current_task(), None)
             start, selected = clock(), state["select_s"]
+            call = {"sent": start}
+            starting.append(call)
             try:
                 return await timed(fn, record)
             finally:
                 end = clock()
-                account(start, end, selected, released.pop(asyncio.current_task(), None))
+                transport = released.pop(asyncio.current_task(), None)
+                account(start, end, selected, call["sent"], transport)
 
         observe._timed = probed
 
-    def account(start: float, end: float, selected: float, transport: object) -> None:
+    def account(start: float, end: float, selected: float, sent: float, transport: object) -> None:
         seen = reads.get(transport)
         if seen is None or seen[2] < start:
             totals["unmatched"] += 1  # SQLite, or a call that read nothing (it failed early)
@@ -153,7 +162,10 @@ def _install(out: str) -> None:
         totals["calls"] += 1
         totals["wall"] += end - start
         totals["idle"] += idle_before
-        totals["busy"] += max(0.0, select_return - start - idle_before)
+        busy = max(0.0, select_return - start - idle_before)
+        own = min(busy, max(0.0, sent - start))  # the call's own first step: the query built and sent
+        totals["own"] += own
+        totals["busy"] += busy - own
         totals["queued"] += read_at - select_return
         totals["after"] += end - read_at
 
