@@ -199,14 +199,6 @@ class CompatProvider(BaseOpenAICompletionsProvider):
         )
         load_resources(self.async_client, "chat")
 
-
-def load_resources(client: Any, *names: str) -> None:
-    """Import the SDK's resource modules now, while the bot starts. The client imports them on first use:
-    `chat` is a quarter of a second of imports, which on the first question would hold the event loop,
-    and with it every turn, ack and store call in flight."""
-    for name in names:
-        getattr(client, name)  # a cached property: built once, here
-
     def _model_name(self, model_id: str) -> str:
         name = model_id.split("/", 1)[1] if "/" in model_id else model_id
         return name.removesuffix(":completions")
@@ -219,6 +211,14 @@ def load_resources(client: Any, *names: str) -> None:
         if f"openai/{name}" in OPENAI_KNOWN_MODELS:
             return feature_info_for_openai_model(name)
         return CompletionsModelFeatureInfo(json_object_support=True)
+
+
+def load_resources(client: Any, *names: str) -> None:
+    """Import the SDK's resource modules now, while the bot starts. The client imports them on first use:
+    `chat` is a quarter of a second of imports, which on the first question would hold the event loop,
+    and with it every turn, ack and store call in flight."""
+    for name in names:
+        getattr(client, name)  # a cached property: built once, here
 
 
 class BoundModel(llm.Model):
