@@ -7,6 +7,7 @@ event's retries land on either: the thread lock, de-duplication and leases all w
 
     python bench/replicas_bench.py --quick            # 120 questions, 30 threads, ~1 min per setup
     python bench/replicas_bench.py                    # 1,000 questions, 200 threads, 300 s per setup
+    python bench/replicas_bench.py --quick --probe    # also split each store call's time (loop_probe/)
 
 PostgreSQL comes from CODEBOT_TEST_POSTGRES (`source .ci/postgres.sh`); each setup gets a fresh schema.
 Prints per setup: answered, duplicates, lost, ack p50/p99, turn p50/p99, store calls per turn (and
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import re
@@ -29,7 +31,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
@@ -74,6 +76,7 @@ class Figures:
     store_p99_ms: float
     top_calls: str
     wall_s: float
+    probe: str = ""  # with --probe: where the store calls' time went (bench/loop_probe)
 
 
 async def drive(args: argparse.Namespace, bots: list[BotProcess], slack: FakeSlack, run: lb.Run) -> float:
@@ -212,17 +215,19 @@ async def one_setup(args: argparse.Namespace, kind: str, replicas: int, llm_url:
                     cwd = tmp / f"r{i}"
                     cwd.mkdir()
                     ports.append(free_port())
-                    env = bot_environ(
+                    env = probe_environ(args, tmp / f"probe-r{i}", bot_environ(
                         cwd, slack.base_url, llm_url, CODEBOT_DB=db, CODEBOT_HTTP_PORT=str(ports[-1]),
                         CODEBOT_LIMIT_USER_RUNS_PER_HOUR="1000",
                         CODEBOT_LIMIT_WORKSPACE_RUNS_PER_DAY="100000",
                         CODEBOT_LIMIT_CONCURRENCY="32", CODEBOT_SHUTDOWN_GRACE_S="30",
-                    )  # fmt: skip
+                    ))  # fmt: skip
                     bots.append(await start_bot(env, cwd, timeout_s=60))
                 t0 = time.monotonic()
                 run = lb.Run()
+                signal_probes(args, bots, signal.SIGUSR1)  # count from here: startup left out
                 await drive(args, bots, slack, run)
                 wall = time.monotonic() - t0
+                signal_probes(args, bots, signal.SIGUSR2)
                 async with aiohttp.ClientSession() as http:
                     samples = [s for port in ports for s in await scrape(http, port)]
             finally:
@@ -231,7 +236,59 @@ async def one_setup(args: argparse.Namespace, kind: str, replicas: int, llm_url:
                         bot.proc.send_signal(signal.SIGTERM)
                 for bot in bots:
                     await bot.wait(60)
-            return figures(setup, run, slack, samples, wall)
+            row = figures(setup, run, slack, samples, wall)
+            return replace(row, probe=probe_summary(tmp)) if args.probe else row
+
+
+def probe_environ(args: argparse.Namespace, out: Path, env: dict[str, str]) -> dict[str, str]:
+    """With --probe, a bot that loads bench/loop_probe and writes its figures next to `out`."""
+    if not args.probe:
+        return env
+    return {
+        **env,
+        "PYTHONPATH": f"{ROOT / 'bench' / 'loop_probe'}:{env['PYTHONPATH']}",
+        "BENCH_LOOP_PROBE": str(out),
+    }
+
+
+def signal_probes(args: argparse.Namespace, bots: list[BotProcess], sig: signal.Signals) -> None:
+    """With --probe: SIGUSR1 starts the probes' counts afresh, SIGUSR2 has them written."""
+    if args.probe:
+        for bot in bots:
+            bot.proc.send_signal(sig)
+
+
+def probe_summary(tmp: Path) -> str:
+    """The store calls' time split by bench/loop_probe, summed over the replicas, in ms per call."""
+    keys = ("calls", "wall", "own", "idle", "busy", "queued", "after", "run_s", "loop_busy_s")
+    total = dict.fromkeys(keys, 0.0)
+    slowest: list[tuple[float, str]] = []
+    for path in tmp.glob("probe-r*.json"):
+        got = json.loads(path.read_text())
+        for key in keys:
+            total[key] += got[key]
+        slowest += [tuple(x) for x in got["slowest_callbacks"]]
+    n = total["calls"]
+    if not n:
+        return "no PostgreSQL store call matched (SQLite has no reply to find)"
+    ms = {key: total[key] * 1000 / n for key in ("wall", "own", "idle", "busy", "queued", "after")}
+    lag = ms["queued"] + ms["after"]  # surely loop lag; the other callbacks before the read may be too
+    most = lag + ms["busy"]
+    return (
+        f"{n:.0f} calls, {ms['wall']:.2f} ms each = {ms['own']:.2f} its own send "
+        f"+ {ms['idle']:.2f} idle in select + {ms['busy']:.2f} other callbacks, then the reply read: "
+        f"{ms['queued']:.2f} queued + {ms['after']:.2f} until the call returns; loop lag {lag:.2f} ms "
+        f"for certain ({lag / ms['wall']:.0%}), at most {most:.2f} ({most / ms['wall']:.0%})\n"
+        f"  loop busy {total['loop_busy_s'] / max(total['run_s'], 1e-9):.0%} of the run; longest callbacks: "
+        + "; ".join(f"{ms:g} ms ({at})" for ms, at in sorted(slowest, reverse=True)[:3])
+    )
+
+
+def chosen_setups(spec: str | None) -> tuple[tuple[str, int], ...]:
+    """`--setups postgres:1,postgres:2`: the setups to run, in that order (all three by default)."""
+    if not spec:
+        return SETUPS
+    return tuple((kind, int(n or 1)) for kind, _, n in (part.partition(":") for part in spec.split(",")))
 
 
 def print_table(rows: list[Figures]) -> None:
@@ -257,13 +314,16 @@ def print_table(rows: list[Figures]) -> None:
     print("\n".join(out))
     for r in rows:
         print(f"{r.setup}: store calls per turn by operation (mean latency): {r.top_calls}")
+    for r in rows:
+        if r.probe:
+            print(f"{r.setup}: store call time (loop probe): {r.probe}")
 
 
 async def main(args: argparse.Namespace) -> None:
     llm_proc, llm_url = await lb.start_llm(args)
     rows = []
     try:
-        for kind, replicas in SETUPS:
+        for kind, replicas in chosen_setups(args.setups):
             rows.append(await one_setup(args, kind, replicas, llm_url))
             print(f"done: {rows[-1].setup}", file=sys.stderr, flush=True)
     finally:
@@ -281,6 +341,8 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     p = lb.load_options(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     p.add_argument("--quick", action="store_true", help="120 questions, 30 threads, 40 s per setup")
+    p.add_argument("--probe", action="store_true", help="split each store call's time (bench/loop_probe)")
+    p.add_argument("--setups", help="only these, e.g. postgres:1,postgres:2 (default: all three)")
     parsed = p.parse_args()
     if parsed.quick:
         parsed.questions, parsed.threads, parsed.seconds, parsed.drain = 120, 30, 40, 60

@@ -197,6 +197,7 @@ class CompatProvider(BaseOpenAICompletionsProvider):
         self.async_client = LeanAsyncOpenAI(
             api_key=key, base_url=base_url, timeout=timeout_s, max_retries=0, http_client=http
         )
+        load_resources(self.async_client, "chat")
 
     def _model_name(self, model_id: str) -> str:
         name = model_id.split("/", 1)[1] if "/" in model_id else model_id
@@ -210,6 +211,14 @@ class CompatProvider(BaseOpenAICompletionsProvider):
         if f"openai/{name}" in OPENAI_KNOWN_MODELS:
             return feature_info_for_openai_model(name)
         return CompletionsModelFeatureInfo(json_object_support=True)
+
+
+def load_resources(client: Any, *names: str) -> None:
+    """Import the SDK's resource modules now, while the bot starts. The client imports them on first use:
+    `chat` is a quarter of a second of imports, which on the first question would hold the event loop,
+    and with it every turn, ack and store call in flight."""
+    for name in names:
+        getattr(client, name)  # a cached property: built once, here
 
 
 class BoundModel(llm.Model):
@@ -238,6 +247,8 @@ def _openai_provider(key: str, timeout_s: float) -> OpenAIProvider:
         sub.async_client = sub.async_client.with_options(
             timeout=timeout_s, max_retries=0, http_client=async_http(timeout_s)
         )
+    load_resources(provider._completions_provider.async_client, "chat")
+    load_resources(provider._responses_provider.async_client, "responses")
     provider.client = provider._completions_provider.client
     return provider
 
