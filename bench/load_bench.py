@@ -69,10 +69,14 @@ def final_kind(call: Call) -> str | None:
     """'answer', 'notice' (an error the user can act on), or None for status/progress/step posts."""
     if call.params.get("text") == ANSWER:
         return "answer"
+    return "notice" if first_block_text(call).startswith(FINAL_ICONS) else None
+
+
+def first_block_text(call: Call) -> str:
+    """The text of a post's first block (where a notice says what went wrong)."""
     blocks = call.params.get("blocks") or []
     first = blocks[0] if blocks else {}
-    text = (first.get("text") or {}).get("text", "") if isinstance(first, dict) else ""
-    return "notice" if text.startswith(FINAL_ICONS) else None
+    return str((first.get("text") or {}).get("text", "")) if isinstance(first, dict) else ""
 
 
 async def start_llm(args: argparse.Namespace) -> tuple[asyncio.subprocess.Process, str]:

@@ -77,6 +77,7 @@ class Figures:
     top_calls: str
     wall_s: float
     probe: str = ""  # with --probe: where the store calls' time went (bench/loop_probe)
+    notice_texts: tuple[str, ...] = ()  # the error notices' words (the first few), to tell their cause
 
 
 async def drive(args: argparse.Namespace, bots: list[BotProcess], slack: FakeSlack, run: lb.Run) -> float:
@@ -176,10 +177,14 @@ def quantile(cumulative: dict[float, float], q: float) -> float:
 def figures(setup: str, run: lb.Run, slack: FakeSlack, samples: list, wall_s: float) -> Figures:
     answered = notices = duplicates = lost = 0
     turn_s: list[float] = []
+    said: list[str] = []
     for root, times in run.sent.items():
         got = lb.finals(slack, root)
         answered += sum(1 for c in got[: len(times)] if lb.final_kind(c) == "answer")
         notices += sum(1 for c in got[: len(times)] if lb.final_kind(c) == "notice")
+        said += [
+            str(c.params.get("text", ""))[:160] for c in got[: len(times)] if lb.final_kind(c) == "notice"
+        ]
         duplicates += max(0, len(got) - len(times))
         lost += max(0, len(times) - len(got))
         turn_s += [c.at - t for c, t in zip(got, times, strict=False)]
@@ -189,6 +194,7 @@ def figures(setup: str, run: lb.Run, slack: FakeSlack, samples: list, wall_s: fl
         setup, answered, notices, duplicates, lost,
         (lb.pct(acks, 50), lb.pct(acks, 99)), (lb.pct(turn_s, 50), lb.pct(turn_s, 99)),
         st.calls, st.gate_calls, st.ms_mean, st.ms_p50, st.call_p99_ms, st.top, wall_s,
+        notice_texts=tuple(said[:3]),
     )  # fmt: skip
 
 
@@ -314,6 +320,9 @@ def print_table(rows: list[Figures]) -> None:
     print("\n".join(out))
     for r in rows:
         print(f"{r.setup}: store calls per turn by operation (mean latency): {r.top_calls}")
+    for r in rows:
+        for text in r.notice_texts:
+            print(f"{r.setup}: error notice: {text}")
     for r in rows:
         if r.probe:
             print(f"{r.setup}: store call time (loop probe): {r.probe}")
