@@ -449,6 +449,31 @@ _BEGIN_TURN_POSTGRES = (
                 oldest := LEAST(COALESCE(oldest, p_now), p_now);
             END IF;
         END $$""",
+    # A new ticket's place in one pass: every live ticket of the workspace is older, so its position is
+    # the number waiting plus one, and it runs at once if that is within the free slots (4 statements
+    # instead of codebot_gate_poll's 7; the same answer).
+    """CREATE OR REPLACE FUNCTION codebot_gate_enter(
+            p_platform TEXT, p_workspace TEXT, p_owner TEXT, p_cap INTEGER,
+            p_now DOUBLE PRECISION, p_lease DOUBLE PRECISION, OUT ticket BIGINT, OUT place INTEGER)
+        LANGUAGE plpgsql VOLATILE AS $$
+        DECLARE
+            v_running INTEGER;
+        BEGIN
+            PERFORM pg_advisory_xact_lock(
+                hashtextextended('codebot.gate:' || p_platform || ':' || p_workspace, 0));
+            DELETE FROM gate_tickets
+                WHERE platform = p_platform AND workspace = p_workspace AND lease_until <= p_now;
+            SELECT count(*) FILTER (WHERE state = 'running'), count(*) FILTER (WHERE state = 'waiting') + 1
+                INTO v_running, place
+                FROM gate_tickets WHERE platform = p_platform AND workspace = p_workspace;
+            IF place <= p_cap - v_running THEN
+                place := 0;
+            END IF;
+            INSERT INTO gate_tickets (platform, workspace, owner, state, lease_until)
+                VALUES (p_platform, p_workspace, p_owner,
+                        CASE WHEN place = 0 THEN 'running' ELSE 'waiting' END, p_now + p_lease)
+                RETURNING id INTO ticket;
+        END $$""",
     """CREATE TYPE codebot_file_head AS (
         name TEXT, size BIGINT, sha256 TEXT, origin TEXT, created_at DOUBLE PRECISION,
         updated_at DOUBLE PRECISION, preview TEXT)""",
