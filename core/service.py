@@ -75,12 +75,9 @@ class Codebot:
             try:
                 begun = await self._turns.begin(incoming)  # claim, admission and start: one store call
             except StoreError as exc:
-                log.error("cannot take %s: %s", incoming.event_id, exc)
-                await sink.post(NoticeReply("error", f"Storage problem: {exc}"))
-                return Submitted(False, "store-error")
+                return await _storage_problem(incoming, sink, exc)
             if begun.duplicate:
-                log.info("duplicate event %s ignored", incoming.event_id)
-                return Submitted(False, "duplicate")
+                return _duplicate(incoming)
             task = self._turns.launch(incoming, sink, fetcher, begun)  # posts a refusal's notice itself
             self._tasks[task] = (incoming, sink)
             task.add_done_callback(self._finished)
@@ -99,12 +96,9 @@ class Codebot:
                 incoming.key.platform, incoming.event_id, self._clock(), self._settings.event_ttl_s
             )
         except StoreError as exc:
-            log.error("cannot de-duplicate %s: %s", incoming.event_id, exc)
-            await sink.post(NoticeReply("error", f"Storage problem: {exc}"))
-            return Submitted(False, "store-error")
+            return await _storage_problem(incoming, sink, exc)
         if not fresh:
-            log.info("duplicate event %s ignored", incoming.event_id)
-            return Submitted(False, "duplicate")
+            return _duplicate(incoming)
         await sink.post(notice)
         return Submitted(False, reason)
 
@@ -215,3 +209,15 @@ class Codebot:
 
 def _with_author(req: CommandRequest, author: Author) -> CommandRequest:
     return dataclasses.replace(req, author=author)
+
+
+async def _storage_problem(incoming: Incoming, sink: ReplySink, exc: StoreError) -> Submitted:
+    """The question's first store call failed: say so in the thread; nothing was taken."""
+    log.error("cannot take %s: %s", incoming.event_id, exc)
+    await sink.post(NoticeReply("error", f"Storage problem: {exc}"))
+    return Submitted(False, "store-error")
+
+
+def _duplicate(incoming: Incoming) -> Submitted:
+    log.info("duplicate event %s ignored", incoming.event_id)
+    return Submitted(False, "duplicate")

@@ -104,23 +104,22 @@ async def usage(
     return UsageTotals(int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]))
 
 
+# The id of the workspace's newest limit change (0 before any): what LimitValues.version holds.
+_VERSION = "SELECT COALESCE(MAX(id), 0) AS version FROM limit_changes WHERE platform = ? AND workspace = ?"
+
+
 async def limits_version(db: aiosqlite.Connection, ws: Workspace) -> int:
-    """The id of the workspace's newest limit change (0 before any): what LimitValues.version holds."""
-    rows = await db.execute_fetchall(
-        "SELECT COALESCE(MAX(id), 0) FROM limit_changes WHERE platform = ? AND workspace = ?",
-        (ws.platform, ws.id),
-    )
+    """The workspace's limits version (LimitValues.version)."""
+    rows = await db.execute_fetchall(_VERSION, (ws.platform, ws.id))
     return int(next(iter(rows))[0])
 
 
 async def limits(db: aiosqlite.Connection, ws: Workspace) -> LimitValues:
     """Return the values set for a workspace, by limit name, and their version, in one statement."""
     rows = await db.execute_fetchall(
-        """SELECT v.version, l.name, l.value
-           FROM (SELECT COALESCE(MAX(id), 0) AS version FROM limit_changes
-                 WHERE platform = ? AND workspace = ?) AS v
-           LEFT JOIN limits AS l ON l.platform = ? AND l.workspace = ?
-           ORDER BY l.name""",
+        f"""SELECT v.version, l.name, l.value
+            FROM ({_VERSION}) AS v LEFT JOIN limits AS l ON l.platform = ? AND l.workspace = ?
+            ORDER BY l.name""",
         (ws.platform, ws.id, ws.platform, ws.id),
     )
     rows = list(rows)
